@@ -1,0 +1,272 @@
+//! The event wire format: CloudEvents 1.0 in JSON (DESIGN §2), and its envelope checks.
+//!
+//! The same checks run in the SDK before an event is queued and in the server before it is
+//! stored, so both sides reject the same events with the same code and JSON pointer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::ValidationError;
+
+/// The only CloudEvents version meterline speaks.
+pub const SPEC_VERSION: &str = "1.0";
+/// Longest accepted `id` (characters).
+pub const MAX_ID_LEN: usize = 256;
+/// Longest accepted `source`, `type` and `subject` (characters).
+pub const MAX_ATTRIBUTE_LEN: usize = 256;
+/// Largest accepted event, serialized as JSON (bytes).
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// The only `datacontenttype` accepted (it may also be left out).
+pub const DATA_CONTENT_TYPE: &str = "application/json";
+
+/// One usage event, as sent on the wire and as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Always `"1.0"`.
+    pub specversion: String,
+    /// Idempotency key: the server stores `(project, source, id)` once.
+    pub id: String,
+    /// The sending application.
+    pub source: String,
+    /// The event type, which is also the meter key.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The customer being metered.
+    pub subject: String,
+    /// When it happened, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// `application/json` when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacontenttype: Option<String>,
+    /// The payload: a JSON object, validated against the type's schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Map<String, Value>>,
+}
+
+impl Event {
+    /// Builds an event with `specversion` and `datacontenttype` filled in.
+    pub fn new(
+        id: impl Into<String>,
+        source: impl Into<String>,
+        event_type: impl Into<String>,
+        subject: impl Into<String>,
+        time: Option<String>,
+        data: Map<String, Value>,
+    ) -> Self {
+        Event {
+            specversion: SPEC_VERSION.to_owned(),
+            id: id.into(),
+            source: source.into(),
+            event_type: event_type.into(),
+            subject: subject.into(),
+            time,
+            datacontenttype: Some(DATA_CONTENT_TYPE.to_owned()),
+            data: Some(data),
+        }
+    }
+
+    /// Parses and checks one event received as JSON (any field order, unknown extension
+    /// attributes ignored). Errors name the offending field as a JSON pointer.
+    pub fn from_value(value: Value) -> Result<Event, ValidationError> {
+        let Value::Object(mut obj) = value else {
+            return Err(ValidationError::invalid_event(
+                "",
+                format!("an event must be a JSON object, got {}", kind_of(&value)),
+            ));
+        };
+        let event = Event {
+            specversion: take_string(&mut obj, "specversion")?,
+            id: take_string(&mut obj, "id")?,
+            source: take_string(&mut obj, "source")?,
+            event_type: take_string(&mut obj, "type")?,
+            subject: take_string(&mut obj, "subject")?,
+            time: take_optional_string(&mut obj, "time")?,
+            datacontenttype: take_optional_string(&mut obj, "datacontenttype")?,
+            data: match obj.remove("data") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(map)) => Some(map),
+                Some(other) => {
+                    return Err(ValidationError::invalid_event(
+                        "/data",
+                        format!("`data` must be a JSON object, got {}", kind_of(&other)),
+                    ));
+                }
+            },
+        };
+        event.check_envelope()?;
+        Ok(event)
+    }
+
+    /// Parses one event from JSON text; see [`Event::from_value`].
+    pub fn from_json(text: &str) -> Result<Event, ValidationError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ValidationError::invalid_event("", format!("invalid JSON: {e}")))?;
+        Event::from_value(value)
+    }
+
+    /// Checks the envelope rules of DESIGN §2 (everything except the data schema).
+    pub fn check_envelope(&self) -> Result<(), ValidationError> {
+        if self.specversion != SPEC_VERSION {
+            return Err(ValidationError::invalid_event(
+                "/specversion",
+                format!("`specversion` must be \"{SPEC_VERSION}\", got {:?}", truncate(&self.specversion)),
+            ));
+        }
+        check_attribute("/id", "id", &self.id, MAX_ID_LEN)?;
+        check_attribute("/source", "source", &self.source, MAX_ATTRIBUTE_LEN)?;
+        check_attribute("/type", "type", &self.event_type, MAX_ATTRIBUTE_LEN)?;
+        check_attribute("/subject", "subject", &self.subject, MAX_ATTRIBUTE_LEN)?;
+        if let Some(time) = &self.time {
+            chrono::DateTime::parse_from_rfc3339(time).map_err(|e| {
+                ValidationError::invalid_event(
+                    "/time",
+                    format!("`time` must be an RFC 3339 timestamp ({e}), got {:?}", truncate(time)),
+                )
+            })?;
+        }
+        if let Some(ct) = &self.datacontenttype
+            && !ct.eq_ignore_ascii_case(DATA_CONTENT_TYPE)
+        {
+            return Err(ValidationError::invalid_event(
+                "/datacontenttype",
+                format!("`datacontenttype` must be \"{DATA_CONTENT_TYPE}\", got {:?}", truncate(ct)),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Serializes the event as compact JSON, refusing events over [`MAX_EVENT_BYTES`].
+    pub fn to_json_bytes(&self) -> Result<Vec<u8>, ValidationError> {
+        let bytes = serde_json::to_vec(self)
+            .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?;
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(ValidationError::too_large(bytes.len(), MAX_EVENT_BYTES));
+        }
+        Ok(bytes)
+    }
+}
+
+fn check_attribute(path: &str, name: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.is_empty() {
+        return Err(ValidationError::invalid_event(path, format!("`{name}` must not be empty")));
+    }
+    let len = value.chars().count();
+    if len > max {
+        return Err(ValidationError::invalid_event(
+            path,
+            format!("`{name}` is {len} characters long; at most {max} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+fn take_string(obj: &mut Map<String, Value>, name: &'static str) -> Result<String, ValidationError> {
+    match obj.remove(name) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(ValidationError::invalid_event(
+            format!("/{name}"),
+            format!("required attribute `{name}` is missing"),
+        )),
+        Some(other) => Err(ValidationError::invalid_event(
+            format!("/{name}"),
+            format!("`{name}` must be a string, got {}", kind_of(&other)),
+        )),
+    }
+}
+
+fn take_optional_string(obj: &mut Map<String, Value>, name: &'static str) -> Result<Option<String>, ValidationError> {
+    match obj.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ValidationError::invalid_event(
+            format!("/{name}"),
+            format!("`{name}` must be a string, got {}", kind_of(&other)),
+        )),
+    }
+}
+
+/// A JSON value's kind, for error messages (`"a number"`, `"an array"` …).
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Shortens user input quoted in error messages so an error never echoes megabytes.
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn valid() -> Value {
+        json!({"specversion":"1.0","id":"e1","source":"api","type":"api.call","subject":"c1",
+               "time":"2026-11-24T10:00:00.123Z","data":{"tokens":3}})
+    }
+
+    #[test]
+    fn parses_a_valid_event_and_round_trips() {
+        let e = Event::from_value(valid()).unwrap();
+        assert_eq!(e.event_type, "api.call");
+        let back: Value = serde_json::from_slice(&e.to_json_bytes().unwrap()).unwrap();
+        assert_eq!(back, valid());
+    }
+
+    #[test]
+    fn names_the_offending_field() {
+        let cases = [
+            (json!({"specversion":"0.3"}), "/specversion"),
+            (json!({"id":""}), "/id"),
+            (json!({"id":"x".repeat(257)}), "/id"),
+            (json!({"id":7}), "/id"),
+            (json!({"subject":null}), "/subject"),
+            (json!({"time":"yesterday"}), "/time"),
+            (json!({"data":[1,2]}), "/data"),
+            (json!({"datacontenttype":"text/plain"}), "/datacontenttype"),
+        ];
+        for (patch, path) in cases {
+            let mut v = valid();
+            for (k, val) in patch.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            let err = Event::from_value(v).unwrap_err();
+            assert_eq!(err.path, path, "{err}");
+            assert_eq!(err.code, "invalid_event");
+        }
+    }
+
+    #[test]
+    fn rejects_non_objects_and_bad_json() {
+        assert_eq!(Event::from_value(json!([1])).unwrap_err().path, "");
+        assert!(Event::from_json("{").unwrap_err().message.contains("invalid JSON"));
+    }
+
+    #[test]
+    fn refuses_oversized_events() {
+        let mut data = Map::new();
+        data.insert("blob".into(), Value::String("x".repeat(MAX_EVENT_BYTES)));
+        let e = Event::new("1", "s", "t", "c", None, data);
+        assert_eq!(e.to_json_bytes().unwrap_err().code, "event_too_large");
+    }
+
+    #[test]
+    fn error_messages_do_not_echo_huge_input() {
+        let mut v = valid();
+        v["time"] = Value::String("z".repeat(10_000));
+        let err = Event::from_value(v).unwrap_err();
+        assert!(err.message.len() < 300, "{}", err.message.len());
+    }
+}

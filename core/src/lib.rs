@@ -1,0 +1,39 @@
+//! meterline's core: the wire types, validation, batching, retry policy and — with the
+//! `native` feature — the [`Client`] that sends usage events to a meterline server.
+//!
+//! The modules outside `runtime` do no I/O: they take inputs (and the time) and return
+//! decisions, so they build for `wasm32-unknown-unknown` and the shared conformance vectors
+//! in `tests/vectors/` can test them directly.
+//!
+//! ```no_run
+//! # #[cfg(feature = "native")] {
+//! use meterline_core::{Client, Config};
+//! use serde_json::json;
+//!
+//! let client = Client::new(Config::new("ml_sk_abc_0123456789abcdef0123", "http://127.0.0.1:8080"))?;
+//! client.track("api.call", "customer-42", json!({"tokens": 1234}), None, None)?;
+//! client.shutdown(std::time::Duration::from_secs(5))?;
+//! # }
+//! # Ok::<(), meterline_core::Error>(())
+//! ```
+
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod key;
+pub mod queue;
+pub mod retry;
+pub mod schema;
+pub mod stats;
+pub mod wire;
+
+#[cfg(feature = "native")]
+pub mod runtime;
+
+pub use config::{Config, OverflowPolicy};
+pub use error::{Error, Result, ValidationError};
+pub use event::Event;
+#[cfg(feature = "native")]
+pub use runtime::native::Client;
+pub use stats::Stats;

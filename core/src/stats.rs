@@ -1,0 +1,32 @@
+//! Counters a client reports through `stats()` (DESIGN §7).
+
+use serde::Serialize;
+
+/// A snapshot of a client's counters since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Events accepted by `track()` (validated and queued).
+    pub enqueued: u64,
+    /// Events the server stored for the first time.
+    pub sent: u64,
+    /// Events the server already had (a retry of a stored event, or a resent id).
+    pub duplicates: u64,
+    /// Events the server rejected (reported through the error callback; not retried).
+    pub rejected: u64,
+    /// Events dropped by the overflow policy, or given up after permanent send failures.
+    pub dropped: u64,
+    /// Batch requests retried.
+    pub retried: u64,
+    /// Batches sent successfully.
+    pub batches: u64,
+    /// Events waiting in memory (including those in flight).
+    pub queue_length: u64,
+    /// Events waiting in the disk spool.
+    pub spool_length: u64,
+    /// Entitlement cache hits.
+    pub cache_hits: u64,
+    /// Entitlement cache misses.
+    pub cache_misses: u64,
+    /// Whether the realtime stream is connected.
+    pub stream_connected: bool,
+}
