@@ -120,6 +120,10 @@ pub enum Error {
         message: String,
     },
 
+    /// The server refused one event of a batch (the rest was stored); not retried.
+    #[error("event {} rejected by the server: {} at {}: {}", .0.id.as_deref().unwrap_or("?"), .0.code, .0.path, .0.message)]
+    Rejected(crate::wire::Rejection),
+
     /// A body could not be encoded, decoded or decompressed.
     #[error("{code}: {message}")]
     Codec {
@@ -144,6 +148,7 @@ impl Error {
             Error::Network(_) => "network_error",
             Error::Http { code, .. } => code,
             Error::Codec { code, .. } => code,
+            Error::Rejected(r) => &r.code,
         }
     }
 

@@ -13,8 +13,9 @@ pub enum Push {
     Queued,
     /// Queued, and the oldest event was evicted to make room (`drop_oldest`).
     Evicted,
-    /// Not queued: the queue is full (`drop_newest`, or `block` — the caller may wait).
-    Full,
+    /// Not queued: the queue is full (`drop_newest`, or `block` — the caller may wait and
+    /// try again with the event handed back here).
+    Full(Box<[u8]>),
 }
 
 /// When a batch is due.
@@ -53,7 +54,7 @@ impl EventQueue {
         let mut outcome = Push::Queued;
         if self.items.len() >= self.capacity {
             match self.policy {
-                OverflowPolicy::DropNewest | OverflowPolicy::Block => return Push::Full,
+                OverflowPolicy::DropNewest | OverflowPolicy::Block => return Push::Full(event),
                 OverflowPolicy::DropOldest => {
                     if let Some(old) = self.items.pop_front() {
                         self.bytes -= old.len();
@@ -67,13 +68,12 @@ impl EventQueue {
         outcome
     }
 
-    /// Puts a batch back at the front (in order), e.g. when shutdown interrupts its sending.
-    /// May exceed the capacity: events already accepted are never dropped here.
-    pub fn requeue_front(&mut self, events: Vec<Box<[u8]>>) {
-        for ev in events.into_iter().rev() {
-            self.bytes += ev.len();
-            self.items.push_front(ev);
-        }
+    /// Drops every queued event (shutdown gave up on them); returns how many.
+    pub fn clear(&mut self) -> usize {
+        let n = self.items.len();
+        self.items.clear();
+        self.bytes = 0;
+        n
     }
 
     /// Queued events.
@@ -142,7 +142,7 @@ mod tests {
         let mut q = EventQueue::new(2, OverflowPolicy::DropNewest);
         assert_eq!(q.push(ev(1)), Push::Queued);
         assert_eq!(q.push(ev(2)), Push::Queued);
-        assert_eq!(q.push(ev(3)), Push::Full);
+        assert_eq!(q.push(ev(3)), Push::Full(ev(3)));
         assert_eq!(q.bytes(), 3);
 
         let mut q = EventQueue::new(2, OverflowPolicy::DropOldest);
@@ -154,7 +154,7 @@ mod tests {
 
         let mut q = EventQueue::new(1, OverflowPolicy::Block);
         q.push(ev(1));
-        assert_eq!(q.push(ev(1)), Push::Full);
+        assert_eq!(q.push(ev(1)), Push::Full(ev(1)));
     }
 
     #[test]
@@ -184,11 +184,11 @@ mod tests {
     }
 
     #[test]
-    fn requeue_keeps_order() {
+    fn clear_empties() {
         let mut q = EventQueue::new(10, OverflowPolicy::DropNewest);
         q.push(ev(3));
-        q.requeue_front(vec![ev(1), ev(2)]);
-        let sizes: Vec<usize> = q.take_batch(&RULES).iter().map(|e| e.len()).collect();
-        assert_eq!(sizes, [1, 2, 3]);
+        q.push(ev(4));
+        assert_eq!(q.clear(), 2);
+        assert_eq!((q.len(), q.bytes()), (0, 0));
     }
 }

@@ -1,0 +1,20 @@
+# meterline — `make help` lists the targets. Each is a one-liner over scripts/.
+.PHONY: help demo test lint bench fuzz wasm
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+demo: ## start the server on embedded SQLite and run the quick start against it
+	@scripts/demo.sh
+
+test: ## run every test (Rust, wasm32 build, bindings); installs what it needs
+	@scripts/test.sh
+
+lint: ## rustfmt, clippy -D warnings, and the bindings' formatters
+	@scripts/lint.sh
+
+bench: ## criterion benches and the server ingest bench; figures go to bench/RESULTS.md
+	@scripts/bench.sh
+
+wasm: ## build the core's I/O-free half for wasm32-unknown-unknown
+	@scripts/check-wasm.sh

@@ -1,0 +1,54 @@
+//! `track()` cost per event, including validation of a typical 5-field event against its
+//! JSON Schema, serialization and queueing (no network: the flush interval is an hour and
+//! the queue is drained between samples).
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use meterline_core::{Client, Config, OverflowPolicy};
+use serde_json::json;
+
+fn client() -> Client {
+    let mut config = Config::new("ml_sk_bench_0123456789abcdef0123", "http://127.0.0.1:9");
+    config.fetch_schemas = false;
+    config.flush_interval = Duration::from_secs(3600);
+    config.flush_at = 10_000;
+    config.max_queue_size = 50_000_000;
+    config.overflow = OverflowPolicy::DropOldest;
+    config.schemas = vec![(
+        "api.request".into(),
+        json!({"type":"object","required":["tokens","model"],"properties":{
+            "tokens":{"type":"integer","minimum":0},"model":{"type":"string"},
+            "region":{"type":"string"},"latency_ms":{"type":"number"},"cached":{"type":"boolean"}}}),
+    )];
+    Client::new(config).unwrap()
+}
+
+fn track(c: &mut Criterion) {
+    let client = client();
+    let mut group = c.benchmark_group("track");
+    group.bench_function("5-field event, schema-validated", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let data = json!({"tokens": i, "model": "m-large", "region": "eu-west-1", "latency_ms": 12.5, "cached": false});
+            client.track("api.request", "customer-42", data, None, None).unwrap()
+        })
+    });
+    group.bench_function("5-field event, caller-supplied id and time", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let data = json!({"tokens": i, "model": "m-large", "region": "eu-west-1", "latency_ms": 12.5, "cached": false});
+            client
+                .track("api.request", "customer-42", data, Some(format!("evt-{i}")), Some("2026-11-24T10:00:00.123Z".into()))
+                .unwrap()
+        })
+    });
+    group.finish();
+    let _ = client.shutdown(Duration::from_millis(1));
+}
+
+criterion_group!(benches, track);
+criterion_main!(benches);

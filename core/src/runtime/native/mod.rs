@@ -1,0 +1,304 @@
+//! The native runtime: [`Client`], backed by one background thread running a small tokio
+//! runtime (reqwest for HTTP). `track()` never touches the network: it validates, serializes
+//! and queues, and the background sender batches and delivers.
+
+mod pipeline;
+mod schemas;
+mod sender;
+
+use std::{
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use self::pipeline::Pipeline;
+use crate::{
+    config::{Config, OverflowPolicy},
+    error::{Error, ValidationError},
+    event::{Event, kind_of},
+    key::ApiKey,
+    queue::{BatchRules, Push},
+    schema::SchemaRegistry,
+    stats::Stats,
+};
+
+/// A callback receiving errors that happen in the background (rejected events, batches
+/// given up on, schema refresh failures). It runs on the client's worker thread; a panic in
+/// it is caught and logged.
+pub type ErrorCallback = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// Functions the client calls from the background.
+#[derive(Clone, Default)]
+pub struct Callbacks {
+    /// See [`ErrorCallback`].
+    pub on_error: Option<ErrorCallback>,
+}
+
+impl std::fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callbacks").field("on_error", &self.on_error.is_some()).finish()
+    }
+}
+
+/// State shared by the client handles and the worker thread.
+pub(crate) struct Shared {
+    config: Config,
+    key: ApiKey,
+    http: reqwest::Client,
+    ingest_url: String,
+    schemas: RwLock<SchemaRegistry>,
+    pipeline: Pipeline,
+    callbacks: Callbacks,
+    closed: AtomicBool,
+}
+
+/// Sends usage events to a meterline server. Cheap to clone; all clones share one queue.
+///
+/// Dropping the last clone without calling [`Client::shutdown`] flushes with a 5 s timeout.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+/// Owns the worker thread; its `Drop` is the last-handle shutdown.
+struct Lifecycle {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.shared.config.endpoint)
+            .field("key", &self.shared.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Grace period of the implicit shutdown when the last handle is dropped.
+const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Client {
+    /// Starts a client. Fails with `invalid_config` naming the option that is wrong.
+    pub fn new(config: Config) -> Result<Client, Error> {
+        Client::with_callbacks(config, Callbacks::default())
+    }
+
+    /// Starts a client that reports background errors to `callbacks`.
+    pub fn with_callbacks(config: Config, callbacks: Callbacks) -> Result<Client, Error> {
+        let key = config.validate()?;
+        let mut registry = SchemaRegistry::new(config.strict_types);
+        for (event_type, schema) in &config.schemas {
+            registry
+                .insert(event_type, schema)
+                .map_err(|e| Error::config("schemas", e.to_string()))?;
+        }
+        let http = build_http(&config, &key)?;
+        let rules = BatchRules {
+            flush_at: config.flush_at,
+            max_batch_bytes: config.max_batch_bytes,
+            flush_interval: config.flush_interval,
+        };
+        let shared = Arc::new(Shared {
+            ingest_url: format!("{}/v1/events", config.base_url()),
+            pipeline: Pipeline::new(rules, config.max_in_flight, config.max_queue_size, config.overflow),
+            schemas: RwLock::new(registry),
+            closed: AtomicBool::new(false),
+            http,
+            key,
+            config,
+            callbacks,
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("meterline-worker")
+            .build()
+            .map_err(|e| Error::config("runtime", format!("cannot start the I/O runtime: {e}")))?;
+        let worker_shared = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name("meterline-worker".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if worker_shared.config.fetch_schemas {
+                        tokio::spawn(schemas::refresh_loop(worker_shared.clone()));
+                    }
+                    sender::run(worker_shared).await;
+                });
+                // Dropping the runtime cancels what is left (the schema refresher, batches
+                // abandoned by an expired shutdown).
+                runtime.shutdown_timeout(Duration::from_millis(100));
+            })
+            .map_err(|e| Error::config("runtime", format!("cannot start the worker thread: {e}")))?;
+        let lifecycle = Arc::new(Lifecycle {
+            shared: shared.clone(),
+            worker: Mutex::new(Some(worker)),
+        });
+        Ok(Client { shared, lifecycle })
+    }
+
+    /// Validates an event and queues it for sending; never waits on the network.
+    ///
+    /// `data` must be a JSON object. `id` defaults to a new UUIDv7 and `time` to now (RFC
+    /// 3339, UTC). Returns the event id. Errors: a [`ValidationError`] naming the JSON pointer
+    /// and rule (the event is not queued), `queue_full` when the overflow policy refused it,
+    /// `client_closed` after shutdown.
+    pub fn track(&self, event_type: &str, subject: &str, data: Value, id: Option<String>, time: Option<String>) -> Result<String, Error> {
+        let Value::Object(data) = data else {
+            return Err(ValidationError::invalid_event("/data", format!("`data` must be a JSON object, got {}", kind_of(&data))).into());
+        };
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let time = time.unwrap_or_else(now_rfc3339);
+        let mut event = Event::new(id, self.shared.config.source.as_str(), event_type, subject, Some(time), data);
+        event.check_envelope()?;
+        let data = event.data.take().unwrap_or_default();
+        let (data, checked) = read_lock(&self.shared.schemas).validate_map(event_type, data);
+        checked?;
+        event.data = Some(data);
+        let bytes = event.to_json_bytes()?;
+        if bytes.len() + 2 > self.shared.config.max_batch_bytes {
+            return Err(ValidationError::too_large(bytes.len(), self.shared.config.max_batch_bytes - 2).into());
+        }
+        let block = match self.shared.config.overflow {
+            OverflowPolicy::Block => self.shared.config.block_timeout,
+            _ => Duration::ZERO,
+        };
+        match self.shared.pipeline.push(bytes.into_boxed_slice(), block) {
+            Push::Queued | Push::Evicted => Ok(event.id),
+            Push::Full(_) => Err(Error::QueueFull {
+                capacity: self.shared.config.max_queue_size,
+                policy: self.shared.config.overflow.as_str(),
+            }),
+        }
+    }
+
+    /// Sends everything queued so far and waits until the server has answered for it (or
+    /// it was given up on). Fails with `timeout` if that takes longer than `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        let target = self.shared.pipeline.request_flush();
+        if self.shared.pipeline.wait_settled(target, timeout) {
+            Ok(())
+        } else {
+            Err(Error::Timeout(timeout))
+        }
+    }
+
+    /// [`Client::flush`] for async callers (needs a tokio runtime with timers; never blocks
+    /// the executor).
+    pub async fn flush_async(&self, timeout: Duration) -> Result<(), Error> {
+        let target = self.shared.pipeline.request_flush();
+        if self.shared.pipeline.wait_settled_async(target, timeout).await {
+            Ok(())
+        } else {
+            Err(Error::Timeout(timeout))
+        }
+    }
+
+    /// Stops accepting events, delivers what is queued within `timeout`, and stops the
+    /// worker. Events still undelivered at the deadline are counted as dropped and the call
+    /// fails with `timeout`. Calling it again is harmless.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        self.lifecycle.shutdown(timeout)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.pipeline.snapshot()
+    }
+
+    /// Fetches the server's schemas now (normally done in the background at start and every
+    /// `schema_refresh_interval`). Blocking; do not call from inside an async task.
+    pub fn refresh_schemas(&self, timeout: Duration) -> Result<(), Error> {
+        let shared = self.shared.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Network(format!("cannot start a runtime: {e}")))?;
+        runtime.block_on(async move {
+            tokio::time::timeout(timeout, schemas::fetch(&shared, None))
+                .await
+                .map_err(|_| Error::Timeout(timeout))?
+                .map(|_| ())
+        })
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+}
+
+impl Lifecycle {
+    fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        let Some(worker) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(());
+        };
+        let pipeline = &self.shared.pipeline;
+        self.shared.closed.store(true, Ordering::Release);
+        let target = {
+            let mut state = pipeline.lock();
+            state.draining = true;
+            state.next_seq()
+        };
+        pipeline.wake_sender.notify_one();
+        let settled = pipeline.wait_settled(target, timeout);
+        if !settled {
+            let mut state = pipeline.lock();
+            state.abort = true;
+            let left = state.queue.clear() as u64;
+            state.head_seq += left;
+            drop(state);
+            pipeline::Counters::add(&pipeline.counters.dropped, left);
+            pipeline.wake_sender.notify_one();
+        }
+        if worker.join().is_err() {
+            tracing::error!("the meterline worker thread panicked");
+        }
+        if settled {
+            Ok(())
+        } else {
+            let stats = pipeline.snapshot();
+            tracing::warn!(dropped = stats.dropped, "shutdown timed out; undelivered events were dropped");
+            Err(Error::Timeout(timeout))
+        }
+    }
+}
+
+impl Drop for Lifecycle {
+    fn drop(&mut self) {
+        let _ = self.shutdown(DROP_FLUSH_TIMEOUT);
+    }
+}
+
+fn build_http(config: &Config, key: &ApiKey) -> Result<reqwest::Client, Error> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+        .map_err(|_| Error::config("api_key", "contains characters not allowed in a header"))?;
+    auth.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, auth);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .user_agent(concat!("meterline-rust/", env!("CARGO_PKG_VERSION")))
+        .timeout(config.request_timeout)
+        .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| Error::config("endpoint", format!("cannot build the HTTP client: {}", sender::describe(&e))))
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Now, RFC 3339 with milliseconds, UTC (`2026-11-24T10:00:00.123Z`).
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

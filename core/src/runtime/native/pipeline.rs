@@ -1,0 +1,225 @@
+//! The shared state between `track()` callers and the background sender: the queue, the
+//! sequence numbers that make `flush()` exact, and the counters behind `stats()`.
+//!
+//! Every accepted event gets a sequence number. Batches leave the queue in order; a batch in
+//! flight is remembered by its first sequence number. The *low watermark* — the smallest
+//! sequence number not yet settled (sent, duplicate, rejected or dropped) — is the front of
+//! the queue or the oldest batch in flight, whichever is smaller. `flush()` waits until the
+//! low watermark passes the sequence number that was next when it was called.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Condvar, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use crate::{
+    config::OverflowPolicy,
+    queue::{BatchRules, EventQueue, Push},
+    stats::Stats,
+};
+
+/// Queue plus bookkeeping, guarded by one mutex.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub queue: EventQueue,
+    /// Sequence number of the queue's front event.
+    pub head_seq: u64,
+    /// First sequence number → size, of each batch in flight.
+    pub in_flight: BTreeMap<u64, usize>,
+    /// Send immediately, whatever the batching rules say, until `head_seq` reaches this.
+    pub flush_target: u64,
+    /// Set by `shutdown()`: send everything, then stop.
+    pub draining: bool,
+    /// Set when shutdown's deadline passed: give up on what is left.
+    pub abort: bool,
+    pub last_dispatch: Instant,
+}
+
+impl State {
+    pub fn next_seq(&self) -> u64 {
+        self.head_seq + self.queue.len() as u64
+    }
+
+    pub fn low_watermark(&self) -> u64 {
+        self.in_flight.keys().next().copied().unwrap_or(self.head_seq).min(self.head_seq)
+    }
+}
+
+/// Monotonic counters; a snapshot becomes [`Stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub enqueued: AtomicU64,
+    pub sent: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub dropped: AtomicU64,
+    pub retried: AtomicU64,
+    pub batches: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The queue with its wake-ups: a condvar for blocking callers, a `Notify` for async ones
+/// and one for the sender task.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    pub rules: BatchRules,
+    pub max_in_flight: usize,
+    state: Mutex<State>,
+    progress: Condvar,
+    progress_async: tokio::sync::Notify,
+    pub wake_sender: tokio::sync::Notify,
+    pub counters: Counters,
+}
+
+impl Pipeline {
+    pub fn new(rules: BatchRules, max_in_flight: usize, capacity: usize, overflow: OverflowPolicy) -> Self {
+        Pipeline {
+            rules,
+            max_in_flight,
+            state: Mutex::new(State {
+                queue: EventQueue::new(capacity, overflow),
+                head_seq: 0,
+                in_flight: BTreeMap::new(),
+                flush_target: 0,
+                draining: false,
+                abort: false,
+                last_dispatch: Instant::now(),
+            }),
+            progress: Condvar::new(),
+            progress_async: tokio::sync::Notify::new(),
+            wake_sender: tokio::sync::Notify::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the queue half-updated (every update is
+        // a single push/pop), so a poisoned lock is still safe to use.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues one serialized event. Under `block` waits up to `block_timeout` for room.
+    pub fn push(&self, event: Box<[u8]>, block_timeout: Duration) -> Push {
+        let mut state = self.lock();
+        let mut outcome = state.queue.push(event);
+        if block_timeout > Duration::ZERO {
+            let deadline = Instant::now() + block_timeout;
+            while let Push::Full(event) = outcome {
+                let now = Instant::now();
+                if now >= deadline {
+                    outcome = Push::Full(event);
+                    break;
+                }
+                state = self
+                    .progress
+                    .wait_timeout(state, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                outcome = state.queue.push(event);
+            }
+        }
+        match outcome {
+            Push::Queued => {}
+            Push::Evicted => {
+                state.head_seq += 1;
+                Counters::add(&self.counters.dropped, 1);
+            }
+            Push::Full(_) => {
+                Counters::add(&self.counters.dropped, 1);
+                return outcome;
+            }
+        }
+        Counters::add(&self.counters.enqueued, 1);
+        let len = state.queue.len();
+        let due = len % self.rules.flush_at == 0 || state.queue.bytes() >= self.rules.max_batch_bytes;
+        drop(state);
+        if due {
+            self.wake_sender.notify_one();
+        }
+        outcome
+    }
+
+    /// Marks a batch settled and wakes everyone waiting on progress.
+    pub fn settle(&self, first_seq: u64) {
+        self.lock().in_flight.remove(&first_seq);
+        self.notify_progress();
+        self.wake_sender.notify_one();
+    }
+
+    pub fn notify_progress(&self) {
+        self.progress.notify_all();
+        self.progress_async.notify_waiters();
+    }
+
+    /// Asks for everything queued now to be sent; returns the sequence number to wait for.
+    pub fn request_flush(&self) -> u64 {
+        let mut state = self.lock();
+        let target = state.next_seq();
+        state.flush_target = state.flush_target.max(target);
+        drop(state);
+        self.wake_sender.notify_one();
+        target
+    }
+
+    /// Blocks until every event before `target` is settled, or the timeout passes.
+    pub fn wait_settled(&self, target: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        while state.low_watermark() < target {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self
+                .progress
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Async form of [`Pipeline::wait_settled`]; never blocks the caller's executor.
+    pub async fn wait_settled_async(&self, target: u64, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.progress_async.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.lock().low_watermark() >= target {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        let c = &self.counters;
+        let state = self.lock();
+        let in_flight: usize = state.in_flight.values().sum();
+        let queue_length = (state.queue.len() + in_flight) as u64;
+        drop(state);
+        Stats {
+            enqueued: c.enqueued.load(Ordering::Relaxed),
+            sent: c.sent.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            queue_length,
+            ..Stats::default()
+        }
+    }
+}

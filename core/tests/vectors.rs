@@ -1,0 +1,140 @@
+//! Runs the shared conformance vectors (`tests/vectors/*.json`) through the core's public API.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::{
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
+
+use meterline_core::{
+    Event,
+    retry::{Outcome, RetryDecision, RetryPolicy},
+    schema::SchemaRegistry,
+};
+use serde_json::Value;
+
+fn vector(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn registry(doc: &Value, strict: bool) -> SchemaRegistry {
+    let mut r = SchemaRegistry::new(strict);
+    for (t, s) in doc["schemas"].as_object().unwrap() {
+        r.insert(t, s).unwrap();
+    }
+    r
+}
+
+/// Compares a result with a case's `expect` ({"ok": true} or {"code", "path"}).
+fn check(name: &str, expect: &Value, got: Result<(), (String, String)>) {
+    match (expect["ok"].as_bool().unwrap(), got) {
+        (true, Ok(())) => {}
+        (false, Err((code, path))) => {
+            assert_eq!(code, expect["code"].as_str().unwrap(), "{name}: code");
+            assert_eq!(path, expect["path"].as_str().unwrap(), "{name}: path");
+        }
+        (want, got) => panic!("{name}: expected ok={want}, got {got:?}"),
+    }
+}
+
+#[test]
+fn wire_events() {
+    let doc = vector("events.json");
+    let reg = registry(&doc, false);
+    for case in doc["wire"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let got = Event::from_value(case["event"].clone()).and_then(|e| {
+            let data = Value::Object(e.data.unwrap_or_default());
+            reg.validate(&e.event_type, &data)
+        });
+        check(name, &case["expect"], got.map_err(|e| (e.code.to_owned(), e.path)));
+    }
+}
+
+#[cfg(feature = "native")]
+mod track {
+    use meterline_core::{Client, Config, Error};
+
+    use super::*;
+
+    fn client(doc: &Value, strict: bool) -> Client {
+        let mut config = Config::new("ml_sk_vectors_0123456789abcdef0123", "http://127.0.0.1:9");
+        config.fetch_schemas = false;
+        config.strict_types = strict;
+        config.flush_interval = Duration::from_secs(3600);
+        config.schemas = doc["schemas"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Client::new(config).unwrap()
+    }
+
+    fn run(doc: &Value, cases: &str, strict: bool) {
+        let client = client(doc, strict);
+        for case in doc[cases].as_array().unwrap() {
+            let name = case["name"].as_str().unwrap();
+            let input = &case["input"];
+            let got = client.track(
+                input["type"].as_str().unwrap(),
+                input["subject"].as_str().unwrap(),
+                input["data"].clone(),
+                input["id"].as_str().map(str::to_owned),
+                input["time"].as_str().map(str::to_owned),
+            );
+            let got = got.map(|_| ()).map_err(|e| match e {
+                Error::Validation(v) => (v.code.to_owned(), v.path),
+                other => panic!("{name}: not a validation error: {other}"),
+            });
+            check(name, &case["expect"], got);
+        }
+        // Nothing can be delivered to port 9; give the queue up quickly.
+        let _ = client.shutdown(Duration::from_millis(10));
+    }
+
+    #[test]
+    fn track_events() {
+        let doc = vector("events.json");
+        run(&doc, "track", false);
+        run(&doc, "strict_track", true);
+    }
+}
+
+#[test]
+fn retry_decisions() {
+    let doc = vector("retry.json");
+    let p = &doc["policy"];
+    let ms = |v: &Value| Duration::from_millis(v.as_u64().unwrap());
+    let policy = RetryPolicy {
+        initial_delay: ms(&p["initial_delay_ms"]),
+        max_delay: ms(&p["max_delay_ms"]),
+        max_retry_after: ms(&p["max_retry_after_ms"]),
+        max_retries: None,
+    };
+    let now: SystemTime = httpdate::parse_http_date(doc["now"].as_str().unwrap()).unwrap();
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let outcome = match &case["outcome"] {
+            Value::String(s) if s == "network" => Outcome::Network,
+            Value::String(s) if s == "timeout" => Outcome::Timeout,
+            v => Outcome::Status {
+                status: v.as_u64().unwrap() as u16,
+                retry_after: case["retry_after"].as_str(),
+            },
+        };
+        let retry = case["retry"].as_u64().unwrap() as u32;
+        let expect = &case["expect"];
+        // The two extremes of the jitter draw bound every possible delay.
+        for jitter in [0.0, 0.999_999] {
+            let decision = policy.decide(outcome, retry, jitter, now);
+            match decision {
+                RetryDecision::Retry { delay } => {
+                    assert!(expect["retry"].as_bool().unwrap(), "{name}: retried");
+                    let (lo, hi) = (ms(&expect["min_delay_ms"]), ms(&expect["max_delay_ms"]));
+                    assert!(delay >= lo && delay <= hi, "{name}: delay {delay:?} not in [{lo:?}, {hi:?}]");
+                }
+                RetryDecision::Done => assert!(expect["done"].as_bool().unwrap(), "{name}: done"),
+                RetryDecision::GiveUp => {
+                    assert!(!expect["retry"].as_bool().unwrap() && !expect["done"].as_bool().unwrap(), "{name}: gave up")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Formatting and lints: rustfmt, clippy -D warnings (all targets), and the bindings' formatters.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+ensure_rust
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+for lang in python node; do
+  if [ -x "scripts/lint-$lang.sh" ]; then
+    step "lint $lang"
+    "scripts/lint-$lang.sh"
+  fi
+done
+echo "lint: ok"
