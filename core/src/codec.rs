@@ -73,7 +73,8 @@ pub fn compress(encoding: Encoding, body: &[u8]) -> Result<Vec<u8>, Error> {
     match encoding {
         Encoding::Identity => Ok(body.to_vec()),
         Encoding::Gzip => {
-            let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), GzLevel::default());
+            let mut enc =
+                GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), GzLevel::default());
             enc.write_all(body).map_err(io_codec)?;
             enc.finish().map_err(io_codec)
         }
@@ -172,7 +173,11 @@ mod tests {
         }
         for enc in encodings {
             let packed = compress(enc, &body).unwrap();
-            assert_eq!(decompress_limited(enc, &packed, body.len()).unwrap(), body, "{enc:?}");
+            assert_eq!(
+                decompress_limited(enc, &packed, body.len()).unwrap(),
+                body,
+                "{enc:?}"
+            );
             let err = decompress_limited(enc, &packed, body.len() - 1).unwrap_err();
             assert_eq!(err.code(), "payload_too_large");
         }
@@ -190,7 +195,8 @@ mod tests {
     #[test]
     fn truncated_gzip_is_bad_encoding() {
         let packed = compress(Encoding::Gzip, &b"x".repeat(10_000)).unwrap();
-        let err = decompress_limited(Encoding::Gzip, &packed[..packed.len() / 2], 1 << 20).unwrap_err();
+        let err =
+            decompress_limited(Encoding::Gzip, &packed[..packed.len() / 2], 1 << 20).unwrap_err();
         assert_eq!(err.code(), "bad_encoding");
     }
 
@@ -198,6 +204,9 @@ mod tests {
     fn parses_header_values() {
         assert_eq!("GZIP".parse::<Encoding>().unwrap(), Encoding::Gzip);
         assert_eq!("".parse::<Encoding>().unwrap(), Encoding::Identity);
-        assert_eq!("br".parse::<Encoding>().unwrap_err().code(), "unsupported_encoding");
+        assert_eq!(
+            "br".parse::<Encoding>().unwrap_err().code(),
+            "unsupported_encoding"
+        );
     }
 }

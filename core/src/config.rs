@@ -110,7 +110,8 @@ impl Config {
 
     /// Checks every option, naming the first one that is wrong. Returns the parsed key.
     pub fn validate(&self) -> Result<ApiKey, Error> {
-        let key = ApiKey::parse(&self.api_key).map_err(|e| Error::config("api_key", e.to_string()))?;
+        let key =
+            ApiKey::parse(&self.api_key).map_err(|e| Error::config("api_key", e.to_string()))?;
         let endpoint = self.endpoint.trim();
         if endpoint.is_empty() {
             return Err(Error::config("endpoint", "must not be empty"));
@@ -118,7 +119,10 @@ impl Config {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(Error::config(
                 "endpoint",
-                format!("must start with http:// or https://, got {:?}", endpoint.chars().take(80).collect::<String>()),
+                format!(
+                    "must start with http:// or https://, got {:?}",
+                    endpoint.chars().take(80).collect::<String>()
+                ),
             ));
         }
         if self.source.trim().is_empty() {
@@ -131,10 +135,16 @@ impl Config {
             return Err(Error::config("flush_at", "must be at least 1"));
         }
         if self.flush_at > 10_000 {
-            return Err(Error::config("flush_at", "must be at most 10000 (the server's batch limit)"));
+            return Err(Error::config(
+                "flush_at",
+                "must be at most 10000 (the server's batch limit)",
+            ));
         }
         if self.max_batch_bytes < 1024 || self.max_batch_bytes > 5 * 1024 * 1024 {
-            return Err(Error::config("max_batch_bytes", "must be between 1 KiB and 5 MiB"));
+            return Err(Error::config(
+                "max_batch_bytes",
+                "must be between 1 KiB and 5 MiB",
+            ));
         }
         if self.flush_interval.is_zero() {
             return Err(Error::config("flush_interval", "must be greater than zero"));
@@ -143,13 +153,19 @@ impl Config {
             return Err(Error::config("max_queue_size", "must be at least 1"));
         }
         if self.request_timeout.is_zero() {
-            return Err(Error::config("request_timeout", "must be greater than zero"));
+            return Err(Error::config(
+                "request_timeout",
+                "must be greater than zero",
+            ));
         }
         if self.max_in_flight == 0 || self.max_in_flight > 64 {
             return Err(Error::config("max_in_flight", "must be between 1 and 64"));
         }
         if self.retry.initial_delay.is_zero() || self.retry.max_delay < self.retry.initial_delay {
-            return Err(Error::config("retry", "initial_delay must be > 0 and ≤ max_delay"));
+            return Err(Error::config(
+                "retry",
+                "initial_delay must be > 0 and ≤ max_delay",
+            ));
         }
         Ok(key)
     }
@@ -164,7 +180,11 @@ fn default_source() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.trim().is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "meterline".to_owned())
 }
@@ -185,13 +205,17 @@ mod tests {
 
     #[test]
     fn names_the_bad_option() {
-        let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|c| c.api_key = String::new()), "api_key"),
             (Box::new(|c| c.endpoint = "ftp://x".into()), "endpoint"),
             (Box::new(|c| c.endpoint = " ".into()), "endpoint"),
             (Box::new(|c| c.flush_at = 0), "flush_at"),
             (Box::new(|c| c.max_batch_bytes = 10), "max_batch_bytes"),
-            (Box::new(|c| c.flush_interval = Duration::ZERO), "flush_interval"),
+            (
+                Box::new(|c| c.flush_interval = Duration::ZERO),
+                "flush_interval",
+            ),
             (Box::new(|c| c.max_queue_size = 0), "max_queue_size"),
             (Box::new(|c| c.source = String::new()), "source"),
         ];
@@ -207,7 +231,10 @@ mod tests {
 
     #[test]
     fn parses_overflow_policies() {
-        assert_eq!("block".parse::<OverflowPolicy>().unwrap(), OverflowPolicy::Block);
+        assert_eq!(
+            "block".parse::<OverflowPolicy>().unwrap(),
+            OverflowPolicy::Block
+        );
         assert!("explode".parse::<OverflowPolicy>().is_err());
     }
 }

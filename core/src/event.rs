@@ -105,51 +105,161 @@ impl Event {
         Event::from_value(value)
     }
 
+    /// A borrowed view of this event, for checks and serialization without copying.
+    pub fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            specversion: &self.specversion,
+            id: &self.id,
+            source: &self.source,
+            event_type: &self.event_type,
+            subject: &self.subject,
+            time: self.time.as_deref(),
+            datacontenttype: self.datacontenttype.as_deref(),
+            data: self.data.as_ref(),
+        }
+    }
+
+    /// Checks the envelope rules of DESIGN §2 (everything except the data schema).
+    pub fn check_envelope(&self) -> Result<(), ValidationError> {
+        self.as_ref().check_envelope()
+    }
+
+    /// Serializes the event as compact JSON, refusing events over [`MAX_EVENT_BYTES`].
+    pub fn to_json_bytes(&self) -> Result<Vec<u8>, ValidationError> {
+        self.as_ref().to_json_bytes()
+    }
+}
+
+/// An event whose attributes are borrowed: what the SDK's `track()` checks and serializes
+/// without building an owned [`Event`] first. Serializes exactly like [`Event`].
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// Always `"1.0"`.
+    pub specversion: &'a str,
+    /// Idempotency key.
+    pub id: &'a str,
+    /// The sending application.
+    pub source: &'a str,
+    /// The event type.
+    pub event_type: &'a str,
+    /// The customer being metered.
+    pub subject: &'a str,
+    /// RFC 3339 time.
+    pub time: Option<&'a str>,
+    /// `application/json` when present.
+    pub datacontenttype: Option<&'a str>,
+    /// The payload object.
+    pub data: Option<&'a Map<String, Value>>,
+}
+
+impl EventRef<'_> {
     /// Checks the envelope rules of DESIGN §2 (everything except the data schema).
     pub fn check_envelope(&self) -> Result<(), ValidationError> {
         if self.specversion != SPEC_VERSION {
             return Err(ValidationError::invalid_event(
                 "/specversion",
-                format!("`specversion` must be \"{SPEC_VERSION}\", got {:?}", truncate(&self.specversion)),
+                format!(
+                    "`specversion` must be \"{SPEC_VERSION}\", got {:?}",
+                    truncate(self.specversion)
+                ),
             ));
         }
-        check_attribute("/id", "id", &self.id, MAX_ID_LEN)?;
-        check_attribute("/source", "source", &self.source, MAX_ATTRIBUTE_LEN)?;
-        check_attribute("/type", "type", &self.event_type, MAX_ATTRIBUTE_LEN)?;
-        check_attribute("/subject", "subject", &self.subject, MAX_ATTRIBUTE_LEN)?;
-        if let Some(time) = &self.time {
+        check_attribute("/id", "id", self.id, MAX_ID_LEN)?;
+        check_attribute("/source", "source", self.source, MAX_ATTRIBUTE_LEN)?;
+        check_attribute("/type", "type", self.event_type, MAX_ATTRIBUTE_LEN)?;
+        check_attribute("/subject", "subject", self.subject, MAX_ATTRIBUTE_LEN)?;
+        if let Some(time) = self.time {
             chrono::DateTime::parse_from_rfc3339(time).map_err(|e| {
                 ValidationError::invalid_event(
                     "/time",
-                    format!("`time` must be an RFC 3339 timestamp ({e}), got {:?}", truncate(time)),
+                    format!(
+                        "`time` must be an RFC 3339 timestamp ({e}), got {:?}",
+                        truncate(time)
+                    ),
                 )
             })?;
         }
-        if let Some(ct) = &self.datacontenttype
+        if let Some(ct) = self.datacontenttype
             && !ct.eq_ignore_ascii_case(DATA_CONTENT_TYPE)
         {
             return Err(ValidationError::invalid_event(
                 "/datacontenttype",
-                format!("`datacontenttype` must be \"{DATA_CONTENT_TYPE}\", got {:?}", truncate(ct)),
+                format!(
+                    "`datacontenttype` must be \"{DATA_CONTENT_TYPE}\", got {:?}",
+                    truncate(ct)
+                ),
             ));
         }
         Ok(())
     }
 
     /// Serializes the event as compact JSON, refusing events over [`MAX_EVENT_BYTES`].
+    ///
+    /// This is `track()`'s hot path, so the envelope is written directly (keys are constants;
+    /// values that need no escaping are copied as they are) and only `data` goes through
+    /// serde. The output is byte-for-byte what `serde_json` writes for [`Event`].
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, ValidationError> {
-        let bytes = serde_json::to_vec(self)
-            .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?;
-        if bytes.len() > MAX_EVENT_BYTES {
-            return Err(ValidationError::too_large(bytes.len(), MAX_EVENT_BYTES));
+        let mut out =
+            Vec::with_capacity(160 + self.id.len() + self.subject.len() + self.event_type.len());
+        out.extend_from_slice(b"{\"specversion\":");
+        write_json_str(&mut out, self.specversion);
+        out.extend_from_slice(b",\"id\":");
+        write_json_str(&mut out, self.id);
+        out.extend_from_slice(b",\"source\":");
+        write_json_str(&mut out, self.source);
+        out.extend_from_slice(b",\"type\":");
+        write_json_str(&mut out, self.event_type);
+        out.extend_from_slice(b",\"subject\":");
+        write_json_str(&mut out, self.subject);
+        if let Some(time) = self.time {
+            out.extend_from_slice(b",\"time\":");
+            write_json_str(&mut out, time);
         }
-        Ok(bytes)
+        if let Some(ct) = self.datacontenttype {
+            out.extend_from_slice(b",\"datacontenttype\":");
+            write_json_str(&mut out, ct);
+        }
+        if let Some(data) = self.data {
+            out.extend_from_slice(b",\"data\":");
+            serde_json::to_writer(&mut out, data).map_err(|e| {
+                ValidationError::invalid_event("/data", format!("cannot serialize: {e}"))
+            })?;
+        }
+        out.push(b'}');
+        if out.len() > MAX_EVENT_BYTES {
+            return Err(ValidationError::too_large(out.len(), MAX_EVENT_BYTES));
+        }
+        Ok(out)
+    }
+}
+
+/// Writes `s` as a JSON string: copied between quotes when nothing needs escaping (the usual
+/// case for ids, types and subjects), escaped by serde_json otherwise.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // A fold without early exit compiles to a vectorized scan.
+    let needs_escape = s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("writing a str to a Vec cannot fail");
     }
 }
 
 fn check_attribute(path: &str, name: &str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.is_empty() {
-        return Err(ValidationError::invalid_event(path, format!("`{name}` must not be empty")));
+        return Err(ValidationError::invalid_event(
+            path,
+            format!("`{name}` must not be empty"),
+        ));
+    }
+    // Byte length bounds the character count from above: only long values need counting.
+    if value.len() <= max {
+        return Ok(());
     }
     let len = value.chars().count();
     if len > max {
@@ -161,7 +271,10 @@ fn check_attribute(path: &str, name: &str, value: &str, max: usize) -> Result<()
     Ok(())
 }
 
-fn take_string(obj: &mut Map<String, Value>, name: &'static str) -> Result<String, ValidationError> {
+fn take_string(
+    obj: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<String, ValidationError> {
     match obj.remove(name) {
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => Err(ValidationError::invalid_event(
@@ -175,7 +288,10 @@ fn take_string(obj: &mut Map<String, Value>, name: &'static str) -> Result<Strin
     }
 }
 
-fn take_optional_string(obj: &mut Map<String, Value>, name: &'static str) -> Result<Option<String>, ValidationError> {
+fn take_optional_string(
+    obj: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, ValidationError> {
     match obj.remove(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -251,7 +367,33 @@ mod tests {
     #[test]
     fn rejects_non_objects_and_bad_json() {
         assert_eq!(Event::from_value(json!([1])).unwrap_err().path, "");
-        assert!(Event::from_json("{").unwrap_err().message.contains("invalid JSON"));
+        assert!(
+            Event::from_json("{")
+                .unwrap_err()
+                .message
+                .contains("invalid JSON")
+        );
+    }
+
+    #[test]
+    fn direct_writer_matches_serde() {
+        let tricky = [
+            "plain",
+            "quote\"d",
+            "back\\slash",
+            "new\nline",
+            "tab\t",
+            "\u{7f}del",
+            "ünïcødé 東京",
+            "\u{1}",
+        ];
+        for s in tricky {
+            let mut data = Map::new();
+            data.insert(s.into(), Value::String(s.into()));
+            let e = Event::new(s, s, s, s, Some(s.into()), data);
+            let direct = e.to_json_bytes().unwrap();
+            assert_eq!(direct, serde_json::to_vec(&e).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

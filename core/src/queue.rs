@@ -15,7 +15,7 @@ pub enum Push {
     Evicted,
     /// Not queued: the queue is full (`drop_newest`, or `block` — the caller may wait and
     /// try again with the event handed back here).
-    Full(Box<[u8]>),
+    Full(Vec<u8>),
 }
 
 /// When a batch is due.
@@ -32,7 +32,7 @@ pub struct BatchRules {
 /// A FIFO of serialized events with a length bound and an overflow policy.
 #[derive(Debug)]
 pub struct EventQueue {
-    items: VecDeque<Box<[u8]>>,
+    items: VecDeque<Vec<u8>>,
     bytes: usize,
     capacity: usize,
     policy: OverflowPolicy,
@@ -50,7 +50,7 @@ impl EventQueue {
     }
 
     /// Adds an event according to the overflow policy.
-    pub fn push(&mut self, event: Box<[u8]>) -> Push {
+    pub fn push(&mut self, event: Vec<u8>) -> Push {
         let mut outcome = Push::Queued;
         if self.items.len() >= self.capacity {
             match self.policy {
@@ -106,12 +106,14 @@ impl EventQueue {
 
     /// Takes the next batch: up to `flush_at` events and `max_batch_bytes` (always at least
     /// one event when the queue is not empty).
-    pub fn take_batch(&mut self, rules: &BatchRules) -> Vec<Box<[u8]>> {
+    pub fn take_batch(&mut self, rules: &BatchRules) -> Vec<Vec<u8>> {
         let mut batch = Vec::with_capacity(rules.flush_at.min(self.items.len()));
         let mut size = 2; // the array brackets
         while let Some(next) = self.items.front() {
             let add = next.len() + usize::from(!batch.is_empty());
-            if !batch.is_empty() && (batch.len() >= rules.flush_at || size + add > rules.max_batch_bytes) {
+            if !batch.is_empty()
+                && (batch.len() >= rules.flush_at || size + add > rules.max_batch_bytes)
+            {
                 break;
             }
             size += add;
@@ -127,8 +129,8 @@ impl EventQueue {
 mod tests {
     use super::*;
 
-    fn ev(n: usize) -> Box<[u8]> {
-        vec![b'x'; n].into_boxed_slice()
+    fn ev(n: usize) -> Vec<u8> {
+        vec![b'x'; n]
     }
 
     const RULES: BatchRules = BatchRules {
@@ -160,7 +162,10 @@ mod tests {
     #[test]
     fn batches_by_count_bytes_and_time() {
         let mut q = EventQueue::new(100, OverflowPolicy::DropNewest);
-        assert!(!q.batch_due(&RULES, Duration::from_secs(5)), "empty queue is never due");
+        assert!(
+            !q.batch_due(&RULES, Duration::from_secs(5)),
+            "empty queue is never due"
+        );
         q.push(ev(10));
         assert!(!q.batch_due(&RULES, Duration::from_millis(10)));
         assert!(q.batch_due(&RULES, Duration::from_secs(1)));
@@ -178,8 +183,16 @@ mod tests {
         // 2 + 40 + 1 + 40 = 83; a third would make 124 > 100.
         assert_eq!(q.take_batch(&RULES).len(), 2);
         q.push(ev(500));
-        assert_eq!(q.take_batch(&RULES).len(), 1, "the 40-byte event goes alone");
-        assert_eq!(q.take_batch(&RULES).len(), 1, "an oversized event still goes, alone");
+        assert_eq!(
+            q.take_batch(&RULES).len(),
+            1,
+            "the 40-byte event goes alone"
+        );
+        assert_eq!(
+            q.take_batch(&RULES).len(),
+            1,
+            "an oversized event still goes, alone"
+        );
         assert!(q.is_empty());
     }
 

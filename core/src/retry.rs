@@ -90,11 +90,23 @@ impl RetryPolicy {
     /// Decides what follows an attempt. `retry` is how many retries were already made for
     /// this batch; `jitter` is a uniform draw in `[0, 1)`; `now` resolves an HTTP-date
     /// `Retry-After`.
-    pub fn decide(&self, outcome: Outcome<'_>, retry: u32, jitter: f64, now: SystemTime) -> RetryDecision {
+    pub fn decide(
+        &self,
+        outcome: Outcome<'_>,
+        retry: u32,
+        jitter: f64,
+        now: SystemTime,
+    ) -> RetryDecision {
         let retry_after = match outcome {
-            Outcome::Status { status, .. } if (200..300).contains(&status) => return RetryDecision::Done,
-            Outcome::Status { status, .. } if !is_retryable_status(status) => return RetryDecision::GiveUp,
-            Outcome::Status { retry_after, .. } => retry_after.and_then(|v| parse_retry_after(v, now)),
+            Outcome::Status { status, .. } if (200..300).contains(&status) => {
+                return RetryDecision::Done;
+            }
+            Outcome::Status { status, .. } if !is_retryable_status(status) => {
+                return RetryDecision::GiveUp;
+            }
+            Outcome::Status { retry_after, .. } => {
+                retry_after.and_then(|v| parse_retry_after(v, now))
+            }
             Outcome::Network | Outcome::Timeout => None,
         };
         if self.max_retries.is_some_and(|max| retry >= max) {
@@ -138,14 +150,23 @@ mod tests {
     #[test]
     fn classifies_statuses() {
         let p = RetryPolicy::default();
-        let st = |status| Outcome::Status { status, retry_after: None };
+        let st = |status| Outcome::Status {
+            status,
+            retry_after: None,
+        };
         assert_eq!(p.decide(st(202), 0, 0.5, now()), RetryDecision::Done);
         assert_eq!(p.decide(st(400), 0, 0.5, now()), RetryDecision::GiveUp);
         assert_eq!(p.decide(st(401), 0, 0.5, now()), RetryDecision::GiveUp);
         for s in [408, 429, 500, 502, 503, 599] {
-            assert!(matches!(p.decide(st(s), 0, 0.5, now()), RetryDecision::Retry { .. }), "{s}");
+            assert!(
+                matches!(p.decide(st(s), 0, 0.5, now()), RetryDecision::Retry { .. }),
+                "{s}"
+            );
         }
-        assert!(matches!(p.decide(Outcome::Network, 0, 0.5, now()), RetryDecision::Retry { .. }));
+        assert!(matches!(
+            p.decide(Outcome::Network, 0, 0.5, now()),
+            RetryDecision::Retry { .. }
+        ));
     }
 
     #[test]
@@ -163,13 +184,36 @@ mod tests {
     #[test]
     fn retry_after_wins_and_is_capped() {
         let p = RetryPolicy::default();
-        let out = |v| Outcome::Status { status: 429, retry_after: Some(v) };
-        assert_eq!(p.decide(out("7"), 0, 0.1, now()), RetryDecision::Retry { delay: Duration::from_secs(7) });
-        assert_eq!(p.decide(out("99999"), 0, 0.1, now()), RetryDecision::Retry { delay: Duration::from_secs(300) });
+        let out = |v| Outcome::Status {
+            status: 429,
+            retry_after: Some(v),
+        };
+        assert_eq!(
+            p.decide(out("7"), 0, 0.1, now()),
+            RetryDecision::Retry {
+                delay: Duration::from_secs(7)
+            }
+        );
+        assert_eq!(
+            p.decide(out("99999"), 0, 0.1, now()),
+            RetryDecision::Retry {
+                delay: Duration::from_secs(300)
+            }
+        );
         let date = httpdate::fmt_http_date(now() + Duration::from_secs(12));
-        assert_eq!(p.decide(out(&date), 0, 0.1, now()), RetryDecision::Retry { delay: Duration::from_secs(12) });
+        assert_eq!(
+            p.decide(out(&date), 0, 0.1, now()),
+            RetryDecision::Retry {
+                delay: Duration::from_secs(12)
+            }
+        );
         // Garbage falls back to the jittered backoff.
-        assert_eq!(p.decide(out("soon"), 0, 0.0, now()), RetryDecision::Retry { delay: Duration::ZERO });
+        assert_eq!(
+            p.decide(out("soon"), 0, 0.0, now()),
+            RetryDecision::Retry {
+                delay: Duration::ZERO
+            }
+        );
     }
 
     #[test]
@@ -178,7 +222,13 @@ mod tests {
             max_retries: Some(2),
             ..RetryPolicy::default()
         };
-        assert!(matches!(p.decide(Outcome::Network, 1, 0.5, now()), RetryDecision::Retry { .. }));
-        assert_eq!(p.decide(Outcome::Network, 2, 0.5, now()), RetryDecision::GiveUp);
+        assert!(matches!(
+            p.decide(Outcome::Network, 1, 0.5, now()),
+            RetryDecision::Retry { .. }
+        ));
+        assert_eq!(
+            p.decide(Outcome::Network, 2, 0.5, now()),
+            RetryDecision::GiveUp
+        );
     }
 }

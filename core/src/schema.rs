@@ -100,7 +100,11 @@ impl SchemaRegistry {
     }
 
     /// Like [`SchemaRegistry::validate`] for data held as a map (wraps it without copying).
-    pub fn validate_map(&self, event_type: &str, data: Map<String, Value>) -> (Map<String, Value>, Result<(), ValidationError>) {
+    pub fn validate_map(
+        &self,
+        event_type: &str,
+        data: Map<String, Value>,
+    ) -> (Map<String, Value>, Result<(), ValidationError>) {
         if !self.strict_types && !self.types.contains_key(event_type) {
             return (data, Ok(()));
         }
@@ -117,7 +121,9 @@ impl SchemaRegistry {
 fn compile(event_type: &str, schema: &Value) -> Result<CompiledSchema, Error> {
     let validator = jsonschema::draft202012::new(schema).map_err(|e| Error::Codec {
         code: "invalid_schema",
-        message: format!("schema for `{event_type}` is not a valid JSON Schema (draft 2020-12): {e}"),
+        message: format!(
+            "schema for `{event_type}` is not a valid JSON Schema (draft 2020-12): {e}"
+        ),
     })?;
     Ok(CompiledSchema { validator })
 }
@@ -163,6 +169,7 @@ impl CompiledSchema {
 }
 
 #[cfg(all(test, feature = "schema"))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 
@@ -181,7 +188,9 @@ mod tests {
 
     #[test]
     fn names_pointer_and_rule() {
-        let err = registry().validate("api.call", &json!({"tokens": "many"})).unwrap_err();
+        let err = registry()
+            .validate("api.call", &json!({"tokens": "many"}))
+            .unwrap_err();
         assert_eq!(err.code, "schema_violation");
         assert_eq!(err.path, "/data/tokens");
         assert!(err.message.contains("rule `type`"), "{}", err.message);
@@ -194,12 +203,17 @@ mod tests {
     fn unknown_types_depend_on_strictness() {
         assert!(registry().validate("other", &json!({})).is_ok());
         let strict = SchemaRegistry::from_document(&SchemaDocument::default(), true).unwrap();
-        assert_eq!(strict.validate("other", &json!({})).unwrap_err().code, "unknown_type");
+        assert_eq!(
+            strict.validate("other", &json!({})).unwrap_err().code,
+            "unknown_type"
+        );
     }
 
     #[test]
     fn rejects_invalid_schemas() {
-        let err = SchemaRegistry::new(false).insert("t", &json!({"type": 12})).unwrap_err();
+        let err = SchemaRegistry::new(false)
+            .insert("t", &json!({"type": 12}))
+            .unwrap_err();
         assert_eq!(err.code(), "invalid_schema");
     }
 

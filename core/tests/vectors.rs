@@ -14,7 +14,9 @@ use meterline_core::{
 use serde_json::Value;
 
 fn vector(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -48,7 +50,11 @@ fn wire_events() {
             let data = Value::Object(e.data.unwrap_or_default());
             reg.validate(&e.event_type, &data)
         });
-        check(name, &case["expect"], got.map_err(|e| (e.code.to_owned(), e.path)));
+        check(
+            name,
+            &case["expect"],
+            got.map_err(|e| (e.code.to_owned(), e.path)),
+        );
     }
 }
 
@@ -63,7 +69,12 @@ mod track {
         config.fetch_schemas = false;
         config.strict_types = strict;
         config.flush_interval = Duration::from_secs(3600);
-        config.schemas = doc["schemas"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        config.schemas = doc["schemas"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Client::new(config).unwrap()
     }
 
@@ -128,11 +139,17 @@ fn retry_decisions() {
                 RetryDecision::Retry { delay } => {
                     assert!(expect["retry"].as_bool().unwrap(), "{name}: retried");
                     let (lo, hi) = (ms(&expect["min_delay_ms"]), ms(&expect["max_delay_ms"]));
-                    assert!(delay >= lo && delay <= hi, "{name}: delay {delay:?} not in [{lo:?}, {hi:?}]");
+                    assert!(
+                        delay >= lo && delay <= hi,
+                        "{name}: delay {delay:?} not in [{lo:?}, {hi:?}]"
+                    );
                 }
                 RetryDecision::Done => assert!(expect["done"].as_bool().unwrap(), "{name}: done"),
                 RetryDecision::GiveUp => {
-                    assert!(!expect["retry"].as_bool().unwrap() && !expect["done"].as_bool().unwrap(), "{name}: gave up")
+                    assert!(
+                        !expect["retry"].as_bool().unwrap() && !expect["done"].as_bool().unwrap(),
+                        "{name}: gave up"
+                    )
                 }
             }
         }

@@ -45,7 +45,12 @@ impl State {
     }
 
     pub fn low_watermark(&self) -> u64 {
-        self.in_flight.keys().next().copied().unwrap_or(self.head_seq).min(self.head_seq)
+        self.in_flight
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.head_seq)
+            .min(self.head_seq)
     }
 }
 
@@ -81,7 +86,12 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(rules: BatchRules, max_in_flight: usize, capacity: usize, overflow: OverflowPolicy) -> Self {
+    pub fn new(
+        rules: BatchRules,
+        max_in_flight: usize,
+        capacity: usize,
+        overflow: OverflowPolicy,
+    ) -> Self {
         Pipeline {
             rules,
             max_in_flight,
@@ -108,7 +118,7 @@ impl Pipeline {
     }
 
     /// Queues one serialized event. Under `block` waits up to `block_timeout` for room.
-    pub fn push(&self, event: Box<[u8]>, block_timeout: Duration) -> Push {
+    pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> Push {
         let mut state = self.lock();
         let mut outcome = state.queue.push(event);
         if block_timeout > Duration::ZERO {
@@ -140,7 +150,8 @@ impl Pipeline {
         }
         Counters::add(&self.counters.enqueued, 1);
         let len = state.queue.len();
-        let due = len % self.rules.flush_at == 0 || state.queue.bytes() >= self.rules.max_batch_bytes;
+        let due =
+            len % self.rules.flush_at == 0 || state.queue.bytes() >= self.rules.max_batch_bytes;
         drop(state);
         if due {
             self.wake_sender.notify_one();

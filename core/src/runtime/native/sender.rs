@@ -8,7 +8,7 @@ use std::{
 
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 
-use super::{Callbacks, pipeline::Counters, Shared};
+use super::{Callbacks, Shared, pipeline::Counters};
 use crate::{
     codec::{compress, encode_batch},
     error::Error,
@@ -40,7 +40,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             if !batches.is_empty() || state.queue.is_empty() {
                 state.last_dispatch = Instant::now();
             }
-            finished = (state.draining && state.queue.is_empty() && state.in_flight.is_empty()) || (state.abort && state.in_flight.is_empty());
+            finished = (state.draining && state.queue.is_empty() && state.in_flight.is_empty())
+                || (state.abort && state.in_flight.is_empty());
         }
         if !batches.is_empty() {
             pipeline.notify_progress(); // room in the queue for blocked `track()` callers
@@ -51,12 +52,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if finished {
             return;
         }
-        let _ = tokio::time::timeout(pipeline.rules.flush_interval, pipeline.wake_sender.notified()).await;
+        let _ = tokio::time::timeout(
+            pipeline.rules.flush_interval,
+            pipeline.wake_sender.notified(),
+        )
+        .await;
     }
 }
 
 /// Sends one batch until it settles, then releases its in-flight slot.
-async fn send_batch(shared: Arc<Shared>, first_seq: u64, events: Vec<Box<[u8]>>) {
+async fn send_batch(shared: Arc<Shared>, first_seq: u64, events: Vec<Vec<u8>>) {
     let count = events.len() as u64;
     let counters = &shared.pipeline.counters;
     match deliver(&shared, &events).await {
@@ -90,7 +95,7 @@ enum Delivered {
     Uncounted,
 }
 
-async fn deliver(shared: &Shared, events: &[Box<[u8]>]) -> Result<Delivered, Error> {
+async fn deliver(shared: &Shared, events: &[Vec<u8>]) -> Result<Delivered, Error> {
     let body = encode_batch(events.iter().map(|e| &e[..]));
     let encoding = shared.config.compression;
     let body = bytes::Bytes::from(compress(encoding, &body)?);
@@ -114,18 +119,41 @@ async fn deliver(shared: &Shared, events: &[Box<[u8]>]) -> Result<Delivered, Err
             }
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                (Attempt { status, retry_after }, http_error(status, resp).await)
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                (
+                    Attempt {
+                        status,
+                        retry_after,
+                    },
+                    http_error(status, resp).await,
+                )
             }
-            Err(e) if e.is_timeout() => (Attempt::NETWORK, Error::Timeout(shared.config.request_timeout)),
+            Err(e) if e.is_timeout() => (
+                Attempt::NETWORK,
+                Error::Timeout(shared.config.request_timeout),
+            ),
             Err(e) => (Attempt::NETWORK, Error::Network(describe(&e))),
         };
-        let decision = shared.config.retry.decide(attempt.as_outcome(), retry, fastrand::f64(), SystemTime::now());
+        let decision = shared.config.retry.decide(
+            attempt.as_outcome(),
+            retry,
+            fastrand::f64(),
+            SystemTime::now(),
+        );
         match decision {
             RetryDecision::Done => unreachable!("2xx returned above"),
             RetryDecision::GiveUp => return Err(failure),
             RetryDecision::Retry { delay } => {
-                tracing::debug!(retry, ?delay, code = failure.code(), "batch send failed; retrying: {failure}");
+                tracing::debug!(
+                    retry,
+                    ?delay,
+                    code = failure.code(),
+                    "batch send failed; retrying: {failure}"
+                );
                 Counters::add(&shared.pipeline.counters.retried, 1);
                 if !sleep_unless_aborted(shared, delay).await {
                     return Err(failure);
@@ -144,7 +172,10 @@ struct Attempt {
 
 impl Attempt {
     /// No status: the connection failed or timed out.
-    const NETWORK: Attempt = Attempt { status: 0, retry_after: None };
+    const NETWORK: Attempt = Attempt {
+        status: 0,
+        retry_after: None,
+    };
 
     fn as_outcome(&self) -> Outcome<'_> {
         match self.status {
@@ -176,12 +207,19 @@ async fn http_error(status: u16, resp: reqwest::Response) -> Error {
     let body: Option<ErrorBody> = resp.json().await.ok();
     let (code, message) = match body {
         Some(b) => (b.code, b.message),
-        None => (format!("http_{status}"), format!("the server answered {status}")),
+        None => (
+            format!("http_{status}"),
+            format!("the server answered {status}"),
+        ),
     };
     match status {
         401 => Error::Unauthorized { message },
         403 => Error::Forbidden { message },
-        _ => Error::Http { status, code, message },
+        _ => Error::Http {
+            status,
+            code,
+            message,
+        },
     }
 }
 
