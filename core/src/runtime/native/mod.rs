@@ -299,12 +299,11 @@ impl Lifecycle {
         let settled = pipeline.wait_settled(target, timeout);
         if !settled {
             let mut state = pipeline.lock();
-            state.abort = true;
             let left = state.queue.clear() as u64;
             state.head_seq += left;
             drop(state);
             pipeline::Counters::add(&pipeline.counters.dropped, left);
-            pipeline.wake_sender.notify_one();
+            pipeline.abort();
         }
         if worker.join().is_err() {
             tracing::error!("the meterline worker thread panicked");

@@ -34,8 +34,6 @@ pub(crate) struct State {
     pub flush_target: u64,
     /// Set by `shutdown()`: send everything, then stop.
     pub draining: bool,
-    /// Set when shutdown's deadline passed: give up on what is left.
-    pub abort: bool,
     pub last_dispatch: Instant,
 }
 
@@ -82,6 +80,9 @@ pub(crate) struct Pipeline {
     progress: Condvar,
     progress_async: tokio::sync::Notify,
     pub wake_sender: tokio::sync::Notify,
+    /// Turns true when shutdown's deadline passed: in-flight sends and backoff sleeps stop
+    /// at once and what is left is counted as dropped.
+    aborted: tokio::sync::watch::Sender<bool>,
     pub counters: Counters,
 }
 
@@ -101,12 +102,12 @@ impl Pipeline {
                 in_flight: BTreeMap::new(),
                 flush_target: 0,
                 draining: false,
-                abort: false,
                 last_dispatch: Instant::now(),
             }),
             progress: Condvar::new(),
             progress_async: tokio::sync::Notify::new(),
             wake_sender: tokio::sync::Notify::new(),
+            aborted: tokio::sync::watch::Sender::new(false),
             counters: Counters::default(),
         }
     }
@@ -157,6 +158,22 @@ impl Pipeline {
             self.wake_sender.notify_one();
         }
         outcome
+    }
+
+    /// Gives up on everything not yet delivered (shutdown's deadline passed).
+    pub fn abort(&self) {
+        self.aborted.send_replace(true);
+        self.wake_sender.notify_one();
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        *self.aborted.borrow()
+    }
+
+    /// Resolves once [`Pipeline::abort`] was called (at once if it already was).
+    pub async fn aborted(&self) {
+        let mut rx = self.aborted.subscribe();
+        let _ = rx.wait_for(|aborted| *aborted).await;
     }
 
     /// Marks a batch settled and wakes everyone waiting on progress.

@@ -26,7 +26,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let mut state = pipeline.lock();
             let since_last = state.last_dispatch.elapsed();
             while state.in_flight.len() < pipeline.max_in_flight
-                && !state.abort
+                && !pipeline.is_aborted()
                 && (state.queue.batch_due(&pipeline.rules, since_last)
                     || (state.draining && !state.queue.is_empty())
                     || state.head_seq < state.flush_target)
@@ -41,7 +41,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 state.last_dispatch = Instant::now();
             }
             finished = (state.draining && state.queue.is_empty() && state.in_flight.is_empty())
-                || (state.abort && state.in_flight.is_empty());
+                || (pipeline.is_aborted() && state.in_flight.is_empty());
         }
         if !batches.is_empty() {
             pipeline.notify_progress(); // room in the queue for blocked `track()` callers
@@ -101,14 +101,17 @@ async fn deliver(shared: &Shared, events: &[Vec<u8>]) -> Result<Delivered, Error
     let body = bytes::Bytes::from(compress(encoding, &body)?);
     let mut retry = 0u32;
     loop {
-        let response = shared
+        let request = shared
             .http
             .post(&shared.ingest_url)
             .header(CONTENT_TYPE, "application/cloudevents-batch+json")
             .header(CONTENT_ENCODING, encoding.as_str())
             .body(body.clone())
-            .send()
-            .await;
+            .send();
+        let response = tokio::select! {
+            response = request => response,
+            () = shared.pipeline.aborted() => return Err(Error::Closed),
+        };
         let (attempt, failure) = match response {
             Ok(resp) if resp.status().is_success() => {
                 let accepted = resp.status().as_u16() == 202;
@@ -190,16 +193,9 @@ impl Attempt {
 
 /// Sleeps for `delay`, waking early (and returning false) if shutdown gives up.
 async fn sleep_unless_aborted(shared: &Shared, delay: Duration) -> bool {
-    let deadline = Instant::now() + delay;
-    loop {
-        if shared.pipeline.lock().abort {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return true;
-        }
-        tokio::time::sleep((deadline - now).min(Duration::from_millis(50))).await;
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = shared.pipeline.aborted() => false,
     }
 }
 
