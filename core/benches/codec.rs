@@ -30,15 +30,12 @@ fn codec(c: &mut Criterion) {
     let body = encode_batch(events.iter().map(|e| &e[..]));
     let mut group = c.benchmark_group("batch_500");
     group.throughput(Throughput::Elements(500));
-    group.bench_function("encode", |b| {
-        b.iter(|| encode_batch(events.iter().map(|e| &e[..])))
-    });
+    group.bench_function("encode", |b| b.iter(|| encode_batch(events.iter().map(|e| &e[..]))));
     for enc in [Encoding::Gzip, Encoding::Zstd] {
         let ratio = body.len() as f64 / compress(enc, &body).unwrap().len() as f64;
-        group.bench_function(
-            format!("encode+{} (ratio {ratio:.1}x)", enc.as_str()),
-            |b| b.iter(|| compress(enc, &encode_batch(events.iter().map(|e| &e[..]))).unwrap()),
-        );
+        group.bench_function(format!("encode+{} (ratio {ratio:.1}x)", enc.as_str()), |b| {
+            b.iter(|| compress(enc, &encode_batch(events.iter().map(|e| &e[..]))).unwrap())
+        });
     }
     group.finish();
 }

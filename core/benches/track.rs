@@ -32,7 +32,8 @@ fn track(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             i += 1;
-            let data = json!({"tokens": i, "model": "m-large", "region": "eu-west-1", "latency_ms": 12.5, "cached": false});
+            let data =
+                json!({"tokens": i, "model": "m-large", "region": "eu-west-1", "latency_ms": 12.5, "cached": false});
             client.track("api.request", "customer-42", data, None, None).unwrap()
         })
     });
@@ -40,9 +41,16 @@ fn track(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             i += 1;
-            let data = json!({"tokens": i, "model": "m-large", "region": "eu-west-1", "latency_ms": 12.5, "cached": false});
+            let data =
+                json!({"tokens": i, "model": "m-large", "region": "eu-west-1", "latency_ms": 12.5, "cached": false});
             client
-                .track("api.request", "customer-42", data, Some(format!("evt-{i}")), Some("2026-11-24T10:00:00.123Z".into()))
+                .track(
+                    "api.request",
+                    "customer-42",
+                    data,
+                    Some(format!("evt-{i}")),
+                    Some("2026-11-24T10:00:00.123Z".into()),
+                )
                 .unwrap()
         })
     });

@@ -73,8 +73,7 @@ pub fn compress(encoding: Encoding, body: &[u8]) -> Result<Vec<u8>, Error> {
     match encoding {
         Encoding::Identity => Ok(body.to_vec()),
         Encoding::Gzip => {
-            let mut enc =
-                GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), GzLevel::default());
+            let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), GzLevel::default());
             enc.write_all(body).map_err(io_codec)?;
             enc.finish().map_err(io_codec)
         }
@@ -121,10 +120,7 @@ fn decompress_zstd(_body: &[u8], _limit: usize) -> Result<Vec<u8>, Error> {
 
 fn read_limited(reader: impl Read, limit: usize) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
-    let read = reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(io_codec)?;
+    let read = reader.take(limit as u64 + 1).read_to_end(&mut out).map_err(io_codec)?;
     if read > limit {
         return Err(too_large(limit));
     }
@@ -173,11 +169,7 @@ mod tests {
         }
         for enc in encodings {
             let packed = compress(enc, &body).unwrap();
-            assert_eq!(
-                decompress_limited(enc, &packed, body.len()).unwrap(),
-                body,
-                "{enc:?}"
-            );
+            assert_eq!(decompress_limited(enc, &packed, body.len()).unwrap(), body, "{enc:?}");
             let err = decompress_limited(enc, &packed, body.len() - 1).unwrap_err();
             assert_eq!(err.code(), "payload_too_large");
         }
@@ -195,8 +187,7 @@ mod tests {
     #[test]
     fn truncated_gzip_is_bad_encoding() {
         let packed = compress(Encoding::Gzip, &b"x".repeat(10_000)).unwrap();
-        let err =
-            decompress_limited(Encoding::Gzip, &packed[..packed.len() / 2], 1 << 20).unwrap_err();
+        let err = decompress_limited(Encoding::Gzip, &packed[..packed.len() / 2], 1 << 20).unwrap_err();
         assert_eq!(err.code(), "bad_encoding");
     }
 
@@ -204,9 +195,6 @@ mod tests {
     fn parses_header_values() {
         assert_eq!("GZIP".parse::<Encoding>().unwrap(), Encoding::Gzip);
         assert_eq!("".parse::<Encoding>().unwrap(), Encoding::Identity);
-        assert_eq!(
-            "br".parse::<Encoding>().unwrap_err().code(),
-            "unsupported_encoding"
-        );
+        assert_eq!("br".parse::<Encoding>().unwrap_err().code(), "unsupported_encoding");
     }
 }

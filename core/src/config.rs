@@ -110,8 +110,7 @@ impl Config {
 
     /// Checks every option, naming the first one that is wrong. Returns the parsed key.
     pub fn validate(&self) -> Result<ApiKey, Error> {
-        let key =
-            ApiKey::parse(&self.api_key).map_err(|e| Error::config("api_key", e.to_string()))?;
+        let key = ApiKey::parse(&self.api_key).map_err(|e| Error::config("api_key", e.to_string()))?;
         let endpoint = self.endpoint.trim();
         if endpoint.is_empty() {
             return Err(Error::config("endpoint", "must not be empty"));
@@ -141,10 +140,7 @@ impl Config {
             ));
         }
         if self.max_batch_bytes < 1024 || self.max_batch_bytes > 5 * 1024 * 1024 {
-            return Err(Error::config(
-                "max_batch_bytes",
-                "must be between 1 KiB and 5 MiB",
-            ));
+            return Err(Error::config("max_batch_bytes", "must be between 1 KiB and 5 MiB"));
         }
         if self.flush_interval.is_zero() {
             return Err(Error::config("flush_interval", "must be greater than zero"));
@@ -153,19 +149,13 @@ impl Config {
             return Err(Error::config("max_queue_size", "must be at least 1"));
         }
         if self.request_timeout.is_zero() {
-            return Err(Error::config(
-                "request_timeout",
-                "must be greater than zero",
-            ));
+            return Err(Error::config("request_timeout", "must be greater than zero"));
         }
         if self.max_in_flight == 0 || self.max_in_flight > 64 {
             return Err(Error::config("max_in_flight", "must be between 1 and 64"));
         }
         if self.retry.initial_delay.is_zero() || self.retry.max_delay < self.retry.initial_delay {
-            return Err(Error::config(
-                "retry",
-                "initial_delay must be > 0 and ≤ max_delay",
-            ));
+            return Err(Error::config("retry", "initial_delay must be > 0 and ≤ max_delay"));
         }
         Ok(key)
     }
@@ -212,10 +202,7 @@ mod tests {
             (Box::new(|c| c.endpoint = " ".into()), "endpoint"),
             (Box::new(|c| c.flush_at = 0), "flush_at"),
             (Box::new(|c| c.max_batch_bytes = 10), "max_batch_bytes"),
-            (
-                Box::new(|c| c.flush_interval = Duration::ZERO),
-                "flush_interval",
-            ),
+            (Box::new(|c| c.flush_interval = Duration::ZERO), "flush_interval"),
             (Box::new(|c| c.max_queue_size = 0), "max_queue_size"),
             (Box::new(|c| c.source = String::new()), "source"),
         ];
@@ -231,10 +218,7 @@ mod tests {
 
     #[test]
     fn parses_overflow_policies() {
-        assert_eq!(
-            "block".parse::<OverflowPolicy>().unwrap(),
-            OverflowPolicy::Block
-        );
+        assert_eq!("block".parse::<OverflowPolicy>().unwrap(), OverflowPolicy::Block);
         assert!("explode".parse::<OverflowPolicy>().is_err());
     }
 }

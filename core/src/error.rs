@@ -43,9 +43,7 @@ impl ValidationError {
         Self {
             code: "unknown_type",
             path: "/type".into(),
-            message: format!(
-                "event type `{event_type}` has no registered schema and strict types are on"
-            ),
+            message: format!("event type `{event_type}` has no registered schema and strict types are on"),
         }
     }
 
@@ -173,16 +171,10 @@ mod tests {
     #[test]
     fn codes_are_stable() {
         assert_eq!(Error::Closed.code(), "client_closed");
-        assert_eq!(
-            Error::config("flush_at", "must be > 0").code(),
-            "invalid_config"
-        );
+        assert_eq!(Error::config("flush_at", "must be > 0").code(), "invalid_config");
         let v = ValidationError::schema_violation("/data/tokens", "not an integer");
         assert_eq!(Error::from(v.clone()).code(), "schema_violation");
-        assert_eq!(
-            v.to_string(),
-            "schema_violation at /data/tokens: not an integer"
-        );
+        assert_eq!(v.to_string(), "schema_violation at /data/tokens: not an integer");
         let http = Error::Http {
             status: 409,
             code: "conflict".into(),

@@ -100,8 +100,8 @@ impl Event {
 
     /// Parses one event from JSON text; see [`Event::from_value`].
     pub fn from_json(text: &str) -> Result<Event, ValidationError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| ValidationError::invalid_event("", format!("invalid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| ValidationError::invalid_event("", format!("invalid JSON: {e}")))?;
         Event::from_value(value)
     }
 
@@ -172,10 +172,7 @@ impl EventRef<'_> {
             chrono::DateTime::parse_from_rfc3339(time).map_err(|e| {
                 ValidationError::invalid_event(
                     "/time",
-                    format!(
-                        "`time` must be an RFC 3339 timestamp ({e}), got {:?}",
-                        truncate(time)
-                    ),
+                    format!("`time` must be an RFC 3339 timestamp ({e}), got {:?}", truncate(time)),
                 )
             })?;
         }
@@ -199,8 +196,7 @@ impl EventRef<'_> {
     /// values that need no escaping are copied as they are) and only `data` goes through
     /// serde. The output is byte-for-byte what `serde_json` writes for [`Event`].
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, ValidationError> {
-        let mut out =
-            Vec::with_capacity(160 + self.id.len() + self.subject.len() + self.event_type.len());
+        let mut out = Vec::with_capacity(160 + self.id.len() + self.subject.len() + self.event_type.len());
         out.extend_from_slice(b"{\"specversion\":");
         write_json_str(&mut out, self.specversion);
         out.extend_from_slice(b",\"id\":");
@@ -221,9 +217,8 @@ impl EventRef<'_> {
         }
         if let Some(data) = self.data {
             out.extend_from_slice(b",\"data\":");
-            serde_json::to_writer(&mut out, data).map_err(|e| {
-                ValidationError::invalid_event("/data", format!("cannot serialize: {e}"))
-            })?;
+            serde_json::to_writer(&mut out, data)
+                .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?;
         }
         out.push(b'}');
         if out.len() > MAX_EVENT_BYTES {
@@ -237,9 +232,9 @@ impl EventRef<'_> {
 /// case for ids, types and subjects), escaped by serde_json otherwise.
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
     // A fold without early exit compiles to a vectorized scan.
-    let needs_escape = s.bytes().fold(false, |acc, b| {
-        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
+    let needs_escape = s
+        .bytes()
+        .fold(false, |acc, b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'));
     if !needs_escape {
         out.reserve(s.len() + 2);
         out.push(b'"');
@@ -271,10 +266,7 @@ fn check_attribute(path: &str, name: &str, value: &str, max: usize) -> Result<()
     Ok(())
 }
 
-fn take_string(
-    obj: &mut Map<String, Value>,
-    name: &'static str,
-) -> Result<String, ValidationError> {
+fn take_string(obj: &mut Map<String, Value>, name: &'static str) -> Result<String, ValidationError> {
     match obj.remove(name) {
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => Err(ValidationError::invalid_event(
@@ -288,10 +280,7 @@ fn take_string(
     }
 }
 
-fn take_optional_string(
-    obj: &mut Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<String>, ValidationError> {
+fn take_optional_string(obj: &mut Map<String, Value>, name: &'static str) -> Result<Option<String>, ValidationError> {
     match obj.remove(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -367,12 +356,7 @@ mod tests {
     #[test]
     fn rejects_non_objects_and_bad_json() {
         assert_eq!(Event::from_value(json!([1])).unwrap_err().path, "");
-        assert!(
-            Event::from_json("{")
-                .unwrap_err()
-                .message
-                .contains("invalid JSON")
-        );
+        assert!(Event::from_json("{").unwrap_err().message.contains("invalid JSON"));
     }
 
     #[test]

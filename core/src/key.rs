@@ -86,23 +86,15 @@ impl ApiKey {
         let rest = text
             .strip_prefix("ml_")
             .ok_or_else(|| bad("it does not start with `ml_`"))?;
-        let (kind, rest) = rest
-            .split_once('_')
-            .ok_or_else(|| bad("the kind is missing"))?;
+        let (kind, rest) = rest.split_once('_').ok_or_else(|| bad("the kind is missing"))?;
         let kind = match kind {
             "sk" => KeyKind::Secret,
             "pk" => KeyKind::Publishable,
             "ak" => KeyKind::Admin,
             _ => return Err(bad("unknown kind")),
         };
-        let (id, secret) = rest
-            .split_once('_')
-            .ok_or_else(|| bad("the id or secret is missing"))?;
-        if id.is_empty()
-            || id.len() > MAX_PART_LEN
-            || !id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        let (id, secret) = rest.split_once('_').ok_or_else(|| bad("the id or secret is missing"))?;
+        if id.is_empty() || id.len() > MAX_PART_LEN || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
             return Err(bad("the id must be 1–128 lowercase letters or digits"));
         }

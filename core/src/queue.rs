@@ -111,9 +111,7 @@ impl EventQueue {
         let mut size = 2; // the array brackets
         while let Some(next) = self.items.front() {
             let add = next.len() + usize::from(!batch.is_empty());
-            if !batch.is_empty()
-                && (batch.len() >= rules.flush_at || size + add > rules.max_batch_bytes)
-            {
+            if !batch.is_empty() && (batch.len() >= rules.flush_at || size + add > rules.max_batch_bytes) {
                 break;
             }
             size += add;
@@ -162,10 +160,7 @@ mod tests {
     #[test]
     fn batches_by_count_bytes_and_time() {
         let mut q = EventQueue::new(100, OverflowPolicy::DropNewest);
-        assert!(
-            !q.batch_due(&RULES, Duration::from_secs(5)),
-            "empty queue is never due"
-        );
+        assert!(!q.batch_due(&RULES, Duration::from_secs(5)), "empty queue is never due");
         q.push(ev(10));
         assert!(!q.batch_due(&RULES, Duration::from_millis(10)));
         assert!(q.batch_due(&RULES, Duration::from_secs(1)));
@@ -183,16 +178,8 @@ mod tests {
         // 2 + 40 + 1 + 40 = 83; a third would make 124 > 100.
         assert_eq!(q.take_batch(&RULES).len(), 2);
         q.push(ev(500));
-        assert_eq!(
-            q.take_batch(&RULES).len(),
-            1,
-            "the 40-byte event goes alone"
-        );
-        assert_eq!(
-            q.take_batch(&RULES).len(),
-            1,
-            "an oversized event still goes, alone"
-        );
+        assert_eq!(q.take_batch(&RULES).len(), 1, "the 40-byte event goes alone");
+        assert_eq!(q.take_batch(&RULES).len(), 1, "an oversized event still goes, alone");
         assert!(q.is_empty());
     }
 

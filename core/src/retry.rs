@@ -90,13 +90,7 @@ impl RetryPolicy {
     /// Decides what follows an attempt. `retry` is how many retries were already made for
     /// this batch; `jitter` is a uniform draw in `[0, 1)`; `now` resolves an HTTP-date
     /// `Retry-After`.
-    pub fn decide(
-        &self,
-        outcome: Outcome<'_>,
-        retry: u32,
-        jitter: f64,
-        now: SystemTime,
-    ) -> RetryDecision {
+    pub fn decide(&self, outcome: Outcome<'_>, retry: u32, jitter: f64, now: SystemTime) -> RetryDecision {
         let retry_after = match outcome {
             Outcome::Status { status, .. } if (200..300).contains(&status) => {
                 return RetryDecision::Done;
@@ -104,9 +98,7 @@ impl RetryPolicy {
             Outcome::Status { status, .. } if !is_retryable_status(status) => {
                 return RetryDecision::GiveUp;
             }
-            Outcome::Status { retry_after, .. } => {
-                retry_after.and_then(|v| parse_retry_after(v, now))
-            }
+            Outcome::Status { retry_after, .. } => retry_after.and_then(|v| parse_retry_after(v, now)),
             Outcome::Network | Outcome::Timeout => None,
         };
         if self.max_retries.is_some_and(|max| retry >= max) {
@@ -210,9 +202,7 @@ mod tests {
         // Garbage falls back to the jittered backoff.
         assert_eq!(
             p.decide(out("soon"), 0, 0.0, now()),
-            RetryDecision::Retry {
-                delay: Duration::ZERO
-            }
+            RetryDecision::Retry { delay: Duration::ZERO }
         );
     }
 
@@ -226,9 +216,6 @@ mod tests {
             p.decide(Outcome::Network, 1, 0.5, now()),
             RetryDecision::Retry { .. }
         ));
-        assert_eq!(
-            p.decide(Outcome::Network, 2, 0.5, now()),
-            RetryDecision::GiveUp
-        );
+        assert_eq!(p.decide(Outcome::Network, 2, 0.5, now()), RetryDecision::GiveUp);
     }
 }

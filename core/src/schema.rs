@@ -121,9 +121,7 @@ impl SchemaRegistry {
 fn compile(event_type: &str, schema: &Value) -> Result<CompiledSchema, Error> {
     let validator = jsonschema::draft202012::new(schema).map_err(|e| Error::Codec {
         code: "invalid_schema",
-        message: format!(
-            "schema for `{event_type}` is not a valid JSON Schema (draft 2020-12): {e}"
-        ),
+        message: format!("schema for `{event_type}` is not a valid JSON Schema (draft 2020-12): {e}"),
     })?;
     Ok(CompiledSchema { validator })
 }
@@ -188,9 +186,7 @@ mod tests {
 
     #[test]
     fn names_pointer_and_rule() {
-        let err = registry()
-            .validate("api.call", &json!({"tokens": "many"}))
-            .unwrap_err();
+        let err = registry().validate("api.call", &json!({"tokens": "many"})).unwrap_err();
         assert_eq!(err.code, "schema_violation");
         assert_eq!(err.path, "/data/tokens");
         assert!(err.message.contains("rule `type`"), "{}", err.message);
@@ -203,10 +199,7 @@ mod tests {
     fn unknown_types_depend_on_strictness() {
         assert!(registry().validate("other", &json!({})).is_ok());
         let strict = SchemaRegistry::from_document(&SchemaDocument::default(), true).unwrap();
-        assert_eq!(
-            strict.validate("other", &json!({})).unwrap_err().code,
-            "unknown_type"
-        );
+        assert_eq!(strict.validate("other", &json!({})).unwrap_err().code, "unknown_type");
     }
 
     #[test]

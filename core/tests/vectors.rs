@@ -50,11 +50,7 @@ fn wire_events() {
             let data = Value::Object(e.data.unwrap_or_default());
             reg.validate(&e.event_type, &data)
         });
-        check(
-            name,
-            &case["expect"],
-            got.map_err(|e| (e.code.to_owned(), e.path)),
-        );
+        check(name, &case["expect"], got.map_err(|e| (e.code.to_owned(), e.path)));
     }
 }
 

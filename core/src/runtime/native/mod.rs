@@ -110,12 +110,7 @@ impl Client {
         };
         let shared = Arc::new(Shared {
             ingest_url: format!("{}/v1/events", config.base_url()),
-            pipeline: Pipeline::new(
-                rules,
-                config.max_in_flight,
-                config.max_queue_size,
-                config.overflow,
-            ),
+            pipeline: Pipeline::new(rules, config.max_in_flight, config.max_queue_size, config.overflow),
             schemas: RwLock::new(registry),
             closed: AtomicBool::new(false),
             http,
@@ -142,9 +137,7 @@ impl Client {
                 // abandoned by an expired shutdown).
                 runtime.shutdown_timeout(Duration::from_millis(100));
             })
-            .map_err(|e| {
-                Error::config("runtime", format!("cannot start the worker thread: {e}"))
-            })?;
+            .map_err(|e| Error::config("runtime", format!("cannot start the worker thread: {e}")))?;
         let lifecycle = Arc::new(Lifecycle {
             shared: shared.clone(),
             worker: Mutex::new(Some(worker)),
@@ -203,11 +196,7 @@ impl Client {
         }
         .to_json_bytes()?;
         if bytes.len() + 2 > self.shared.config.max_batch_bytes {
-            return Err(ValidationError::too_large(
-                bytes.len(),
-                self.shared.config.max_batch_bytes - 2,
-            )
-            .into());
+            return Err(ValidationError::too_large(bytes.len(), self.shared.config.max_batch_bytes - 2).into());
         }
         let block = match self.shared.config.overflow {
             OverflowPolicy::Block => self.shared.config.block_timeout,
@@ -237,12 +226,7 @@ impl Client {
     /// the executor).
     pub async fn flush_async(&self, timeout: Duration) -> Result<(), Error> {
         let target = self.shared.pipeline.request_flush();
-        if self
-            .shared
-            .pipeline
-            .wait_settled_async(target, timeout)
-            .await
-        {
+        if self.shared.pipeline.wait_settled_async(target, timeout).await {
             Ok(())
         } else {
             Err(Error::Timeout(timeout))
@@ -354,10 +338,7 @@ fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 /// A new UUIDv7 in its hyphenated lowercase form (without `Display`'s formatting machinery).
 fn new_event_id() -> String {
     let mut buf = uuid::Uuid::encode_buffer();
-    uuid::Uuid::now_v7()
-        .hyphenated()
-        .encode_lower(&mut buf)
-        .to_owned()
+    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 /// Now, RFC 3339 with milliseconds, UTC (`2026-11-24T10:00:00.123Z`).
@@ -396,10 +377,7 @@ mod tests {
         for _ in 0..3 {
             let ours = now_rfc3339();
             let parsed = chrono::DateTime::parse_from_rfc3339(&ours).expect("valid RFC 3339");
-            assert_eq!(
-                ours,
-                parsed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            );
+            assert_eq!(ours, parsed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
             let age = chrono::Utc::now().signed_duration_since(parsed);
             assert!(age.num_milliseconds().abs() < 1000, "{ours}");
             std::thread::sleep(Duration::from_millis(600));

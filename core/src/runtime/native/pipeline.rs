@@ -87,12 +87,7 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(
-        rules: BatchRules,
-        max_in_flight: usize,
-        capacity: usize,
-        overflow: OverflowPolicy,
-    ) -> Self {
+    pub fn new(rules: BatchRules, max_in_flight: usize, capacity: usize, overflow: OverflowPolicy) -> Self {
         Pipeline {
             rules,
             max_in_flight,
@@ -151,8 +146,7 @@ impl Pipeline {
         }
         Counters::add(&self.counters.enqueued, 1);
         let len = state.queue.len();
-        let due =
-            len % self.rules.flush_at == 0 || state.queue.bytes() >= self.rules.max_batch_bytes;
+        let due = len % self.rules.flush_at == 0 || state.queue.bytes() >= self.rules.max_batch_bytes;
         drop(state);
         if due {
             self.wake_sender.notify_one();

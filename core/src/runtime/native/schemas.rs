@@ -36,10 +36,7 @@ pub(crate) async fn fetch(shared: &Shared, etag: Option<&str>) -> Result<Option<
     if let Some(etag) = etag {
         request = request.header(IF_NONE_MATCH, etag);
     }
-    let resp = request
-        .send()
-        .await
-        .map_err(|e| Error::Network(describe(&e)))?;
+    let resp = request.send().await.map_err(|e| Error::Network(describe(&e)))?;
     match resp.status() {
         StatusCode::NOT_MODIFIED => return Ok(None),
         StatusCode::UNAUTHORIZED => {
@@ -63,10 +60,7 @@ pub(crate) async fn fetch(shared: &Shared, etag: Option<&str>) -> Result<Option<
         .map(str::to_owned);
     let doc: SchemaDocument = resp.json().await.map_err(|e| Error::Codec {
         code: "invalid_json",
-        message: format!(
-            "GET /v1/schema returned an unreadable body: {}",
-            describe(&e)
-        ),
+        message: format!("GET /v1/schema returned an unreadable body: {}", describe(&e)),
     })?;
     let mut registry = SchemaRegistry::from_document(&doc, shared.config.strict_types)?;
     for (event_type, schema) in &shared.config.schemas {

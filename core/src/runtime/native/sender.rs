@@ -52,11 +52,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if finished {
             return;
         }
-        let _ = tokio::time::timeout(
-            pipeline.rules.flush_interval,
-            pipeline.wake_sender.notified(),
-        )
-        .await;
+        let _ = tokio::time::timeout(pipeline.rules.flush_interval, pipeline.wake_sender.notified()).await;
     }
 }
 
@@ -127,26 +123,15 @@ async fn deliver(shared: &Shared, events: &[Vec<u8>]) -> Result<Delivered, Error
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                (
-                    Attempt {
-                        status,
-                        retry_after,
-                    },
-                    http_error(status, resp).await,
-                )
+                (Attempt { status, retry_after }, http_error(status, resp).await)
             }
-            Err(e) if e.is_timeout() => (
-                Attempt::NETWORK,
-                Error::Timeout(shared.config.request_timeout),
-            ),
+            Err(e) if e.is_timeout() => (Attempt::NETWORK, Error::Timeout(shared.config.request_timeout)),
             Err(e) => (Attempt::NETWORK, Error::Network(describe(&e))),
         };
-        let decision = shared.config.retry.decide(
-            attempt.as_outcome(),
-            retry,
-            fastrand::f64(),
-            SystemTime::now(),
-        );
+        let decision = shared
+            .config
+            .retry
+            .decide(attempt.as_outcome(), retry, fastrand::f64(), SystemTime::now());
         match decision {
             RetryDecision::Done => unreachable!("2xx returned above"),
             RetryDecision::GiveUp => return Err(failure),
@@ -203,19 +188,12 @@ async fn http_error(status: u16, resp: reqwest::Response) -> Error {
     let body: Option<ErrorBody> = resp.json().await.ok();
     let (code, message) = match body {
         Some(b) => (b.code, b.message),
-        None => (
-            format!("http_{status}"),
-            format!("the server answered {status}"),
-        ),
+        None => (format!("http_{status}"), format!("the server answered {status}")),
     };
     match status {
         401 => Error::Unauthorized { message },
         403 => Error::Forbidden { message },
-        _ => Error::Http {
-            status,
-            code,
-            message,
-        },
+        _ => Error::Http { status, code, message },
     }
 }
 
