@@ -14,7 +14,7 @@ cargo bench --locked -p meterline-core --bench codec
 step "server: durable ingest from a loopback load vs. the bare parse ceiling"
 cargo build --locked --release -p meterline-server
 cargo bench --locked -p meterline-server --bench ingest
-if [ -f bench/python_peers.py ] && [ -x scripts/test-python.sh ]; then
+if [ -x scripts/bench-python.sh ]; then
   step "Python: meterline vs posthog vs segment"
   scripts/bench-python.sh
 fi

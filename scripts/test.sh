@@ -14,8 +14,10 @@ step "Rust: unit, conformance-vector and integration tests"
 ensure_rust
 # The server binary is built first so the integration tests find it ready.
 cargo build -p meterline-server --locked 2>&1 | tail -n 3
-cargo test --workspace --locked 2>&1 | tee target/test-logs/rust.txt
+cargo test --workspace --locked 2>&1 | tee target/test-logs/rust.txt || true
 count_cargo target/test-logs/rust.txt rust >>"$summary"
+# A build failure prints no "test result" line: count it as a failure.
+grep -q '^error' target/test-logs/rust.txt && echo "rust-build: 0 passed, 1 failed" >>"$summary"
 
 step "wasm32: the core's I/O-free half builds for the browser target"
 if scripts/check-wasm.sh 2>&1 | tee target/test-logs/wasm.txt; then
@@ -24,10 +26,15 @@ else
   echo "wasm: 0 passed, 1 failed" >>"$summary"
 fi
 
-for suite in bindings-python bindings-node; do
-  if [ -x "scripts/test-${suite#bindings-}.sh" ]; then
-    step "$suite"
-    "scripts/test-${suite#bindings-}.sh" "$summary"
+# Each binding suite appends its own summary line; a suite that fails before it can count
+# still shows up as a failure.
+for lang in python node; do
+  if [ -x "scripts/test-$lang.sh" ]; then
+    step "bindings-$lang"
+    before=$(wc -l <"$summary")
+    if ! "scripts/test-$lang.sh" "$summary" && [ "$(wc -l <"$summary")" -eq "$before" ]; then
+      echo "$lang: 0 passed, 1 failed" >>"$summary"
+    fi
   fi
 done
 

@@ -21,7 +21,11 @@ use serde_json::json;
 
 /// A tokio runtime for the harness's async helpers and the proxy (the SDK calls are blocking).
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn config(key: &str, endpoint: &str) -> Config {
@@ -44,14 +48,26 @@ fn recording_client(config: Config) -> (Client, Arc<Mutex<Vec<Error>>>) {
 }
 
 fn stored_ids(rt: &tokio::runtime::Runtime, server: &Server, key: &str) -> Vec<String> {
-    rt.block_on(server.all_events(key, "")).iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+    rt.block_on(server.all_events(key, ""))
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn assert_exactly_once(stored: &[String], tracked: &HashSet<String>) {
     let unique: HashSet<&String> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "an event was stored twice");
-    assert_eq!(stored.len(), tracked.len(), "stored {} of {} tracked events", stored.len(), tracked.len());
-    assert!(stored.iter().all(|id| tracked.contains(id)), "an untracked event was stored");
+    assert_eq!(
+        stored.len(),
+        tracked.len(),
+        "stored {} of {} tracked events",
+        stored.len(),
+        tracked.len()
+    );
+    assert!(
+        stored.iter().all(|id| tracked.contains(id)),
+        "an untracked event was stored"
+    );
 }
 
 #[test]
@@ -64,13 +80,28 @@ fn hundred_thousand_events_are_stored_exactly_once() {
     let mut tracked = HashSet::with_capacity(100_000);
     for i in 0..100_000u64 {
         let id = client
-            .track("api.call", &format!("customer-{}", i % 97), json!({"tokens": i, "model": "m-large"}), None, None)
+            .track(
+                "api.call",
+                &format!("customer-{}", i % 97),
+                json!({"tokens": i, "model": "m-large"}),
+                None,
+                None,
+            )
             .unwrap();
         tracked.insert(id);
     }
     client.flush(Duration::from_secs(120)).unwrap();
     let stats = client.stats();
-    assert_eq!((stats.enqueued, stats.sent, stats.duplicates, stats.rejected, stats.dropped), (100_000, 100_000, 0, 0, 0));
+    assert_eq!(
+        (
+            stats.enqueued,
+            stats.sent,
+            stats.duplicates,
+            stats.rejected,
+            stats.dropped
+        ),
+        (100_000, 100_000, 0, 0, 0)
+    );
     assert_eq!(stats.queue_length, 0);
     client.shutdown(Duration::from_secs(5)).unwrap();
     assert_exactly_once(&stored_ids(&rt, &server, server.sk()), &tracked);
@@ -84,14 +115,20 @@ fn resending_the_same_events_counts_duplicates_and_stores_nothing_new() {
     for round in 0..2 {
         let client = Client::new(config(server.sk(), &server.url)).unwrap();
         for id in &ids {
-            client.track("api.call", "c1", json!({"tokens": 1}), Some(id.clone()), None).unwrap();
+            client
+                .track("api.call", "c1", json!({"tokens": 1}), Some(id.clone()), None)
+                .unwrap();
         }
         client.flush(Duration::from_secs(30)).unwrap();
         let stats = client.stats();
         if round == 0 {
             assert_eq!((stats.sent, stats.duplicates), (1_000, 0));
         } else {
-            assert_eq!((stats.sent, stats.duplicates), (0, 1_000), "the second round is all duplicates");
+            assert_eq!(
+                (stats.sent, stats.duplicates),
+                (0, 1_000),
+                "the second round is all duplicates"
+            );
         }
     }
     assert_exactly_once(&stored_ids(&rt, &server, server.sk()), &ids.into_iter().collect());
@@ -113,7 +150,11 @@ fn server_killed_and_restarted_while_sending_loses_nothing_and_stores_nothing_tw
         std::thread::spawn(move || {
             let mut tracked = HashSet::new();
             for i in 0..30_000u64 {
-                tracked.insert(client.track("api.call", "c1", json!({"tokens": i}), None, None).unwrap());
+                tracked.insert(
+                    client
+                        .track("api.call", "c1", json!({"tokens": i}), None, None)
+                        .unwrap(),
+                );
                 if i % 1_000 == 0 {
                     std::thread::sleep(Duration::from_millis(15)); // spread the load over the kills
                 }
@@ -134,7 +175,10 @@ fn server_killed_and_restarted_while_sending_loses_nothing_and_stores_nothing_tw
     let stats = client.stats();
     assert_eq!(stats.dropped, 0);
     assert_eq!(stats.sent + stats.duplicates, 30_000, "{stats:?}");
-    assert!(proxy.attempts().iter().any(|(_, status)| *status == 502), "the kills were seen by the client");
+    assert!(
+        proxy.attempts().iter().any(|(_, status)| *status == 502),
+        "the kills were seen by the client"
+    );
     assert_exactly_once(&stored_ids(&rt, &server, &key), &tracked);
 }
 
@@ -144,22 +188,43 @@ fn server_errors_and_rate_limits_are_retried_with_the_same_ids() {
     let server = Server::start();
     let proxy = rt.block_on(Proxy::start(&server.url));
     let fault = |status, retry_after| Fault { status, retry_after };
-    proxy.push_faults([fault(503, None), fault(500, None), fault(502, None), fault(429, Some("1")), fault(408, None)]);
+    proxy.push_faults([
+        fault(503, None),
+        fault(500, None),
+        fault(502, None),
+        fault(429, Some("1")),
+        fault(408, None),
+    ]);
     let mut c = config(server.sk(), &proxy.url);
     c.max_in_flight = 1;
     c.flush_interval = Duration::from_secs(3600);
     let client = Client::new(c).unwrap();
     let tracked: HashSet<String> = (0..300)
-        .map(|i| client.track("api.call", "c1", json!({"tokens": i}), None, None).unwrap())
+        .map(|i| {
+            client
+                .track("api.call", "c1", json!({"tokens": i}), None, None)
+                .unwrap()
+        })
         .collect();
     let started = Instant::now();
     client.flush(Duration::from_secs(30)).unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
 
     let attempts = proxy.attempts();
-    assert_eq!(attempts.len(), 6, "five faults, then success: {:?}", attempts.iter().map(|a| a.1).collect::<Vec<_>>());
+    assert_eq!(
+        attempts.len(),
+        6,
+        "five faults, then success: {:?}",
+        attempts.iter().map(|a| a.1).collect::<Vec<_>>()
+    );
     for (ids, _) in &attempts {
-        assert_eq!(ids, &attempts[0].0, "every retry resends the same ids in the same order");
+        assert_eq!(
+            ids, &attempts[0].0,
+            "every retry resends the same ids in the same order"
+        );
     }
     assert_eq!(attempts.last().unwrap().1, 202);
     let stats = client.stats();
@@ -172,24 +237,35 @@ fn client_errors_are_not_retried_and_are_reported() {
     let rt = rt();
     let server = Server::start();
     let proxy = rt.block_on(Proxy::start(&server.url));
-    proxy.push_faults([Fault { status: 400, retry_after: Some("0") }]);
+    proxy.push_faults([Fault {
+        status: 400,
+        retry_after: Some("0"),
+    }]);
     let mut c = config(server.sk(), &proxy.url);
     c.flush_interval = Duration::from_secs(3600);
     let (client, errors) = recording_client(c);
     for i in 0..10 {
-        client.track("api.call", "c1", json!({"tokens": i}), None, None).unwrap();
+        client
+            .track("api.call", "c1", json!({"tokens": i}), None, None)
+            .unwrap();
     }
     client.flush(Duration::from_secs(10)).unwrap();
     assert_eq!(proxy.attempts().len(), 1, "a 400 is never retried");
     let stats = client.stats();
     assert_eq!((stats.dropped, stats.sent, stats.retried), (10, 0, 0));
-    assert!(matches!(&errors.lock().unwrap()[..], [Error::Http { status: 400, .. }]), "{:?}", errors.lock().unwrap());
+    assert!(
+        matches!(&errors.lock().unwrap()[..], [Error::Http { status: 400, .. }]),
+        "{:?}",
+        errors.lock().unwrap()
+    );
 
     // A well-formed key the server does not know: 401, reported, not retried.
     let mut c = config("ml_sk_unknown1_0123456789abcdef0123", &proxy.url);
     c.fetch_schemas = false;
     let (client, errors) = recording_client(c);
-    client.track("api.call", "c1", json!({"tokens": 1}), None, None).unwrap();
+    client
+        .track("api.call", "c1", json!({"tokens": 1}), None, None)
+        .unwrap();
     client.flush(Duration::from_secs(10)).unwrap();
     assert_eq!(proxy.attempts().len(), 2);
     assert_eq!(client.stats().dropped, 1);
@@ -209,14 +285,21 @@ fn server_side_rejections_are_reported_and_valid_events_of_the_batch_stored() {
     let mut c = config(server.sk(), &server.url);
     c.fetch_schemas = false;
     let (client, errors) = recording_client(c);
-    let good = client.track("api.call", "c1", json!({"tokens": 1}), None, None).unwrap();
-    let bad = client.track("api.call", "c1", json!({"tokens": "x"}), None, None).unwrap();
+    let good = client
+        .track("api.call", "c1", json!({"tokens": 1}), None, None)
+        .unwrap();
+    let bad = client
+        .track("api.call", "c1", json!({"tokens": "x"}), None, None)
+        .unwrap();
     client.flush(Duration::from_secs(10)).unwrap();
     let stats = client.stats();
     assert_eq!((stats.sent, stats.rejected, stats.retried), (1, 1, 0));
     match &errors.lock().unwrap()[..] {
         [Error::Rejected(r)] => {
-            assert_eq!((r.code.as_str(), r.path.as_str(), r.id.as_deref()), ("schema_violation", "/data/tokens", Some(bad.as_str())));
+            assert_eq!(
+                (r.code.as_str(), r.path.as_str(), r.id.as_deref()),
+                ("schema_violation", "/data/tokens", Some(bad.as_str()))
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -225,7 +308,9 @@ fn server_side_rejections_are_reported_and_valid_events_of_the_batch_stored() {
     // With the server's schemas fetched, the same event fails at track() and is never queued.
     let client = Client::new(config(server.sk(), &server.url)).unwrap();
     client.refresh_schemas(Duration::from_secs(5)).unwrap();
-    let err = client.track("api.call", "c1", json!({"tokens": "x"}), None, None).unwrap_err();
+    let err = client
+        .track("api.call", "c1", json!({"tokens": "x"}), None, None)
+        .unwrap_err();
     assert_eq!((err.code(), client.stats().enqueued), ("schema_violation", 0));
 }
 
@@ -246,8 +331,15 @@ fn a_full_queue_applies_the_overflow_policy_while_the_server_is_down() {
     assert_eq!(client.stats().dropped, 1);
     let err = client.shutdown(Duration::from_millis(200)).unwrap_err();
     assert_eq!(err.code(), "timeout");
-    assert_eq!(client.stats().dropped, 11, "undelivered events are counted when shutdown gives up");
-    assert_eq!(client.track("t", "c", json!({}), None, None).unwrap_err().code(), "client_closed");
+    assert_eq!(
+        client.stats().dropped,
+        11,
+        "undelivered events are counted when shutdown gives up"
+    );
+    assert_eq!(
+        client.track("t", "c", json!({}), None, None).unwrap_err().code(),
+        "client_closed"
+    );
 
     c.overflow = OverflowPolicy::DropOldest;
     let client = Client::new(c.clone()).unwrap();
@@ -264,6 +356,9 @@ fn a_full_queue_applies_the_overflow_policy_while_the_server_is_down() {
         client.track("t", "c", json!({"i": i}), None, None).unwrap();
     }
     let started = Instant::now();
-    assert_eq!(client.track("t", "c", json!({}), None, None).unwrap_err().code(), "queue_full");
+    assert_eq!(
+        client.track("t", "c", json!({}), None, None).unwrap_err().code(),
+        "queue_full"
+    );
     assert!(started.elapsed() >= Duration::from_millis(100), "block waited for room");
 }

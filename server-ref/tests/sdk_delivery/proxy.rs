@@ -88,7 +88,10 @@ async fn forward(State(proxy): State<Proxy>, method: Method, uri: Uri, headers: 
         let mut resp = (
             StatusCode::from_u16(fault.status).unwrap(),
             [("content-type", "application/json")],
-            format!(r#"{{"code":"injected","message":"fault injected by the test proxy ({})"}}"#, fault.status),
+            format!(
+                r#"{{"code":"injected","message":"fault injected by the test proxy ({})"}}"#,
+                fault.status
+            ),
         )
             .into_response();
         if let Some(ra) = fault.retry_after {
@@ -117,7 +120,11 @@ async fn forward(State(proxy): State<Proxy>, method: Method, uri: Uri, headers: 
         }
         Err(_) => {
             record(502);
-            (StatusCode::BAD_GATEWAY, r#"{"code":"bad_gateway","message":"upstream unreachable"}"#).into_response()
+            (
+                StatusCode::BAD_GATEWAY,
+                r#"{"code":"bad_gateway","message":"upstream unreachable"}"#,
+            )
+                .into_response()
         }
     }
 }

@@ -1,0 +1,202 @@
+//! Ingest throughput: durable events/s through the real server binary versus the bare
+//! `serde_json` parse of the same batches (the ceiling a JSON ingest path cannot beat).
+//!
+//! `cargo bench -p meterline-server --bench ingest` (optimised binary). Knobs, all optional:
+//! `BENCH_EVENTS` (default 200000), `BENCH_BATCH` (500), `BENCH_CONNECTIONS` (8),
+//! `BENCH_SYNCHRONOUS` (`full` | `normal`, default: the server's default), `BENCH_SUBJECTS`
+//! (distinct customers, default 1000).
+//! Talks only to 127.0.0.1, sends a bounded number of batches and stops by itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument other than ours means "not us".
+    if std::env::args().skip(1).any(|a| !a.starts_with("--") && a != "ingest") {
+        return;
+    }
+    let total = env_usize("BENCH_EVENTS", 200_000);
+    let batch_size = env_usize("BENCH_BATCH", 500);
+    let connections = env_usize("BENCH_CONNECTIONS", 8);
+    let batches = total.div_ceil(batch_size);
+
+    let dir = tempfile::tempdir().unwrap();
+    if let Ok(sync) = std::env::var("BENCH_SYNCHRONOUS") {
+        std::fs::write(
+            dir.path().join("meterline.toml"),
+            format!("[storage]\nsynchronous = \"{sync}\"\n"),
+        )
+        .unwrap();
+    }
+    let db = dir.path().join("bench.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterline-server"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &format!("sqlite://{}", db.display()),
+        ])
+        .current_dir(dir.path())
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start meterline-server");
+    let mut secret = String::new();
+    let mut url = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(k) = line.strip_prefix("secret key: ") {
+            secret = k.to_owned();
+        }
+        if let Some(u) = line.strip_prefix("meterline-server listening on ") {
+            url = u.to_owned();
+            break;
+        }
+    }
+
+    println!("preparing {batches} gzip batches of {batch_size} events…");
+    let subjects = env_usize("BENCH_SUBJECTS", 1000).max(1);
+    let raw: Vec<Vec<u8>> = (0..batches).map(|b| batch_json(b, batch_size, subjects)).collect();
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(raw.iter().map(|r| gzip(r)).collect());
+    let body_bytes: usize = bodies.iter().map(Vec::len).sum();
+    let raw_bytes: usize = raw.iter().map(Vec::len).sum();
+    println!(
+        "  {:.1} MB JSON, {:.1} MB gzip ({:.0} bytes/event raw)",
+        raw_bytes as f64 / 1e6,
+        body_bytes as f64 / 1e6,
+        raw_bytes as f64 / (batches * batch_size) as f64
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (elapsed, accepted) = runtime.block_on(send_all(&url, &secret, bodies.clone(), connections));
+    let stored = runtime.block_on(count_stored(&db));
+    let _ = Command::new("kill").arg("-15").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    assert_eq!(accepted as usize, batches * batch_size, "every event acknowledged");
+    assert_eq!(stored as usize, batches * batch_size, "every acknowledged event stored");
+    let durable = accepted as f64 / elapsed.as_secs_f64();
+
+    // The ceiling: parsing the same decompressed batches into serde_json values, one thread.
+    let started = Instant::now();
+    let mut parsed = 0usize;
+    for r in &raw {
+        let v: Vec<Value> = serde_json::from_slice(r).unwrap();
+        parsed += v.len();
+    }
+    let parse = parsed as f64 / started.elapsed().as_secs_f64();
+
+    println!(
+        "durable ingest : {durable:>10.0} events/s  ({accepted} events, {connections} connections, {elapsed:.2?}; stored count verified)"
+    );
+    println!("serde_json parse: {parse:>10.0} events/s  (single thread, same batches decompressed)");
+    println!(
+        "ratio           : {:>10.2}x slower than the bare parse",
+        parse / durable
+    );
+}
+
+fn batch_json(batch: usize, size: usize, subjects: usize) -> Vec<u8> {
+    let models = ["m-small", "m-large", "m-xl"];
+    let regions = ["eu-west-1", "us-east-1", "ap-south-1"];
+    let events: Vec<Value> = (0..size)
+        .map(|i| {
+            let n = batch * size + i;
+            json!({
+                "specversion": "1.0",
+                "id": format!("0193{:04x}-{:04x}-7{:03x}-8{:03x}-{:012x}", batch % 0xffff, i, n % 0xfff, (n * 7) % 0xfff, n),
+                "source": "billing-api",
+                "type": if n.is_multiple_of(5) { "storage.gb" } else { "api.request" },
+                "subject": format!("customer-{}", n % subjects),
+                "time": format!("2026-11-24T10:{:02}:{:02}.{:03}Z", (n / 60) % 60, n % 60, n % 1000),
+                "datacontenttype": "application/json",
+                "data": {
+                    "tokens": (n * 37) % 5000,
+                    "model": models[n % 3],
+                    "region": regions[(n / 3) % 3],
+                    "latency_ms": (n % 997) as f64 / 3.0,
+                    "cached": n.is_multiple_of(4)
+                }
+            })
+        })
+        .collect();
+    serde_json::to_vec(&events).unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+async fn send_all(url: &str, secret: &str, bodies: Arc<Vec<Vec<u8>>>, connections: usize) -> (Duration, u64) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (url, secret, bodies, next) = (url.to_owned(), secret.to_owned(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut accepted = 0u64;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                loop {
+                    let resp = http
+                        .post(format!("{url}/v1/events"))
+                        .bearer_auth(&secret)
+                        .header("content-type", "application/cloudevents-batch+json")
+                        .header("content-encoding", "gzip")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .expect("send");
+                    let status = resp.status();
+                    let answer: Value = resp.json().await.expect("json answer");
+                    if status == 503 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    assert_eq!(status, 202, "{answer}");
+                    accepted += answer["accepted"].as_u64().unwrap();
+                    break;
+                }
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await.unwrap();
+    }
+    (started.elapsed(), accepted)
+}
+
+async fn count_stored(db: &std::path::Path) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    n
+}

@@ -1,0 +1,225 @@
+//! Application state, the router and the `serve` command.
+
+use std::{io::Write, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    http::StatusCode,
+    middleware,
+    routing::{delete, get, post, put},
+};
+use meterline_core::key::KeyKind;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
+
+use crate::{
+    admin,
+    auth::{KeyVerifier, mint},
+    config::Config,
+    error, events, health, ingest,
+    schemas::{self, SchemaCache},
+    store::{Store, Writer},
+};
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The read/admin pool.
+    pub store: Store,
+    /// The event writer (group commit).
+    pub writer: Arc<Writer>,
+    /// API key verification and its cache.
+    pub keys: Arc<KeyVerifier>,
+    /// Compiled schemas by project.
+    pub schemas: Arc<SchemaCache>,
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The full HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/events", post(ingest::post_events).get(events::list_events))
+        .route("/api/v1/events", post(ingest::post_openmeter_events))
+        .route("/v1/schema", get(schemas::get_schema))
+        .route("/v1/admin/schemas", get(schemas::list_schemas))
+        .route(
+            "/v1/admin/schemas/{type}",
+            put(schemas::put_type_schema)
+                .get(schemas::get_type_schema)
+                .delete(schemas::delete_type_schema),
+        )
+        .route(
+            "/v1/admin/settings",
+            get(schemas::get_settings).put(schemas::put_settings),
+        )
+        .route("/v1/admin/keys", post(admin::post_key).get(admin::list_keys))
+        .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout(),
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::map_response(error::json_errors))
+        .layer(middleware::from_fn(health::track_request))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Keys printed once when a project is created.
+#[derive(Debug, Clone)]
+pub struct NewProjectKeys {
+    /// The project name.
+    pub project: String,
+    /// `ml_sk_…`.
+    pub secret: String,
+    /// `ml_ak_…`.
+    pub admin: String,
+}
+
+impl NewProjectKeys {
+    /// Writes the lines `project: NAME`, `secret key: …`, `admin key: …` to stdout.
+    pub fn print(&self) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "project: {}", self.project)?;
+        writeln!(out, "secret key: {}", self.secret)?;
+        writeln!(out, "admin key: {}", self.admin)?;
+        out.flush()
+    }
+}
+
+/// Creates a project with one secret and one admin key.
+pub async fn create_project(store: &Store, name: &str) -> Result<NewProjectKeys, crate::store::StoreError> {
+    let secret = mint(KeyKind::Secret);
+    let admin = mint(KeyKind::Admin);
+    store
+        .create_project(
+            name,
+            &[
+                (KeyKind::Secret, secret.key.id.clone(), secret.secret_hash.clone()),
+                (KeyKind::Admin, admin.key.id.clone(), admin.secret_hash.clone()),
+            ],
+        )
+        .await?;
+    Ok(NewProjectKeys {
+        project: name.to_owned(),
+        secret: secret.key.expose(),
+        admin: admin.key.expose(),
+    })
+}
+
+/// Runs the server until SIGTERM/SIGINT: opens the store, creates the `default` project on
+/// an empty database (printing its keys once), prints `meterline-server listening on
+/// http://ADDR`, serves, and on a signal stops accepting, lets in-flight requests finish,
+/// commits what the writer holds and returns.
+pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let metrics = health::install_metrics();
+    let (store, write_conn) = Store::open(&config.storage).await?;
+    if store.project_count().await? == 0 {
+        let keys = create_project(&store, "default").await?;
+        keys.print()?;
+    }
+    let writer = Arc::new(Writer::spawn(
+        write_conn,
+        config.storage.writer_queue,
+        config.storage.max_commit_events,
+    ));
+    let state = AppState {
+        store: store.clone(),
+        writer: writer.clone(),
+        keys: Arc::new(KeyVerifier::new(Duration::from_secs(config.auth.key_cache_secs))),
+        schemas: Arc::new(SchemaCache::default()),
+        config: Arc::new(config.clone()),
+        metrics: metrics.clone(),
+    };
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+    let checkpoints = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.server.bind).await?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "meterline-server listening on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, database = %config.storage.database_url, "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move {
+                let mut stop_rx = stop_rx;
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    tokio::select! {
+        result = &mut server => {
+            result??;
+        }
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(config.shutdown_timeout(), &mut server).await {
+                Ok(result) => result??,
+                Err(_) => {
+                    tracing::warn!("in-flight requests did not finish in time; closing them");
+                    server.abort();
+                }
+            }
+        }
+    }
+    writer.shutdown().await;
+    upkeep.abort();
+    checkpoints.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM, naming the signal.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}

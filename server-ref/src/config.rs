@@ -1,0 +1,281 @@
+//! Server configuration: `meterline.toml` (every key optional, unknown keys refused) with
+//! command-line flags on top.
+//!
+//! ```toml
+//! [server]
+//! bind = "127.0.0.1:8080"
+//!
+//! [storage]
+//! database_url = "sqlite://meterline.db"
+//! synchronous = "full"
+//!
+//! [ingest]
+//! max_events_per_batch = 10000
+//! ```
+
+use std::{fmt, net::SocketAddr, path::Path, str::FromStr, time::Duration};
+
+use serde::Deserialize;
+
+/// Everything the server can be configured with. Every field has a default, so an empty
+/// (or missing) `meterline.toml` is a working configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the HTTP listener.
+    pub server: ServerConfig,
+    /// `[storage]`: the database.
+    pub storage: StorageConfig,
+    /// `[ingest]`: limits of `POST /v1/events`.
+    pub ingest: IngestConfig,
+    /// `[auth]`: API key handling.
+    pub auth: AuthConfig,
+    /// `[log]`: logging.
+    pub log: LogConfig,
+}
+
+/// `[server]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// A request that takes longer is answered `408 request_timeout`.
+    pub request_timeout_secs: u64,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[storage]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` (the file is created when missing).
+    pub database_url: String,
+    /// SQLite `synchronous` in WAL mode: `full` (default) or `normal`.
+    pub synchronous: Synchronous,
+    /// How long a statement waits for a lock held by another connection or process.
+    pub busy_timeout_ms: u64,
+    /// Connections serving reads (events, schemas, keys).
+    pub read_connections: u32,
+    /// Ingest requests that may wait for the writer; more are answered `503 overloaded`.
+    pub writer_queue: usize,
+    /// Most events committed in one transaction (group commit).
+    pub max_commit_events: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            database_url: "sqlite://meterline.db".into(),
+            synchronous: Synchronous::Full,
+            busy_timeout_ms: 5_000,
+            read_connections: 4,
+            writer_queue: 256,
+            max_commit_events: 16_384,
+        }
+    }
+}
+
+/// SQLite's `PRAGMA synchronous` in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: a committed batch survives power loss.
+    Full,
+    /// fsync only at checkpoints: survives a crash of the process (`kill -9`), but an OS
+    /// crash or power loss may undo the last commits.
+    Normal,
+}
+
+/// `[ingest]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest request body as sent (compressed), bytes.
+    pub max_body_bytes: usize,
+    /// Largest request body after decompression, bytes (checked while inflating).
+    pub max_decompressed_bytes: usize,
+    /// Most events in one request.
+    pub max_events_per_batch: usize,
+    /// Largest single event (its JSON text), bytes.
+    pub max_event_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 5 * 1024 * 1024,
+            max_decompressed_bytes: 32 * 1024 * 1024,
+            max_events_per_batch: 10_000,
+            max_event_bytes: meterline_core::event::MAX_EVENT_BYTES,
+        }
+    }
+}
+
+/// `[auth]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long a verified key stays in the in-memory cache. Revoking through the HTTP API
+    /// takes effect at once; revoking with the CLI while the server runs within this time.
+    pub key_cache_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { key_cache_secs: 5 }
+    }
+}
+
+/// `[log]` section.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration problem; the message names the offending key.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl FromStr for Config {
+    type Err = ConfigError;
+
+    /// Parses `meterline.toml` text and checks the values.
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_owned()))?;
+        config.check()?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// Reads a config file. A missing file is an error only when `required` (it was named
+    /// explicitly); otherwise the defaults apply.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .parse()
+                .map_err(|e: ConfigError| ConfigError(format!("invalid config file {}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
+            Err(e) => Err(ConfigError(format!("cannot read config file {}: {e}", path.display()))),
+        }
+    }
+
+    /// Checks value ranges; errors name the key as `section.key`.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("server.request_timeout_secs", self.server.request_timeout_secs as usize),
+            ("storage.read_connections", self.storage.read_connections as usize),
+            ("storage.writer_queue", self.storage.writer_queue),
+            ("storage.max_commit_events", self.storage.max_commit_events),
+            ("ingest.max_body_bytes", self.ingest.max_body_bytes),
+            ("ingest.max_decompressed_bytes", self.ingest.max_decompressed_bytes),
+            ("ingest.max_events_per_batch", self.ingest.max_events_per_batch),
+            ("ingest.max_event_bytes", self.ingest.max_event_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!("`{key}` must be greater than 0")));
+            }
+        }
+        if !self.storage.database_url.starts_with("sqlite:") {
+            return Err(ConfigError(format!(
+                "`storage.database_url` must be a sqlite:// URL (PostgreSQL support comes later), got {:?}",
+                self.storage.database_url
+            )));
+        }
+        Ok(())
+    }
+
+    /// `server.request_timeout_secs` as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.request_timeout_secs)
+    }
+
+    /// `server.shutdown_timeout_secs` as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!("".parse::<Config>().unwrap(), Config::default());
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let c: Config = r#"
+            [server]
+            bind = "0.0.0.0:9000"
+            [storage]
+            synchronous = "normal"
+            [ingest]
+            max_events_per_batch = 50
+            [auth]
+            key_cache_secs = 1
+            [log]
+            format = "json"
+        "#
+        .parse()
+        .unwrap();
+        assert_eq!(c.server.bind.port(), 9000);
+        assert_eq!(c.storage.synchronous, Synchronous::Normal);
+        assert_eq!(c.ingest.max_events_per_batch, 50);
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = "[ingest]\nmax_batch = 3\n".parse::<Config>().unwrap_err().to_string();
+        assert!(err.contains("max_batch"), "{err}");
+        let err = "[storage]\nsynchronous = \"off\"\n"
+            .parse::<Config>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("synchronous"), "{err}");
+        let err = "[ingest]\nmax_events_per_batch = 0\n"
+            .parse::<Config>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ingest.max_events_per_batch"), "{err}");
+    }
+}

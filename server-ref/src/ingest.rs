@@ -1,0 +1,470 @@
+//! `POST /v1/events` and OpenMeter's `POST /api/v1/events` (DESIGN §3).
+//!
+//! A request goes: key and scope → `Content-Type` and `Content-Encoding` → body read within
+//! `ingest.max_body_bytes` → on a blocking thread, decompression within
+//! `ingest.max_decompressed_bytes`, JSON parsing and per-event validation (envelope by
+//! `Event::from_value`, data by the project's `SchemaRegistry`) → the valid events go to the
+//! [`Writer`](crate::store::Writer) → the answer after the commit.
+
+use std::pin::Pin;
+
+use axum::{
+    Json,
+    body::{Body, HttpBody},
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use meterline_core::{
+    codec::{Encoding, decompress_limited},
+    error::ValidationError,
+    event::{Event, MAX_ID_LEN},
+    wire::{IngestResponse, Rejection},
+};
+use serde_json::{Value, value::RawValue};
+
+use crate::{
+    app::AppState,
+    auth::{Caller, Scope},
+    config::IngestConfig,
+    error::ApiError,
+    health,
+    schemas::ProjectSchemas,
+    store::{EventRow, WriteBatch, WriteError},
+};
+
+/// Which JSON shapes a `Content-Type` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyShape {
+    /// `application/cloudevents-batch+json`: an array.
+    Batch,
+    /// `application/cloudevents+json`: one event.
+    Single,
+    /// `application/json`: either.
+    Either,
+}
+
+/// `POST /v1/events`: `202` with the accepted, duplicate and rejected counts.
+pub async fn post_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let outcome = ingest(&state, &caller, &headers, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(outcome)).into_response())
+}
+
+/// `POST /api/v1/events` (OpenMeter's contract): `204` when every event was stored (new or
+/// duplicate); `400 invalid_event` with the `rejected` list when any was refused — the valid
+/// events of the request are stored all the same.
+pub async fn post_openmeter_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let outcome = ingest(&state, &caller, &headers, body).await?;
+    if outcome.rejected.is_empty() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let total = outcome.accepted + outcome.duplicates + outcome.rejected.len() as u64;
+    let mut err = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_event",
+        format!(
+            "{} of {total} events were rejected (see `rejected`); the other {} were stored",
+            outcome.rejected.len(),
+            outcome.accepted + outcome.duplicates
+        ),
+    );
+    err.rejected = outcome.rejected;
+    Err(err)
+}
+
+async fn ingest(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<IngestResponse, ApiError> {
+    caller.require(Scope::Ingest)?;
+    let shape = body_shape(headers)?;
+    let encoding = content_encoding(headers)?;
+    let limits = state.config.ingest.clone();
+    let compressed = read_body(headers, body, limits.max_body_bytes).await?;
+    let schemas = state.schemas.get(&state.store, caller.project_id).await?;
+    let received_at = chrono::Utc::now();
+    let parsed = tokio::task::spawn_blocking(move || {
+        let json = decompress_limited(encoding, &compressed, limits.max_decompressed_bytes)
+            .map_err(|e| ApiError::from_core(&e))?;
+        drop(compressed);
+        parse_batch(&json, shape, &schemas, &limits, received_at.timestamp_micros())
+    })
+    .await
+    .map_err(|e| ApiError::internal("the ingest worker failed", e))??;
+
+    let total = parsed.total;
+    let outcome = state
+        .writer
+        .write(WriteBatch {
+            project_id: caller.project_id,
+            received_at: received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            rows: parsed.rows,
+        })
+        .await
+        .map_err(|e| match e {
+            WriteError::Overloaded(_) => ApiError::overloaded(format!("{e}; retry shortly")),
+            WriteError::Closed => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the server is shutting down",
+                )
+            },
+            WriteError::Database(cause) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::internal("storing the events failed; nothing of this request was stored", cause)
+            },
+        })?;
+    health::record_ingest(total, outcome.accepted, outcome.duplicates, parsed.rejected.len());
+    Ok(IngestResponse {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+        rejected: parsed.rejected,
+    })
+}
+
+fn body_shape(headers: &HeaderMap) -> Result<BodyShape, ApiError> {
+    let unsupported = |what: &str| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "{what}; send application/cloudevents-batch+json (an array), application/cloudevents+json \
+                 (one event) or application/json"
+            ),
+        )
+    };
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .ok_or_else(|| unsupported("the Content-Type header is missing"))?
+        .to_str()
+        .map_err(|_| unsupported("the Content-Type header is not valid text"))?;
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    for param in parts {
+        let (name, val) = param.split_once('=').unwrap_or((param, ""));
+        if name.trim().eq_ignore_ascii_case("charset") && !val.trim().trim_matches('"').eq_ignore_ascii_case("utf-8") {
+            return Err(unsupported("only charset=utf-8 is supported"));
+        }
+    }
+    match essence.as_str() {
+        "application/cloudevents-batch+json" => Ok(BodyShape::Batch),
+        "application/cloudevents+json" => Ok(BodyShape::Single),
+        "application/json" => Ok(BodyShape::Either),
+        _ => Err(unsupported(&format!(
+            "Content-Type {:?} is not supported",
+            essence.chars().take(100).collect::<String>()
+        ))),
+    }
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    match headers.get(header::CONTENT_ENCODING) {
+        None => Ok(Encoding::Identity),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_encoding",
+                    "the Content-Encoding header is not valid text",
+                )
+            })?;
+            text.parse().map_err(|e| ApiError::from_core(&e))
+        }
+    }
+}
+
+/// Reads the body, failing with `413 payload_too_large` once it passes `limit`.
+///
+/// An oversized body is still read (and dropped) up to `4 × limit`, so the client gets to
+/// read the 413 instead of a connection reset while it is still sending.
+async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::too_large(
+            "payload_too_large",
+            format!("the request body exceeds the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let drain_limit = limit.saturating_mul(4);
+    if declared.is_some_and(|n| n > drain_limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(declared.map_or(64 * 1024, |n| (n as usize).min(limit)));
+    let mut seen = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > drain_limit {
+                return Err(too_large());
+            }
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
+}
+
+/// The outcome of parsing and validating one request body.
+#[derive(Debug)]
+struct ParsedBatch {
+    total: usize,
+    rows: Vec<EventRow>,
+    rejected: Vec<Rejection>,
+}
+
+/// Parses a decompressed body and validates each event; invalid events become rejections,
+/// a body that is not acceptable JSON as a whole an error.
+fn parse_batch(
+    json: &[u8],
+    shape: BodyShape,
+    schemas: &ProjectSchemas,
+    limits: &IngestConfig,
+    now_us: i64,
+) -> Result<ParsedBatch, ApiError> {
+    let text =
+        std::str::from_utf8(json).map_err(|e| ApiError::invalid_json(format!("the body is not valid UTF-8: {e}")))?;
+    let first = text.trim_start().as_bytes().first().copied();
+    let elements: Vec<&RawValue> = match first {
+        Some(b'[') => {
+            if shape == BodyShape::Single {
+                return Err(invalid_body(
+                    "application/cloudevents+json carries one event; send an array as application/cloudevents-batch+json",
+                ));
+            }
+            serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?
+        }
+        Some(b'{') => {
+            if shape == BodyShape::Batch {
+                return Err(invalid_body(
+                    "application/cloudevents-batch+json carries a JSON array of events",
+                ));
+            }
+            vec![
+                serde_json::from_str(text)
+                    .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?,
+            ]
+        }
+        None => return Err(ApiError::invalid_json("the body is empty")),
+        Some(_) => {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
+            return Err(invalid_body(&format!(
+                "the body must be a JSON array of events or one event object, got {}",
+                meterline_core::event::kind_of(&value)
+            )));
+        }
+    };
+    if elements.len() > limits.max_events_per_batch {
+        return Err(ApiError::too_large(
+            "too_many_events",
+            format!(
+                "the batch holds {} events; at most {} are allowed per request",
+                elements.len(),
+                limits.max_events_per_batch
+            ),
+        ));
+    }
+    let mut rows = Vec::with_capacity(elements.len());
+    let mut rejected = Vec::new();
+    for (index, raw) in elements.iter().enumerate() {
+        let value: Value = serde_json::from_str(raw.get())
+            .map_err(|e| ApiError::invalid_json(format!("event {index} is not acceptable JSON: {e}")))?;
+        let id = readable_id(&value);
+        match validate(value, raw.get().len(), schemas, limits, now_us) {
+            Ok(row) => rows.push(row),
+            Err(err) => rejected.push(Rejection::new(index, id, err)),
+        }
+    }
+    Ok(ParsedBatch {
+        total: elements.len(),
+        rows,
+        rejected,
+    })
+}
+
+fn invalid_body(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+}
+
+/// The event's id for a rejection report, when it is a string of acceptable length.
+fn readable_id(value: &Value) -> Option<String> {
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && id.chars().count() <= MAX_ID_LEN)
+        .map(str::to_owned)
+}
+
+/// Checks one event (size, envelope, schema) and turns it into a row.
+fn validate(
+    value: Value,
+    raw_len: usize,
+    schemas: &ProjectSchemas,
+    limits: &IngestConfig,
+    now_us: i64,
+) -> Result<EventRow, ValidationError> {
+    if raw_len > limits.max_event_bytes {
+        return Err(ValidationError::too_large(raw_len, limits.max_event_bytes));
+    }
+    let mut event = Event::from_value(value)?;
+    let data = event.data.take();
+    let had_data = data.is_some();
+    let (data, checked) = schemas
+        .registry
+        .validate_map(&event.event_type, data.unwrap_or_default());
+    checked?;
+    let time_us = match &event.time {
+        // `from_value` checked the format, so this only fails for out-of-range years.
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| ValidationError::invalid_event("/time", format!("`time` is not a usable timestamp: {e}")))?
+            .timestamp_micros(),
+        None => now_us,
+    };
+    let data = if had_data {
+        Some(
+            serde_json::to_string(&data)
+                .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?,
+        )
+    } else {
+        None
+    };
+    Ok(EventRow {
+        source: event.source,
+        id: event.id,
+        event_type: event.event_type,
+        subject: event.subject,
+        time: event.time,
+        time_us,
+        datacontenttype: event.datacontenttype,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use meterline_core::schema::SchemaDocument;
+    use serde_json::json;
+
+    use super::*;
+
+    fn schemas(strict: bool) -> ProjectSchemas {
+        let mut registry = SchemaRegistry::new(strict);
+        registry
+            .insert(
+                "api.call",
+                &json!({"type":"object","properties":{"tokens":{"type":"integer"}}}),
+            )
+            .unwrap();
+        ProjectSchemas {
+            registry,
+            document: SchemaDocument::default(),
+        }
+    }
+
+    use meterline_core::schema::SchemaRegistry;
+
+    fn event(id: &str) -> Value {
+        json!({"specversion":"1.0","id":id,"source":"s","type":"api.call","subject":"c","data":{"tokens":1}})
+    }
+
+    #[test]
+    fn shapes_follow_content_type() {
+        let limits = IngestConfig::default();
+        let one = serde_json::to_vec(&event("a")).unwrap();
+        let many = serde_json::to_vec(&json!([event("a"), event("b")])).unwrap();
+        assert_eq!(
+            parse_batch(&one, BodyShape::Single, &schemas(false), &limits, 0)
+                .unwrap()
+                .rows
+                .len(),
+            1
+        );
+        assert_eq!(
+            parse_batch(&many, BodyShape::Either, &schemas(false), &limits, 0)
+                .unwrap()
+                .rows
+                .len(),
+            2
+        );
+        assert_eq!(
+            parse_batch(&many, BodyShape::Single, &schemas(false), &limits, 0)
+                .unwrap_err()
+                .code,
+            "invalid_body"
+        );
+        assert_eq!(
+            parse_batch(&one, BodyShape::Batch, &schemas(false), &limits, 0)
+                .unwrap_err()
+                .code,
+            "invalid_body"
+        );
+        assert_eq!(
+            parse_batch(b"42", BodyShape::Either, &schemas(false), &limits, 0)
+                .unwrap_err()
+                .code,
+            "invalid_body"
+        );
+        assert_eq!(
+            parse_batch(b"[{", BodyShape::Either, &schemas(false), &limits, 0)
+                .unwrap_err()
+                .code,
+            "invalid_json"
+        );
+    }
+
+    #[test]
+    fn rejections_carry_index_id_and_path() {
+        let mut bad = event("b");
+        bad["data"]["tokens"] = json!("many");
+        let body = serde_json::to_vec(&json!([event("a"), bad])).unwrap();
+        let parsed = parse_batch(&body, BodyShape::Batch, &schemas(false), &IngestConfig::default(), 0).unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        let r = &parsed.rejected[0];
+        assert_eq!(
+            (r.index, r.id.as_deref(), r.code.as_str(), r.path.as_str()),
+            (1, Some("b"), "schema_violation", "/data/tokens")
+        );
+    }
+
+    #[test]
+    fn rows_keep_time_and_default_to_receive_time() {
+        let mut e = event("a");
+        e["time"] = json!("2026-01-01T00:00:00+02:00");
+        let body = serde_json::to_vec(&json!([e, event("b")])).unwrap();
+        let parsed = parse_batch(&body, BodyShape::Batch, &schemas(false), &IngestConfig::default(), 42).unwrap();
+        assert_eq!(parsed.rows[0].time.as_deref(), Some("2026-01-01T00:00:00+02:00"));
+        assert_eq!(parsed.rows[0].time_us, 1_767_218_400_000_000);
+        assert_eq!(parsed.rows[1].time_us, 42);
+    }
+}

@@ -1,0 +1,140 @@
+//! Storage: one SQLite file in WAL mode.
+//!
+//! - A single [`Writer`] task owns the connection that stores events and commits many
+//!   ingest requests per transaction (group commit).
+//! - A small pool serves reads and the rare admin writes (projects, keys, schemas), which
+//!   SQLite serialises with the writer through its lock and `busy_timeout`.
+//! - Migrations are the checked-in files of `migrations/`, applied in order at open.
+
+mod sqlite;
+mod writer;
+
+use std::{str::FromStr, time::Duration};
+
+pub use sqlite::{EventFilter, KeyRecord, Project, SchemaRecord, StoredEvent};
+use sqlx::{
+    Connection, Executor, SqliteConnection, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+pub use writer::{EventRow, WriteBatch, WriteError, WriteOutcome, Writer};
+
+use crate::config::{StorageConfig, Synchronous};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name or id is already taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The checked-in migrations, in order: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+
+/// Handle to the database: the read/admin pool. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database, applies pending migrations and returns the
+    /// store plus the dedicated connection for the event [`Writer`].
+    pub async fn open(config: &StorageConfig) -> Result<(Store, SqliteConnection), StoreError> {
+        let options = connect_options(config)?;
+        // The writer never checkpoints: copying WAL pages into the database (and syncing it)
+        // would stall every commit behind it. `Store::checkpoint` does it from the pool.
+        let writer_options = options.clone().pragma("wal_autocheckpoint", "0");
+        let mut writer = SqliteConnection::connect_with(&writer_options).await?;
+        migrate(&mut writer).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.read_connections)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        Ok((Store { pool }, writer))
+    }
+
+    /// Opens the database for a one-off CLI command (no writer task).
+    pub async fn open_for_cli(config: &StorageConfig) -> Result<Store, StoreError> {
+        let (store, writer) = Store::open(config).await?;
+        writer.close().await?;
+        Ok(store)
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Copies committed WAL pages into the database file without blocking the writer
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`); the server runs it every second.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for the connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn connect_options(config: &StorageConfig) -> Result<SqliteConnectOptions, StoreError> {
+    let synchronous = match config.synchronous {
+        Synchronous::Full => SqliteSynchronous::Full,
+        Synchronous::Normal => SqliteSynchronous::Normal,
+    };
+    let options = SqliteConnectOptions::from_str(&config.database_url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(synchronous)
+        .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
+        .foreign_keys(true)
+        // Multi-row INSERTs inside a transaction keep a statement journal; in memory it
+        // costs no file writes. A larger page cache keeps the event indexes' hot pages.
+        .pragma("temp_store", "memory")
+        .pragma("cache_size", "-65536")
+        .statement_cache_capacity(128);
+    Ok(options)
+}
+
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS meterline_migrations (
+             version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .await?;
+    for (version, description, sql) in MIGRATIONS {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM meterline_migrations WHERE version = ?")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if applied.is_none() {
+            tracing::info!(version, description, "applying migration");
+            tx.execute(sqlx::AssertSqlSafe(*sql)).await?;
+            sqlx::query("INSERT INTO meterline_migrations (version, description, applied_at) VALUES (?, ?, ?)")
+                .bind(version)
+                .bind(description)
+                .bind(now_rfc3339())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// The current time as RFC 3339 UTC with milliseconds (`2026-11-24T10:00:00.123Z`).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,368 @@
+//! SQL of everything but the event writer: projects, keys, schemas and event reads.
+//! Every query about a project's data filters by its id.
+
+use meterline_core::{event::Event, key::KeyKind};
+use serde_json::{Map, Value};
+use sqlx::{Connection, Row, sqlite::SqliteRow};
+
+use super::{Store, StoreError, now_rfc3339};
+
+/// A project: the unit of isolation (keys, events and schemas belong to one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// Internal id.
+    pub id: i64,
+    /// Unique name (`default` for the one created at first start).
+    pub name: String,
+    /// Whether event types without a schema are rejected.
+    pub strict_types: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A stored API key (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The public id (the `<id>` part of `ml_<kind>_<id>_<secret>`).
+    pub id: String,
+    /// Owning project.
+    pub project_id: i64,
+    /// What it may do.
+    pub kind: KeyKind,
+    /// SHA-256 of the secret part.
+    pub secret_hash: Vec<u8>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339 when revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// One event type's JSON Schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaRecord {
+    /// The event type.
+    pub event_type: String,
+    /// The JSON Schema of its `data`.
+    pub schema: Value,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// Which events `GET /v1/events` reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only this `type`.
+    pub event_type: Option<String>,
+    /// Only this `subject`.
+    pub subject: Option<String>,
+    /// Event time ≥ this (µs since the epoch).
+    pub from_us: Option<i64>,
+    /// Event time < this (µs since the epoch).
+    pub to_us: Option<i64>,
+    /// Only events stored after this sequence number (the cursor).
+    pub after_seq: i64,
+    /// Most events returned.
+    pub limit: u32,
+}
+
+/// A stored event and its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Per-database sequence number (increasing in storage order).
+    pub seq: i64,
+    /// The event as it arrived.
+    pub event: Event,
+}
+
+fn project_from_row(row: &SqliteRow) -> Result<Project, sqlx::Error> {
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        strict_types: row.try_get("strict_types")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    Ok(KeyRecord {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        kind: KeyKind::from_name(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown key kind {kind:?}").into()))?,
+        secret_hash: row.try_get("secret_hash")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn schema_from_row(row: &SqliteRow) -> Result<SchemaRecord, sqlx::Error> {
+    let text: String = row.try_get("schema")?;
+    Ok(SchemaRecord {
+        event_type: row.try_get("type")?,
+        schema: serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Number of projects (0 on a fresh database).
+    pub async fn project_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM projects")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Creates a project together with its first keys, atomically. `keys` are
+    /// `(kind, id, secret_hash)`. Errors with `Conflict` when the name is taken.
+    pub async fn create_project(&self, name: &str, keys: &[(KeyKind, String, Vec<u8>)]) -> Result<Project, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_rfc3339();
+        let inserted = sqlx::query(
+            "INSERT INTO projects (name, strict_types, created_at) VALUES (?, 0, ?)
+             ON CONFLICT (name) DO NOTHING RETURNING id, name, strict_types, created_at",
+        )
+        .bind(name)
+        .bind(&now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            return Err(StoreError::Conflict(format!("a project named {name:?} already exists")));
+        };
+        let project = project_from_row(&row)?;
+        for (kind, id, hash) in keys {
+            insert_key(&mut tx, project.id, *kind, id, hash, &now).await?;
+        }
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    /// Looks a project up by name.
+    pub async fn project_by_name(&self, name: &str) -> Result<Option<Project>, StoreError> {
+        let row = sqlx::query("SELECT id, name, strict_types, created_at FROM projects WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(project_from_row).transpose()?)
+    }
+
+    /// Looks a project up by id.
+    pub async fn project(&self, project_id: i64) -> Result<Project, StoreError> {
+        let row = sqlx::query("SELECT id, name, strict_types, created_at FROM projects WHERE id = ?")
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("project {project_id} does not exist")))?;
+        Ok(project_from_row(&row)?)
+    }
+
+    /// Turns `strict_types` on or off for a project.
+    pub async fn set_strict_types(&self, project_id: i64, strict: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE projects SET strict_types = ? WHERE id = ?")
+            .bind(strict)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a new key's hash.
+    pub async fn insert_key(
+        &self,
+        project_id: i64,
+        kind: KeyKind,
+        id: &str,
+        secret_hash: &[u8],
+    ) -> Result<KeyRecord, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let now = now_rfc3339();
+        insert_key(&mut conn, project_id, kind, id, secret_hash, &now).await?;
+        Ok(KeyRecord {
+            id: id.to_owned(),
+            project_id,
+            kind,
+            secret_hash: secret_hash.to_vec(),
+            created_at: now,
+            revoked_at: None,
+        })
+    }
+
+    /// Finds a key by its public id (revoked ones included).
+    pub async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, project_id, kind, secret_hash, created_at, revoked_at FROM api_keys WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.as_ref().map(key_from_row).transpose()?)
+    }
+
+    /// A project's keys, oldest first.
+    pub async fn keys(&self, project_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, kind, secret_hash, created_at, revoked_at FROM api_keys
+             WHERE project_id = ? ORDER BY created_at, id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a key. With `project_id`, only a key of that project is found. Returns the
+    /// key (already revoked ones keep their first revocation time), or `None` when unknown.
+    pub async fn revoke_key(&self, project_id: Option<i64>, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL AND (?3 IS NULL OR project_id = ?3)")
+            .bind(now_rfc3339())
+            .bind(id)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        let key = self.key(id).await?;
+        Ok(key.filter(|k| project_id.is_none_or(|p| p == k.project_id)))
+    }
+
+    /// Every schema of a project, by type.
+    pub async fn schemas(&self, project_id: i64) -> Result<Vec<SchemaRecord>, StoreError> {
+        let rows = sqlx::query("SELECT type, schema, updated_at FROM schemas WHERE project_id = ? ORDER BY type")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(schema_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// One event type's schema.
+    pub async fn schema(&self, project_id: i64, event_type: &str) -> Result<Option<SchemaRecord>, StoreError> {
+        let row = sqlx::query("SELECT type, schema, updated_at FROM schemas WHERE project_id = ? AND type = ?")
+            .bind(project_id)
+            .bind(event_type)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(schema_from_row).transpose()?)
+    }
+
+    /// Creates or replaces a schema. Returns the record and whether it was new.
+    pub async fn put_schema(
+        &self,
+        project_id: i64,
+        event_type: &str,
+        schema: &Value,
+    ) -> Result<(SchemaRecord, bool), StoreError> {
+        let existed = self.schema(project_id, event_type).await?.is_some();
+        let now = now_rfc3339();
+        sqlx::query(
+            "INSERT INTO schemas (project_id, type, schema, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (project_id, type) DO UPDATE SET schema = excluded.schema, updated_at = excluded.updated_at",
+        )
+        .bind(project_id)
+        .bind(event_type)
+        .bind(schema.to_string())
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        let record = SchemaRecord {
+            event_type: event_type.to_owned(),
+            schema: schema.clone(),
+            updated_at: now,
+        };
+        Ok((record, !existed))
+    }
+
+    /// Deletes a schema; `false` when there was none.
+    pub async fn delete_schema(&self, project_id: i64, event_type: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM schemas WHERE project_id = ? AND type = ?")
+            .bind(project_id)
+            .bind(event_type)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A page of a project's events, oldest first.
+    pub async fn events(&self, project_id: i64, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut sql = String::from(
+            "SELECT seq, source, id, type, subject, time, datacontenttype, data FROM events
+             WHERE project_id = ? AND seq > ?",
+        );
+        if filter.event_type.is_some() {
+            sql.push_str(" AND type = ?");
+        }
+        if filter.subject.is_some() {
+            sql.push_str(" AND subject = ?");
+        }
+        if filter.from_us.is_some() {
+            sql.push_str(" AND time_us >= ?");
+        }
+        if filter.to_us.is_some() {
+            sql.push_str(" AND time_us < ?");
+        }
+        sql.push_str(" ORDER BY seq LIMIT ?");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(filter.after_seq);
+        if let Some(t) = &filter.event_type {
+            query = query.bind(t);
+        }
+        if let Some(s) = &filter.subject {
+            query = query.bind(s);
+        }
+        if let Some(f) = filter.from_us {
+            query = query.bind(f);
+        }
+        if let Some(t) = filter.to_us {
+            query = query.bind(t);
+        }
+        let rows = query.bind(i64::from(filter.limit)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(event_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)
+    }
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
+    let data: Option<String> = row.try_get("data")?;
+    let data = data
+        .map(|text| serde_json::from_str::<Map<String, Value>>(&text))
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(StoredEvent {
+        seq: row.try_get("seq")?,
+        event: Event {
+            specversion: meterline_core::event::SPEC_VERSION.to_owned(),
+            id: row.try_get("id")?,
+            source: row.try_get("source")?,
+            event_type: row.try_get("type")?,
+            subject: row.try_get("subject")?,
+            time: row.try_get("time")?,
+            datacontenttype: row.try_get("datacontenttype")?,
+            data,
+        },
+    })
+}
+
+async fn insert_key(
+    conn: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    kind: KeyKind,
+    id: &str,
+    secret_hash: &[u8],
+    now: &str,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO api_keys (id, project_id, kind, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(project_id)
+    .bind(kind.as_str())
+    .bind(secret_hash)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!("key id {id:?} is already taken")));
+    }
+    Ok(())
+}

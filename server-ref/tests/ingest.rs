@@ -1,0 +1,191 @@
+//! `POST /v1/events` and `POST /api/v1/events` happy paths: content types, encodings,
+//! counts, duplicates, large batches.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn batch_single_and_plain_json_are_stored() {
+    let s = Server::start();
+    let (status, body) = s.send(&[ev("b1"), ev("b2")]).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body, json!({"accepted": 2, "duplicates": 0, "rejected": []}));
+
+    let one = serde_json::to_vec(&ev("s1")).unwrap();
+    let (status, _, body) = s
+        .post_raw("/v1/events", Some(s.sk()), Some(SINGLE), None, one.clone())
+        .await;
+    assert_eq!((status.as_u16(), body["accepted"].as_u64()), (202, Some(1)), "{body}");
+
+    for (ct, id) in [
+        ("application/json", "j1"),
+        ("application/json; charset=utf-8", "j2"),
+        ("Application/JSON;charset=UTF-8", "j3"),
+    ] {
+        let (status, _, body) = s
+            .post_raw(
+                "/v1/events",
+                Some(s.sk()),
+                Some(ct),
+                None,
+                serde_json::to_vec(&ev(id)).unwrap(),
+            )
+            .await;
+        assert_eq!(
+            (status.as_u16(), body["accepted"].as_u64()),
+            (202, Some(1)),
+            "{ct}: {body}"
+        );
+    }
+    let array = serde_json::to_vec(&[ev("j4"), ev("j5")]).unwrap();
+    let (status, _, body) = s
+        .post_raw("/v1/events", Some(s.sk()), Some("application/json"), None, array)
+        .await;
+    assert_eq!((status.as_u16(), body["accepted"].as_u64()), (202, Some(2)), "{body}");
+
+    let stored = s.all_events(s.sk(), "").await;
+    let ids: Vec<&str> = stored.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["b1", "b2", "s1", "j1", "j2", "j3", "j4", "j5"]);
+}
+
+#[tokio::test]
+async fn every_encoding_is_accepted() {
+    let s = Server::start();
+    let mut n = 0;
+    for enc in ["gzip", "zstd", "identity", "GZIP"] {
+        let events: Vec<Value> = (0..50).map(|i| ev(&format!("{enc}-{i}"))).collect();
+        let raw = serde_json::to_vec(&events).unwrap();
+        let body = match enc {
+            "gzip" | "GZIP" => gzip(&raw),
+            "zstd" => zstd(&raw),
+            _ => raw,
+        };
+        let (status, _, resp) = s
+            .post_raw("/v1/events", Some(s.sk()), Some(BATCH), Some(enc), body)
+            .await;
+        assert_eq!(status, 202, "{enc}: {resp}");
+        assert_eq!(resp["accepted"], 50, "{enc}");
+        n += 50;
+    }
+    assert_eq!(s.all_events(s.sk(), "").await.len(), n);
+}
+
+#[tokio::test]
+async fn events_come_back_exactly_as_sent() {
+    let s = Server::start();
+    let minimal = json!({"specversion":"1.0","id":"m","source":"src","type":"t","subject":"c"});
+    let mut with_extension = minimal.clone();
+    with_extension["traceparent"] = json!("00-abc-def-01");
+    let mut offset = ev("o");
+    offset["time"] = json!("2026-11-24T12:00:00.5+02:00");
+    offset["data"] = json!({"nested": {"a": [1, 2.5, "x", null, true]}, "unicode": "héllo ✓"});
+    let (status, body) = s.send(&[with_extension, offset.clone(), ev("full")]).await;
+    assert_eq!(status, 202, "{body}");
+    let stored = s.all_events(s.sk(), "").await;
+    // Extension attributes are not stored (documented); everything else round-trips.
+    assert_eq!(stored, vec![minimal, offset, ev("full")]);
+}
+
+#[tokio::test]
+async fn resending_a_batch_gives_duplicates() {
+    let s = Server::start();
+    let batch: Vec<Value> = (0..20).map(|i| ev(&format!("e{i}"))).collect();
+    let (_, first) = s.send(&batch).await;
+    assert_eq!(first, json!({"accepted": 20, "duplicates": 0, "rejected": []}));
+    let (status, again) = s.send(&batch).await;
+    assert_eq!(status, 202);
+    assert_eq!(again, json!({"accepted": 0, "duplicates": 20, "rejected": []}));
+    assert_eq!(s.all_events(s.sk(), "").await.len(), 20);
+}
+
+#[tokio::test]
+async fn duplicates_within_one_batch_and_per_source() {
+    let s = Server::start();
+    let mut other_source = ev("x");
+    other_source["source"] = json!("other-app");
+    let (_, body) = s.send(&[ev("x"), ev("x"), ev("y"), other_source, ev("x")]).await;
+    // (billing-api, x) once, (other-app, x) is a different event.
+    assert_eq!(body, json!({"accepted": 3, "duplicates": 2, "rejected": []}));
+    let stored = s.all_events(s.sk(), "").await;
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[2]["source"], "other-app");
+}
+
+#[tokio::test]
+async fn ten_thousand_events_in_one_batch() {
+    let s = Server::start();
+    let batch: Vec<Value> = (0..10_000).map(|i| ev(&format!("big-{i:05}"))).collect();
+    let body = gzip(&serde_json::to_vec(&batch).unwrap());
+    let (status, _, resp) = s
+        .post_raw("/v1/events", Some(s.sk()), Some(BATCH), Some("gzip"), body)
+        .await;
+    assert_eq!(status, 202, "{resp}");
+    assert_eq!(resp["accepted"], 10_000);
+    let stored = s.all_events(s.sk(), "").await;
+    assert_eq!(stored.len(), 10_000);
+    assert_eq!(stored[9_999]["id"], "big-09999");
+}
+
+#[tokio::test]
+async fn openmeter_route_answers_204_or_400_with_rejections() {
+    let s = Server::start();
+    for (ct, body) in [
+        (SINGLE, serde_json::to_vec(&ev("om1")).unwrap()),
+        (BATCH, serde_json::to_vec(&[ev("om2"), ev("om3")]).unwrap()),
+        ("application/json", serde_json::to_vec(&ev("om4")).unwrap()),
+        ("application/json", serde_json::to_vec(&[ev("om5")]).unwrap()),
+    ] {
+        let (status, _, resp) = s.post_raw("/api/v1/events", Some(s.sk()), Some(ct), None, body).await;
+        assert_eq!(status, 204, "{ct}: {resp}");
+        assert_eq!(resp, Value::Null, "204 has no body");
+    }
+    // A resend is still a success: the events are stored (once).
+    let (status, _, _) = s
+        .post_raw(
+            "/api/v1/events",
+            Some(s.sk()),
+            Some(SINGLE),
+            None,
+            serde_json::to_vec(&ev("om1")).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    let mut bad = ev("om-bad");
+    bad["data"] = json!("not an object");
+    let body = serde_json::to_vec(&[ev("om6"), bad]).unwrap();
+    let (status, _, resp) = s
+        .post_raw("/api/v1/events", Some(s.sk()), Some(BATCH), None, body)
+        .await;
+    assert_error(status, &resp, 400, "invalid_event");
+    assert_eq!(resp["rejected"][0]["index"], 1);
+    assert_eq!(resp["rejected"][0]["path"], "/data");
+    let ids: Vec<String> = s
+        .all_events(s.sk(), "")
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        ["om1", "om2", "om3", "om4", "om5", "om6"],
+        "the valid event of the mixed batch is stored"
+    );
+
+    let (status, _, resp) = s
+        .post_raw("/api/v1/events", Some(s.sk()), Some("text/plain"), None, b"{}".to_vec())
+        .await;
+    assert_error(status, &resp, 415, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn admin_keys_cannot_ingest() {
+    let s = Server::start();
+    let body = serde_json::to_vec(&[ev("a")]).unwrap();
+    let (status, _, resp) = s.post_raw("/v1/events", Some(s.ak()), Some(BATCH), None, body).await;
+    assert_error(status, &resp, 403, "forbidden");
+}
