@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test lint bench fuzz wasm
+.PHONY: help demo test lint bench fuzz wasm test-python bench-python test-node bench-node
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,3 +18,15 @@ bench: ## criterion benches and the server ingest bench; figures go to bench/RES
 
 wasm: ## build the core's I/O-free half for wasm32-unknown-unknown
 	@scripts/check-wasm.sh
+
+test-python: ## the Python package: wheel (maturin) into bindings-python/.venv, pytest against a real server
+	@scripts/test-python.sh
+
+bench-python: ## meterline vs posthog vs segment from Python (bench/python_peers.py)
+	@scripts/bench-python.sh
+
+test-node: ## the Node package: napi-rs addon (release), node --test against a real server, npm pack + tsc checks
+	@scripts/test-node.sh target/test-logs/node-summary.txt
+
+bench-node: ## meterline vs posthog-node vs @segment/analytics-node from Node (bench/node_peers.mjs)
+	@node bench/node_peers.mjs

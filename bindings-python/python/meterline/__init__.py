@@ -1,0 +1,50 @@
+"""meterline: usage metering for Python.
+
+``track()`` validates each billable event at once and queues it without waiting on the
+network; a background thread (Rust) batches, compresses and delivers the events to a
+meterline server, retrying with the same event ids so each one is stored exactly once.
+
+    import meterline
+
+    with meterline.Client("ml_sk_...", "http://127.0.0.1:8080") as client:
+        client.track("api.call", "customer-42", {"tokens": 1234, "model": "m-large"})
+
+See the package README for the options, asyncio, errors, logging and fork safety.
+"""
+
+from meterline._client import DEFAULT_ENDPOINT, AsyncClient, Client, Stats
+from meterline._native import __version__
+from meterline.errors import (
+    AuthError,
+    ClosedError,
+    CodecError,
+    ConfigError,
+    ForbiddenError,
+    MeterlineError,
+    NetworkError,
+    QueueFullError,
+    RejectedError,
+    ServerError,
+    TimeoutError,
+    ValidationError,
+)
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "AsyncClient",
+    "AuthError",
+    "Client",
+    "ClosedError",
+    "CodecError",
+    "ConfigError",
+    "ForbiddenError",
+    "MeterlineError",
+    "NetworkError",
+    "QueueFullError",
+    "RejectedError",
+    "ServerError",
+    "Stats",
+    "TimeoutError",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,235 @@
+"""``Client`` and ``AsyncClient``: the native client with Python's idioms on top."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from meterline import _lifecycle
+from meterline._native import NativeClient
+from meterline.errors import MeterlineError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
+
+__all__ = ["DEFAULT_ENDPOINT", "AsyncClient", "Client", "Stats"]
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
+
+Overflow = Literal["drop_newest", "drop_oldest", "block"]
+Compression = Literal["gzip", "zstd", "identity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A snapshot of a client's counters (DESIGN §7), since it started in this process."""
+
+    enqueued: int = 0
+    """Events accepted by ``track()`` (validated and queued)."""
+    sent: int = 0
+    """Events the server stored for the first time."""
+    duplicates: int = 0
+    """Events the server already had (a retried or resent id)."""
+    rejected: int = 0
+    """Events the server refused (each reported to ``on_error``; never retried)."""
+    dropped: int = 0
+    """Events dropped by the overflow policy or given up after permanent send failures."""
+    retried: int = 0
+    """Batch requests retried."""
+    batches: int = 0
+    """Batches delivered."""
+    queue_length: int = 0
+    """Events waiting in memory, including those in flight."""
+    spool_length: int = 0
+    """Events waiting in the disk spool."""
+    cache_hits: int = 0
+    """Entitlement cache hits."""
+    cache_misses: int = 0
+    """Entitlement cache misses."""
+    stream_connected: bool = False
+    """Whether the realtime stream is connected."""
+
+
+_STATS_FIELDS = frozenset(f.name for f in fields(Stats))
+
+
+def _stats(native: NativeClient) -> Stats:
+    known: dict[str, Any] = {k: v for k, v in native._stats().items() if k in _STATS_FIELDS}
+    return Stats(**known)
+
+
+class Client(NativeClient):
+    """Sends usage events to a meterline server.
+
+    ``track()`` validates each event at once (an invalid one raises
+    :class:`~meterline.ValidationError` and is never queued) and queues it without waiting on
+    the network; a background thread batches, compresses and delivers, retrying with the same
+    event ids so the server stores each event once.
+
+    Use it as a context manager, or call :meth:`shutdown` when done; clients still open at
+    interpreter exit are shut down then (pending events delivered, up to 5 s). Safe to share
+    between threads, and fork-safe: a forked child gets a fresh background sender on first use.
+
+    Args:
+        api_key: ``ml_sk_...`` secret key.
+        endpoint: Server base URL.
+        source: CloudEvents ``source`` of every event (default: the host name).
+        flush_at: Send a batch when this many events are queued (1-10,000).
+        max_batch_bytes: Largest uncompressed batch body (1 KiB-5 MiB).
+        flush_interval: Send whatever is queued at least this often (seconds).
+        max_queue_size: Bound of the in-memory queue.
+        overflow: Full queue: ``"drop_newest"`` (raise :class:`~meterline.QueueFullError`),
+            ``"drop_oldest"`` (evict the oldest) or ``"block"`` (wait up to ``block_timeout``).
+        block_timeout: Longest wait of ``track()`` under ``overflow="block"`` (seconds).
+        compression: ``"gzip"``, ``"zstd"`` or ``"identity"``.
+        request_timeout: Per-request timeout (seconds).
+        strict_types: Refuse event types that have no schema (``unknown_type``).
+        fetch_schemas: Fetch the server's schemas at start and refresh them by ETag.
+        schema_refresh_interval: How often the schemas are refreshed (seconds).
+        schemas: Local schemas, event type → JSON Schema (used with fetched ones).
+        max_in_flight: Concurrent batch requests.
+        on_error: Called with a :class:`~meterline.MeterlineError` for each background
+            failure (an event rejected by the server, a batch given up on, a failed schema
+            refresh), on meterline's dispatcher thread. An exception it raises is logged.
+
+    Raises:
+        ConfigError: An option is unknown, of the wrong type or out of range.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        api_key: str,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        source: str | None = None,
+        flush_at: int = 500,
+        max_batch_bytes: int = 1_048_576,
+        flush_interval: float = 1.0,
+        max_queue_size: int = 100_000,
+        overflow: Overflow = "drop_newest",
+        block_timeout: float = 1.0,
+        compression: Compression = "gzip",
+        request_timeout: float = 10.0,
+        strict_types: bool = False,
+        fetch_schemas: bool = True,
+        schema_refresh_interval: float = 300.0,
+        schemas: Mapping[str, Mapping[str, Any]] | None = None,
+        max_in_flight: int = 2,
+        on_error: Callable[[MeterlineError], object] | None = None,
+    ) -> None:
+        # The options were read and checked by NativeClient.__new__; only the process-wide
+        # bookkeeping (exit flush, fork hooks, log dispatch) is left.
+        _lifecycle.register(self)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Sends everything queued so far and waits until the server has answered for it.
+
+        The GIL is released while waiting and Ctrl-C interrupts the wait.
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits as long as it takes.
+
+        Raises:
+            TimeoutError: Not everything was delivered within ``timeout``.
+        """
+        self._flush(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stops accepting events and delivers what is queued. Calling it again is harmless.
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits as long as it takes. Events
+                still undelivered then are dropped (counted in ``stats().dropped``).
+
+        Raises:
+            TimeoutError: The deadline passed with events undelivered.
+        """
+        self._shutdown(timeout)
+
+    def stats(self) -> Stats:
+        """A snapshot of the counters."""
+        return _stats(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<meterline.Client {self.endpoint} source={self.source!r} {state}>"
+
+
+class AsyncClient(NativeClient):
+    """:class:`Client` for asyncio: ``flush`` and ``shutdown`` are coroutines that never
+    block the event loop; ``track`` stays a plain call (it never waits on the network — with
+    ``overflow="block"`` it may wait up to ``block_timeout`` for room, so prefer the default
+    policy in async code). Takes the same arguments as :class:`Client`.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        api_key: str,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        source: str | None = None,
+        flush_at: int = 500,
+        max_batch_bytes: int = 1_048_576,
+        flush_interval: float = 1.0,
+        max_queue_size: int = 100_000,
+        overflow: Overflow = "drop_newest",
+        block_timeout: float = 1.0,
+        compression: Compression = "gzip",
+        request_timeout: float = 10.0,
+        strict_types: bool = False,
+        fetch_schemas: bool = True,
+        schema_refresh_interval: float = 300.0,
+        schemas: Mapping[str, Mapping[str, Any]] | None = None,
+        max_in_flight: int = 2,
+        on_error: Callable[[MeterlineError], object] | None = None,
+    ) -> None:
+        _lifecycle.register(self)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Awaits delivery of everything queued so far (see :meth:`Client.flush`)."""
+        error = await self._flush_async(timeout)
+        if error is not None:
+            raise error
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stops accepting events and awaits delivery of what is queued
+        (see :meth:`Client.shutdown`)."""
+        error = await self._shutdown_async(timeout)
+        if error is not None:
+            raise error
+
+    def stats(self) -> Stats:
+        """A snapshot of the counters."""
+        return _stats(self)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<meterline.AsyncClient {self.endpoint} source={self.source!r} {state}>"

@@ -1,0 +1,407 @@
+//! `NativeClient`: the core [`Client`] as a Python class. `meterline.Client` and
+//! `meterline.AsyncClient` (Python) subclass it and add the context-manager forms, `stats()`
+//! as a dataclass and the exit flush.
+//!
+//! Each method is the binding's three moves — take the core handle, call the core, map the
+//! error — plus the two things only a binding can do: release the GIL while waiting, and
+//! replace the core client after `fork()` (see `fork.rs`).
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard, mpsc},
+    time::Duration,
+};
+
+use meterline_core::{
+    Client, Config, Error,
+    runtime::native::{Callbacks, ErrorCallback},
+};
+use pyo3::{
+    PyTraverseError, PyVisit,
+    exceptions::{PyOSError, PyValueError},
+    panic::PanicException,
+    prelude::*,
+    types::{PyDict, PyString},
+};
+use pyo3_async_runtimes::generic::future_into_py;
+
+use crate::{
+    config::{self, Options},
+    convert,
+    error::{IntoPyErr, to_py_err},
+    fork,
+    notices::{self, Callback, Notice},
+    runtime::{self, AsyncRuntime},
+};
+
+/// How often a blocking wait wakes up to let Python handle signals (Ctrl-C).
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// `timeout=None`: no deadline (a century keeps `Instant` arithmetic safe).
+const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The native half of `meterline.Client` / `meterline.AsyncClient`.
+#[pyclass(subclass, frozen, weakref, module = "meterline._native")]
+pub struct NativeClient {
+    slot: Mutex<Slot>,
+    config: Config,
+    callbacks: Callbacks,
+    on_error: Option<Arc<Callback>>,
+    /// `overflow="block"`: `track()` may wait for room, so it releases the GIL.
+    may_block: bool,
+}
+
+/// The core client of this process, and whether it was shut down. Locked only with the GIL
+/// held, so never across a fork.
+struct Slot {
+    /// `None` only while the object is being dropped.
+    client: Option<Client>,
+    /// Fork generation the client was started in.
+    born: u64,
+    closed: bool,
+}
+
+impl Slot {
+    /// Started in a parent process: its worker thread does not exist here.
+    fn inherited(&self) -> bool {
+        self.born != fork::generation()
+    }
+
+    /// The client to use in this process, replacing an inherited one (which is leaked: its
+    /// locks may be held by threads that did not survive the fork).
+    fn client(&mut self, config: &Config, callbacks: &Callbacks) -> Result<&Client, Error> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.inherited() {
+            let fresh = Client::with_callbacks(config.clone(), callbacks.clone())?;
+            std::mem::forget(self.client.replace(fresh));
+            self.born = fork::generation();
+        }
+        self.client.as_ref().ok_or(Error::Closed)
+    }
+}
+
+/// The result of an awaited call, resolved to `None` or the exception to raise. (The error is
+/// turned into a Python object when the asyncio future is completed, with the GIL held, not
+/// on the runtime's threads.)
+struct Outcome(Result<(), Error>);
+
+impl<'py> IntoPyObject<'py> for Outcome {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self.0 {
+            Ok(()) => py.None().into_bound(py),
+            Err(err) => to_py_err(py, &err).into_value(py).into_any().into_bound(py),
+        })
+    }
+}
+
+#[pymethods]
+impl NativeClient {
+    /// See `meterline.Client` for the options.
+    #[new]
+    #[pyo3(signature = (
+        api_key, endpoint=None, *, source=None, flush_at=None, max_batch_bytes=None,
+        flush_interval=None, max_queue_size=None, overflow=None, block_timeout=None,
+        compression=None, request_timeout=None, strict_types=None, fetch_schemas=None,
+        schema_refresh_interval=None, schemas=None, max_in_flight=None, on_error=None,
+        **options
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        api_key: &Bound<'_, PyAny>,
+        endpoint: Option<&Bound<'_, PyAny>>,
+        source: Option<&Bound<'_, PyAny>>,
+        flush_at: Option<&Bound<'_, PyAny>>,
+        max_batch_bytes: Option<&Bound<'_, PyAny>>,
+        flush_interval: Option<&Bound<'_, PyAny>>,
+        max_queue_size: Option<&Bound<'_, PyAny>>,
+        overflow: Option<&Bound<'_, PyAny>>,
+        block_timeout: Option<&Bound<'_, PyAny>>,
+        compression: Option<&Bound<'_, PyAny>>,
+        request_timeout: Option<&Bound<'_, PyAny>>,
+        strict_types: Option<&Bound<'_, PyAny>>,
+        fetch_schemas: Option<&Bound<'_, PyAny>>,
+        schema_refresh_interval: Option<&Bound<'_, PyAny>>,
+        schemas: Option<&Bound<'_, PyAny>>,
+        max_in_flight: Option<&Bound<'_, PyAny>>,
+        on_error: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let given = Options {
+            source,
+            flush_at,
+            max_batch_bytes,
+            flush_interval,
+            max_queue_size,
+            overflow,
+            block_timeout,
+            compression,
+            request_timeout,
+            strict_types,
+            fetch_schemas,
+            schema_refresh_interval,
+            schemas,
+            max_in_flight,
+        };
+        let config = config::build(api_key, endpoint, &given, options)?;
+        let on_error = match on_error.filter(|c| !c.is_none()) {
+            None => None,
+            Some(callable) if callable.is_callable() => Some(Arc::new(Callback::new(callable.clone().unbind()))),
+            Some(other) => {
+                return Err(crate::error::config_error(
+                    "on_error",
+                    format!("must be callable, got {}", other.get_type().name()?),
+                ));
+            }
+        };
+        let callbacks = Callbacks {
+            on_error: on_error.clone().map(|callback| -> ErrorCallback {
+                Arc::new(move |error: &Error| {
+                    notices::push(Notice::Error {
+                        callback: callback.clone(),
+                        error: error.clone(),
+                    })
+                })
+            }),
+        };
+        let client = Client::with_callbacks(config.clone(), callbacks.clone()).map_err(IntoPyErr::into_py_err)?;
+        Ok(NativeClient {
+            slot: Mutex::new(Slot {
+                client: Some(client),
+                born: fork::generation(),
+                closed: false,
+            }),
+            may_block: matches!(config.overflow, meterline_core::OverflowPolicy::Block),
+            config,
+            callbacks,
+            on_error,
+        })
+    }
+
+    /// Validates an event and queues it; never waits on the network. Returns the event id.
+    #[pyo3(signature = (r#type, subject, data, *, id=None, time=None))]
+    fn track(
+        &self,
+        py: Python<'_>,
+        r#type: &Bound<'_, PyAny>,
+        subject: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        id: Option<&Bound<'_, PyAny>>,
+        time: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyString>> {
+        let event_type = convert::required_str(r#type, "type", "/type").map_err(IntoPyErr::into_py_err)?;
+        let subject = convert::required_str(subject, "subject", "/subject").map_err(IntoPyErr::into_py_err)?;
+        let data = convert::to_json(data).map_err(|e| e.into_validation("/data").into_py_err())?;
+        let id = convert::optional_string(id, "id", "/id").map_err(IntoPyErr::into_py_err)?;
+        let time = convert::event_time(time).map_err(IntoPyErr::into_py_err)?;
+        let tracked = if self.may_block {
+            // The overflow policy may wait for room: do not hold the GIL meanwhile.
+            let client = self.current().map_err(IntoPyErr::into_py_err)?;
+            let (event_type, subject) = (event_type.to_owned(), subject.to_owned());
+            py.detach(move || client.track(&event_type, &subject, data, id, time))
+        } else {
+            // Errors become Python exceptions only after the lock is released: building one
+            // runs Python code, which may switch threads.
+            let mut slot = self.lock();
+            slot.client(&self.config, &self.callbacks)
+                .and_then(|client| client.track(event_type, subject, data, id, time))
+        };
+        let id = tracked.map_err(IntoPyErr::into_py_err)?;
+        Ok(PyString::new(py, &id).unbind())
+    }
+
+    /// Blocks (GIL released, Ctrl-C honoured) until everything queued so far is delivered.
+    #[pyo3(signature = (timeout=None))]
+    fn _flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = deadline(timeout)?;
+        let Some(client) = self.in_this_process() else {
+            return Ok(());
+        };
+        let (done, result) = mpsc::sync_channel(1);
+        let task = runtime::spawn(async move {
+            let _ = done.send(client.flush_async(timeout).await);
+        })?;
+        wait(py, result, &|| task.abort())
+    }
+
+    /// Stops accepting events and delivers what is queued (GIL released, Ctrl-C honoured:
+    /// an interrupted shutdown goes on in the background).
+    #[pyo3(signature = (timeout=None))]
+    fn _shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = deadline(timeout)?;
+        let Some(client) = self.close() else {
+            return Ok(());
+        };
+        let (done, result) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("meterline-shutdown".into())
+            .spawn(move || {
+                let _ = done.send(client.shutdown(timeout));
+            })
+            .map_err(|e| PyOSError::new_err(format!("meterline: cannot start the shutdown thread: {e}")))?;
+        wait(py, result, &|| {})
+    }
+
+    /// `flush()` for asyncio: an awaitable resolving to `None` or the exception to raise.
+    #[pyo3(signature = (timeout=None))]
+    fn _flush_async<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = deadline(timeout)?;
+        let client = self.in_this_process();
+        runtime::handle()?;
+        future_into_py::<AsyncRuntime, _, _>(py, async move {
+            Ok(Outcome(match client {
+                Some(client) => client.flush_async(timeout).await,
+                None => Ok(()),
+            }))
+        })
+    }
+
+    /// `shutdown()` for asyncio: an awaitable resolving to `None` or the exception to raise.
+    #[pyo3(signature = (timeout=None))]
+    fn _shutdown_async<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = deadline(timeout)?;
+        let client = self.close();
+        runtime::handle()?;
+        future_into_py::<AsyncRuntime, _, _>(py, async move {
+            let Some(client) = client else {
+                return Ok(Outcome(Ok(())));
+            };
+            tokio::task::spawn_blocking(move || client.shutdown(timeout))
+                .await
+                .map(Outcome)
+                .map_err(|e| PanicException::new_err(format!("meterline: shutdown stopped unexpectedly: {e}")))
+        })
+    }
+
+    /// The core's counters as a dict (`meterline.Stats` is built from it).
+    fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = match self.in_this_process() {
+            Some(client) => client.stats(),
+            None => meterline_core::Stats::default(),
+        };
+        let dict = PyDict::new(py);
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(stats) {
+            for (name, value) in fields {
+                match value {
+                    serde_json::Value::Bool(b) => dict.set_item(name, b)?,
+                    serde_json::Value::Number(n) => dict.set_item(name, n.as_u64().unwrap_or_default())?,
+                    _ => {}
+                }
+            }
+        }
+        Ok(dict)
+    }
+
+    /// The configured endpoint.
+    #[getter]
+    fn endpoint(&self) -> &str {
+        &self.config.endpoint
+    }
+
+    /// The CloudEvents `source` of every event.
+    #[getter]
+    fn source(&self) -> &str {
+        &self.config.source
+    }
+
+    /// Whether `shutdown()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.on_error {
+            Some(callback) => callback.visit(&visit),
+            None => Ok(()),
+        }
+    }
+
+    fn __clear__(&self) {
+        if let Some(callback) = &self.on_error {
+            callback.clear();
+        }
+    }
+}
+
+impl NativeClient {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A handle on this process's core client (replacing an inherited one).
+    fn current(&self) -> Result<Client, Error> {
+        self.lock().client(&self.config, &self.callbacks).cloned()
+    }
+
+    /// This process's core client, unless it was inherited and never used here (then there
+    /// is nothing to flush and nothing to count).
+    fn in_this_process(&self) -> Option<Client> {
+        let slot = self.lock();
+        if slot.inherited() { None } else { slot.client.clone() }
+    }
+
+    /// Marks the client closed; returns the core client to shut down, if this process has one.
+    fn close(&self) -> Option<Client> {
+        let mut slot = self.lock();
+        slot.closed = true;
+        if slot.inherited() { None } else { slot.client.clone() }
+    }
+}
+
+impl Drop for NativeClient {
+    fn drop(&mut self) {
+        let slot = self.slot.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(client) = slot.client.take() else {
+            return;
+        };
+        if slot.inherited() {
+            std::mem::forget(client);
+        } else {
+            // The last handle's drop flushes (bounded by the core); do not hold the GIL.
+            Python::attach(|py| py.detach(move || drop(client)));
+        }
+    }
+}
+
+/// `timeout` in seconds (`None`: no deadline) → a duration.
+fn deadline(timeout: Option<f64>) -> PyResult<Duration> {
+    match timeout {
+        None => Ok(NO_DEADLINE),
+        Some(secs) => Duration::try_from_secs_f64(secs)
+            .map(|d| d.min(NO_DEADLINE))
+            .map_err(|_| {
+                PyValueError::new_err(format!(
+                    "timeout must be a non-negative number of seconds or None, got {secs}"
+                ))
+            }),
+    }
+}
+
+/// Waits for a background result without the GIL, waking up to let Python raise
+/// `KeyboardInterrupt`; `interrupted` cancels the work when that happens.
+fn wait(py: Python<'_>, mut result: mpsc::Receiver<Result<(), Error>>, interrupted: &dyn Fn()) -> PyResult<()> {
+    loop {
+        // The receiver moves in and out of the GIL-free section (it is `Send`, not `Sync`).
+        let (received, receiver) = py.detach(move || (result.recv_timeout(SIGNAL_CHECK), result));
+        result = receiver;
+        match received {
+            Ok(outcome) => return outcome.map_err(IntoPyErr::into_py_err),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(signal) = py.check_signals() {
+                    interrupted();
+                    return Err(signal);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(PanicException::new_err(
+                    "meterline: the background task stopped unexpectedly",
+                ));
+            }
+        }
+    }
+}
