@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+source scripts/python-venv.sh
 ensure_rust
 
 step "Building meterline-server and the quick start"
@@ -29,6 +30,13 @@ echo "listening on $endpoint; project 'default' with a fresh secret key"
 
 step "Running examples/rust-quickstart"
 METERLINE_API_KEY="$secret" METERLINE_ENDPOINT="$endpoint" target/debug/rust-quickstart
+
+step "Running examples/python-quickstart (building the Python package first)"
+ensure_python_venv
+wheels=target/python-wheels
+(cd bindings-python && VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin build --release --locked --out "../$wheels" 2>&1 | tail -n 1)
+"$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheels"/meterline-*.whl
+METERLINE_API_KEY="$secret" METERLINE_ENDPOINT="$endpoint" "$PY_VENV/bin/python" examples/python-quickstart/quickstart.py
 
 step "Done"
 echo "server log: $log"

@@ -115,6 +115,7 @@ impl Pipeline {
 
     /// Queues one serialized event. Under `block` waits up to `block_timeout` for room.
     pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> Push {
+        let event_len = event.len();
         let mut state = self.lock();
         let mut outcome = state.queue.push(event);
         if block_timeout > Duration::ZERO {
@@ -145,8 +146,12 @@ impl Pipeline {
             }
         }
         Counters::add(&self.counters.enqueued, 1);
-        let len = state.queue.len();
-        let due = len % self.rules.flush_at == 0 || state.queue.bytes() >= self.rules.max_batch_bytes;
+        // Wake the sender when a batch fills up — once per `flush_at` events, or when the
+        // bytes first cross `max_batch_bytes` — not on every push while it is behind (each
+        // wake is a syscall on the caller's thread); it re-checks the queue after each batch.
+        let (len, bytes) = (state.queue.len(), state.queue.bytes());
+        let due = len % self.rules.flush_at == 0
+            || (bytes >= self.rules.max_batch_bytes && bytes - event_len < self.rules.max_batch_bytes);
         drop(state);
         if due {
             self.wake_sender.notify_one();
