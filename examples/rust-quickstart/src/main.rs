@@ -21,10 +21,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Every billable action is one `track()`; it validates and queues, never waits on the network.
     for i in 0..5 {
-        let id = client.track("api.call", "customer-42", json!({"tokens": 100 * (i + 1), "model": "m-large"}), None, None)?;
+        let id = client.track(
+            "api.call",
+            "customer-42",
+            json!({"tokens": 100 * (i + 1), "model": "m-large"}),
+            None,
+            None,
+        )?;
         println!("tracked api.call for customer-42 ({id})");
     }
-    client.track("api.call", "customer-7", json!({"tokens": 42, "model": "m-small"}), None, None)?;
+    client.track(
+        "api.call",
+        "customer-7",
+        json!({"tokens": 42, "model": "m-small"}),
+        None,
+        None,
+    )?;
 
     // An invalid event fails at once with the JSON pointer of the problem, and is not queued.
     match client.track("api.call", "customer-42", json!(["not", "an", "object"]), None, None) {
@@ -34,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     client.flush(Duration::from_secs(10))?;
     let stats = client.stats();
-    println!("stats: enqueued={} sent={} duplicates={} rejected={}", stats.enqueued, stats.sent, stats.duplicates, stats.rejected);
+    println!(
+        "stats: enqueued={} sent={} duplicates={} rejected={}",
+        stats.enqueued, stats.sent, stats.duplicates, stats.rejected
+    );
     client.shutdown(Duration::from_secs(5))?;
 
     // Read back what the server stored.
@@ -52,7 +67,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = page["events"].as_array().cloned().unwrap_or_default();
     println!("the server stored {} events:", events.len());
     for e in &events {
-        println!("  {} {} {} {}", e["time"].as_str().unwrap_or("-"), e["type"], e["subject"], e["data"]);
+        println!(
+            "  {} {} {} {}",
+            e["time"].as_str().unwrap_or("-"),
+            e["type"],
+            e["subject"],
+            e["data"]
+        );
     }
     Ok(())
 }
