@@ -1,0 +1,146 @@
+//! `NativeClient`: the core's [`Client`] as a JavaScript class. Each method clones the core
+//! handle, calls the core and maps the error; `index.js` puts the idiomatic API on top.
+
+use std::{sync::Arc, time::Duration};
+
+use meterline_core::{
+    Client, ValidationError,
+    runtime::native::{Callbacks, ErrorCallback},
+};
+use napi::{
+    Env, Result,
+    bindgen_prelude::{Function, Object, PromiseRaw, spawn_blocking},
+    threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
+};
+use napi_derive::napi;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    config::config_from_js,
+    error::{ErrorReport, IntoNapiErr},
+    stats::Stats,
+};
+
+/// The JS function that receives background errors. Weak: it never keeps the event loop
+/// alive.
+type ErrorListener = ThreadsafeFunction<ErrorReport, (), ErrorReport, napi::Status, false, true>;
+
+/// One `track()` call as the JS layer sends it: `JSON.stringify([type, subject, data, id,
+/// time])` — one string crossing instead of five values (DESIGN/TOOLCHAIN: the cheapest
+/// path into Rust that still validates synchronously).
+#[derive(Deserialize)]
+struct TrackCall(String, String, Value, Option<String>, Option<String>);
+
+/// The native half of `meterline.Client` (internal: use the `Client` class of the package).
+#[napi]
+pub struct NativeClient {
+    /// `None` once handed to [`Drop`].
+    inner: Option<Client>,
+}
+
+#[napi]
+impl NativeClient {
+    /// Starts a client: `options` as documented for `new Client()`, `onError` receives
+    /// background errors as error reports. Throws a `ConfigError` report naming the option.
+    #[napi(constructor)]
+    pub fn new(env: &Env, options: Object, on_error: Option<Function<ErrorReport, ()>>) -> Result<Self> {
+        let config = config_from_js(&options).map_err(|r| r.into_napi_err(env))?;
+        let mut callbacks = Callbacks::default();
+        if let Some(listener) = on_error {
+            let tsfn: ErrorListener = listener
+                .build_threadsafe_function::<ErrorReport>()
+                .weak::<true>()
+                .build()?;
+            let on_error: ErrorCallback = Arc::new(move |err| {
+                // Non-blocking: the worker never waits for the JS thread. The call fails only
+                // while the environment is going away, when nobody is left to listen.
+                let _ = tsfn.call(ErrorReport::from(err), ThreadsafeFunctionCallMode::NonBlocking);
+            });
+            callbacks.on_error = Some(on_error);
+        }
+        let client = Client::with_callbacks(config, callbacks).map_err(|e| e.into_napi_err(env))?;
+        Ok(NativeClient { inner: Some(client) })
+    }
+
+    /// Validates and queues one event; `call` is `JSON.stringify([type, subject, data, id,
+    /// time])` (`id`/`time` `null` when not given). Returns the event id. Throws a
+    /// validation, `queue_full` or `client_closed` report.
+    #[napi]
+    pub fn track(&self, env: &Env, call: String) -> Result<String> {
+        let client = self.client(env)?;
+        let TrackCall(event_type, subject, data, id, time) =
+            serde_json::from_str(&call).map_err(|e| unreadable(&e).into_napi_err(env))?;
+        client
+            .track(&event_type, &subject, data, id, time)
+            .map_err(|e| e.into_napi_err(env))
+    }
+
+    /// Resolves once everything tracked before the call is settled; rejects with a
+    /// `timeout` report after `timeoutMs`.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn flush<'env>(&self, env: &'env Env, timeout_ms: f64) -> Result<PromiseRaw<'env, ()>> {
+        let client = self.client(env)?.clone();
+        let timeout = millis(timeout_ms);
+        env.spawn_future_with_callback(async move { Ok(client.flush_async(timeout).await) }, |env, done| {
+            done.map_err(|e| e.into_napi_err(env))
+        })
+    }
+
+    /// Stops accepting events and delivers what is queued within `timeoutMs` (on a blocking
+    /// thread: the core's shutdown joins its worker). Rejects with a `timeout` report when
+    /// events had to be dropped. Harmless to call twice.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn shutdown<'env>(&self, env: &'env Env, timeout_ms: f64) -> Result<PromiseRaw<'env, ()>> {
+        let client = self.client(env)?.clone();
+        let timeout = millis(timeout_ms);
+        env.spawn_future_with_callback(
+            async move {
+                spawn_blocking(move || client.shutdown(timeout))
+                    .await
+                    .map_err(|e| napi::Error::from_reason(format!("the shutdown task failed: {e}")))
+            },
+            |env, done| done.map_err(|e| e.into_napi_err(env)),
+        )
+    }
+
+    /// A snapshot of the counters.
+    #[napi]
+    pub fn stats(&self, env: &Env) -> Result<Stats> {
+        Ok(self.client(env)?.stats().into())
+    }
+
+    fn client(&self, env: &Env) -> Result<&Client> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| meterline_core::Error::Closed.into_napi_err(env))
+    }
+}
+
+impl Drop for NativeClient {
+    /// A client garbage-collected (or torn down with its worker thread) without `shutdown()`
+    /// still delivers what it queued — the core's last-handle drop flushes for up to 5 s —
+    /// but on a thread of its own, never on the JavaScript thread.
+    fn drop(&mut self) {
+        if let Some(client) = self.inner.take() {
+            let spawned = std::thread::Builder::new()
+                .name("meterline-drop".into())
+                .spawn(move || drop(client));
+            if let Err(e) = spawned {
+                // Without a thread the client is dropped here after all; say why it may block.
+                eprintln!("meterline: cannot start a thread to release a client ({e}); releasing it inline");
+            }
+        }
+    }
+}
+
+/// The `call` string did not parse. The JS layer only sends `JSON.stringify` output of checked
+/// values, so this means text JSON cannot carry into Rust (a lone UTF-16 surrogate).
+fn unreadable(err: &serde_json::Error) -> ValidationError {
+    ValidationError::invalid_event("", format!("the event is not valid Unicode JSON text: {err}"))
+}
+
+/// `timeoutMs` → `Duration` (negative or NaN → zero; the JS layer checks the argument).
+fn millis(ms: f64) -> Duration {
+    Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::ZERO)
+}

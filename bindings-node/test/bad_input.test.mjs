@@ -1,0 +1,263 @@
+// Bad input from JavaScript: every argument of the wrong type, values JSON cannot carry,
+// huge payloads. Each is a typed MeterlineError, and the process stays healthy.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { ArgumentError, Client, ConfigError, MeterlineError, ValidationError } from '../index.mjs';
+import { startServer, storedEvents } from './helpers.mjs';
+
+let server;
+let client;
+before(async () => {
+  server = await startServer();
+  client = new Client({ apiKey: server.secretKey, endpoint: server.url, fetchSchemas: false });
+});
+after(async () => {
+  await client?.shutdown();
+  await server?.stop();
+});
+
+function refused(fn, Class, fields) {
+  assert.throws(fn, (e) => {
+    assert.ok(e instanceof Class, `expected ${Class.name}, got ${e?.name}: ${e?.message}`);
+    assert.ok(e instanceof MeterlineError);
+    assert.equal(typeof e.code, 'string');
+    assert.ok(e.message.length > 0 && e.message.length < 600, e.message);
+    for (const [k, v] of Object.entries(fields)) assert.equal(e[k], v, `${k} of ${e.message}`);
+    return true;
+  });
+}
+
+const cyclic = () => {
+  const o = { a: 1 };
+  o.self = o;
+  return o;
+};
+const deepArrayCycle = () => {
+  const list = [1];
+  const o = { list: [{ list }] };
+  list.push(o);
+  return o;
+};
+
+describe('data values JSON cannot carry', () => {
+  const cases = [
+    ['BigInt', { n: 10n }, '/data/n'],
+    ['function', { f() {} }, '/data/f'],
+    ['arrow function in an array', { list: [1, () => 2] }, '/data/list/1'],
+    ['symbol', { s: Symbol('x') }, '/data/s'],
+    ['NaN', { tokens: NaN }, '/data/tokens'],
+    ['Infinity', { nested: { x: Infinity } }, '/data/nested/x'],
+    ['-Infinity', { x: -Infinity }, '/data/x'],
+    ['undefined in an array', { list: [undefined] }, '/data/list/0'],
+    ['cyclic object', cyclic(), '/data/self'],
+    ['cycle through arrays', deepArrayCycle(), '/data/list/0/list/1'],
+    ['Map', { m: new Map([[1, 2]]) }, '/data/m'],
+    ['Set', { s: new Set([1]) }, '/data/s'],
+    ['lone surrogate', { s: 'a\ud800b' }, '/data/s'],
+    ['lone surrogate in a key', { ['k\udc00']: 1 }, '/data/k\udc00'],
+    ['key needing JSON-pointer escapes', { 'a/b~c': NaN }, '/data/a~1b~0c'],
+  ];
+  for (const [name, data, path] of cases) {
+    test(name, () =>
+      refused(() => client.track('bad.input', 'c1', data), ValidationError, { code: 'invalid_event', path }),
+    );
+  }
+
+  test('nesting deeper than the JSON parser allows', () => {
+    let deep = { leaf: 1 };
+    for (let i = 0; i < 200; i++) deep = { deep };
+    refused(() => client.track('bad.input', 'c1', deep), ValidationError, { code: 'invalid_event' });
+  });
+
+  test('undefined properties are left out, as JSON.stringify does', async () => {
+    client.track('bad.undefined', 'c1', { kept: 1, dropped: undefined });
+    await client.flush();
+    const [stored] = await storedEvents(server, { type: 'bad.undefined' });
+    assert.deepEqual(stored.data, { kept: 1 });
+  });
+
+  test('objects with toJSON are serialized by it', async () => {
+    client.track('bad.tojson', 'c1', { at: new Date(0), custom: { toJSON: () => 'custom' } });
+    await client.flush();
+    const [stored] = await storedEvents(server, { type: 'bad.tojson' });
+    assert.deepEqual(stored.data, { at: '1970-01-01T00:00:00.000Z', custom: 'custom' });
+  });
+});
+
+describe('wrong argument types, for every argument', () => {
+  const others = [undefined, null, 42, true, 10n, Symbol('s'), () => 1, {}, [], new Date(0)];
+
+  for (const value of others) {
+    const label =
+      typeof value === 'symbol'
+        ? 'symbol'
+        : typeof value === 'bigint'
+          ? 'bigint'
+          : Array.isArray(value)
+            ? 'array'
+            : value === null
+              ? 'null'
+              : typeof value;
+    test(`type = ${label}`, () => refused(() => client.track(value, 'c1', {}), ValidationError, { path: '/type' }));
+    test(`subject = ${label}`, () =>
+      refused(() => client.track('t', value, {}), ValidationError, { path: '/subject' }));
+    if (label !== 'object') {
+      test(`data = ${label}`, () => refused(() => client.track('t', 'c1', value), ValidationError, { path: '/data' }));
+    }
+  }
+  test('data = a string', () =>
+    refused(() => client.track('t', 'c1', 'tokens=5'), ValidationError, { path: '/data', code: 'invalid_event' }));
+
+  for (const options of [42, 'x', true, [], () => 1]) {
+    test(`options = ${typeof options === 'function' ? 'function' : JSON.stringify(options)}`, () =>
+      refused(() => client.track('t', 'c1', {}, options), ArgumentError, {
+        argument: 'options',
+        code: 'invalid_argument',
+      }));
+  }
+  test('an unknown track() option', () =>
+    refused(() => client.track('t', 'c1', {}, { timestamp: 1 }), ArgumentError, { argument: 'options' }));
+  for (const id of [42, {}, 10n, Symbol('id')]) {
+    test(`id = ${typeof id}`, () =>
+      refused(() => client.track('t', 'c1', {}, { id }), ValidationError, { path: '/id' }));
+  }
+  for (const time of [42, {}, new Date(NaN), 'yesterday']) {
+    test(`time = ${time instanceof Date ? 'invalid Date' : typeof time === 'string' ? time : typeof time}`, () =>
+      refused(() => client.track('t', 'c1', {}, { time }), ValidationError, { path: '/time' }));
+  }
+  for (const timeout of ['1s', -1, NaN, Infinity, 10n, null]) {
+    test(`flush(${typeof timeout === 'bigint' ? '10n' : String(timeout)})`, async () => {
+      await assert.rejects(client.flush(timeout), (e) => e instanceof ArgumentError && e.argument === 'timeoutMs');
+    });
+    test(`shutdown(${typeof timeout === 'bigint' ? '10n' : String(timeout)})`, async () => {
+      await assert.rejects(client.shutdown(timeout), (e) => e instanceof ArgumentError && e.argument === 'timeoutMs');
+    });
+  }
+});
+
+describe('options of new Client()', () => {
+  const base = () => ({ apiKey: server.secretKey, endpoint: server.url });
+  const cases = [
+    ['no options', undefined, 'options'],
+    ['options not an object', 'ml_sk_x', 'options'],
+    ['apiKey missing', { apiKey: undefined }, 'apiKey'],
+    ['apiKey malformed', { apiKey: 'secret', endpoint: 'http://127.0.0.1:1' }, 'apiKey'],
+    ['apiKey a number', { apiKey: 42, endpoint: 'http://127.0.0.1:1' }, 'apiKey'],
+    ['endpoint missing', { endpoint: undefined }, 'endpoint'],
+    ['endpoint not http', { endpoint: 'ftp://x' }, 'endpoint'],
+    ['unknown option', { flushEvery: 5 }, 'flushEvery'],
+    ['snake_case option', { flush_at: 5 }, 'flush_at'],
+    ['flushAt zero', { flushAt: 0 }, 'flushAt'],
+    ['flushAt fractional', { flushAt: 1.5 }, 'flushAt'],
+    ['flushAt NaN', { flushAt: NaN }, 'flushAt'],
+    ['flushAt a string', { flushAt: '500' }, 'flushAt'],
+    ['flushAt a BigInt', { flushAt: 500n }, 'flushAt'],
+    ['flushAt above the server batch limit', { flushAt: 10_001 }, 'flushAt'],
+    ['flushIntervalMs zero', { flushIntervalMs: 0 }, 'flushIntervalMs'],
+    ['flushIntervalMs negative', { flushIntervalMs: -5 }, 'flushIntervalMs'],
+    ['maxBatchBytes too small', { maxBatchBytes: 10 }, 'maxBatchBytes'],
+    ['maxQueueSize zero', { maxQueueSize: 0 }, 'maxQueueSize'],
+    ['requestTimeoutMs zero', { requestTimeoutMs: 0 }, 'requestTimeoutMs'],
+    ['maxInFlight too many', { maxInFlight: 1000 }, 'maxInFlight'],
+    ['overflow unknown', { overflow: 'explode' }, 'overflow'],
+    ['compression unknown', { compression: 'brotli' }, 'compression'],
+    ['strictTypes a string', { strictTypes: 'yes' }, 'strictTypes'],
+    ['fetchSchemas null', { fetchSchemas: null }, 'fetchSchemas'],
+    ['source empty', { source: '' }, 'source'],
+    ['source a function', { source: () => 'x' }, 'source'],
+    ['schemas an array', { schemas: [] }, 'schemas'],
+    ['schemas with an invalid schema', { schemas: { t: { type: 'bogus' } } }, 'schemas'],
+    ['schemas with NaN', { schemas: { t: { type: 'object', maxProperties: NaN } } }, 'schemas'],
+  ];
+  for (const [name, patch, option] of cases) {
+    test(name, () => {
+      const options = patch === undefined || typeof patch !== 'object' ? patch : { ...base(), ...patch };
+      refused(() => new Client(options), ConfigError, { option, code: 'invalid_config' });
+    });
+  }
+
+  test('every documented option is accepted', async () => {
+    const c = new Client({
+      ...base(),
+      source: 'options-test',
+      flushAt: 100,
+      maxBatchBytes: 512 * 1024,
+      flushIntervalMs: 250,
+      maxQueueSize: 1000,
+      overflow: 'block',
+      blockTimeoutMs: 50,
+      compression: 'zstd',
+      requestTimeoutMs: 5000,
+      strictTypes: false,
+      fetchSchemas: false,
+      schemas: { 'opt.t': { type: 'object' } },
+      maxInFlight: 1,
+    }).on('error', () => {});
+    c.track('opt.t', 'c1', {});
+    await c.shutdown();
+    assert.equal(c.stats().sent, 1);
+  });
+
+  test('an option explicitly undefined counts as not given', async () => {
+    const c = new Client({ ...base(), flushAt: undefined, source: undefined, schemas: undefined });
+    await c.shutdown();
+  });
+});
+
+describe('huge payloads', () => {
+  test('an event over maxBatchBytes is refused with event_too_large', () => {
+    refused(() => client.track('bad.huge', 'c1', { blob: 'x'.repeat(2 * 1024 * 1024) }), ValidationError, {
+      code: 'event_too_large',
+    });
+  });
+
+  test('a payload too large to become a string is refused, not a crash', () => {
+    // ~0.5 GiB of JSON: past V8's largest string, JSON.stringify throws a RangeError.
+    const chunk = 'y'.repeat(64 * 1024 * 1024);
+    const data = { a: chunk, b: chunk, c: chunk, d: chunk, e: chunk, f: chunk, g: chunk, h: chunk, i: chunk };
+    refused(() => client.track('bad.huge', 'c1', data), ValidationError, { code: 'event_too_large' });
+  });
+
+  test('overlong type, subject and id are refused by the core', () => {
+    refused(() => client.track('t'.repeat(300), 'c1', {}), ValidationError, { path: '/type' });
+    refused(() => client.track('t', 's'.repeat(300), {}), ValidationError, { path: '/subject' });
+    refused(() => client.track('t', 'c1', {}, { id: 'i'.repeat(300) }), ValidationError, { path: '/id' });
+  });
+});
+
+describe('the process stays healthy', () => {
+  test('after all of the above, valid events still go through', async () => {
+    const before = client.stats();
+    const ids = [];
+    for (let i = 0; i < 10; i++) ids.push(client.track('bad.after', 'c1', { i }));
+    await client.flush();
+    assert.equal(client.stats().sent - before.sent, 10);
+    const stored = await storedEvents(server, { type: 'bad.after' });
+    assert.deepEqual(
+      stored.map((e) => e.id),
+      ids,
+    );
+    // Nothing from the refused calls reached the queue.
+    assert.equal(client.stats().enqueued, before.enqueued + 10);
+  });
+
+  test('10,000 refused calls in a row leak nothing visible', () => {
+    const rss = process.memoryUsage().rss;
+    for (let i = 0; i < 10_000; i++) {
+      try {
+        client.track('bad.loop', 'c1', { n: i % 2 ? NaN : 1n });
+      } catch (e) {
+        if (!(e instanceof ValidationError)) throw e;
+      }
+    }
+    for (let i = 0; i < 2_000; i++) {
+      try {
+        client.track('', 'c1', {});
+      } catch (e) {
+        if (!(e instanceof ValidationError)) throw e;
+      }
+    }
+    assert.ok(process.memoryUsage().rss - rss < 200 * 1024 * 1024);
+  });
+});

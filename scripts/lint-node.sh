@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Formatting of the Node binding's JavaScript and TypeScript, the Node quick start and the
+# Node benchmark: prettier --check with bindings-node/.prettierrc.json. `--write` as $1 fixes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+mode=--check
+[ "${1:-}" = "--write" ] && mode=--write
+if [ ! -x bindings-node/node_modules/.bin/prettier ]; then
+  (cd bindings-node && npm ci --no-audit --no-fund)
+fi
+bindings-node/node_modules/.bin/prettier "$mode" \
+  --config bindings-node/.prettierrc.json --ignore-path bindings-node/.prettierignore \
+  'bindings-node/*.{js,mjs,d.ts,d.mts}' 'bindings-node/test/**/*.{mjs,cjs,mts,cts,json}' \
+  'examples/node-quickstart/*.{mjs,json}' 'bench/node_peers.mjs'
