@@ -11,7 +11,7 @@ ensure_rust
 ensure_python_venv
 wheels=target/python-wheels
 rm -rf "$wheels"
-(cd bindings-python && VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin build --release --locked --out "../$wheels" 2>&1 | tail -n 1)
+(cd bindings-python && VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin build --release --locked --target "$(rustc -vV | sed -n "s/^host: //p")" --out "../$wheels" 2>&1 | tail -n 1)
 "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheels"/meterline-*.whl
 cargo build --release --locked -p meterline-server 2>&1 | tail -n 1
 "$PY_VENV/bin/python" bench/python_peers.py "$@"

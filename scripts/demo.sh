@@ -34,7 +34,7 @@ METERLINE_API_KEY="$secret" METERLINE_ENDPOINT="$endpoint" target/debug/rust-qui
 step "Running examples/python-quickstart (building the Python package first)"
 ensure_python_venv
 wheels=target/python-wheels
-(cd bindings-python && VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin build --release --locked --out "../$wheels" 2>&1 | tail -n 1)
+(cd bindings-python && VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin build --release --locked --target "$(rustc -vV | sed -n "s/^host: //p")" --out "../$wheels" 2>&1 | tail -n 1)
 "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheels"/meterline-*.whl
 METERLINE_API_KEY="$secret" METERLINE_ENDPOINT="$endpoint" "$PY_VENV/bin/python" examples/python-quickstart/quickstart.py
 

@@ -19,8 +19,9 @@ step "Python: venv and tools ($PY_VENV)"
 ensure_python_venv || { record 0 1 0; exit 1; }
 
 step "Python: build the meterline wheel (maturin, release, abi3)"
+# Built for the explicit host triple, as napi does, so both bindings share one release cache.
 rm -rf "$wheels"
-if ! (cd bindings-python && VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin build --release --locked --out "../$wheels" 2>&1 | tail -n 3); then
+if ! (cd bindings-python && VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin build --release --locked --target "$(rustc -vV | sed -n "s/^host: //p")" --out "../$wheels" 2>&1 | tail -n 3); then
   record 0 1 0
   exit 1
 fi
