@@ -32,7 +32,7 @@ cargo build -p meterline-server --locked 2>&1 | tail -n 2
 
 step "Python: pytest (bindings-python/tests)"
 status=0
-(cd bindings-python && METERLINE_WHEEL_DIR="$PWD/../$wheels" .venv/bin/python -m pytest -rs \
+(cd bindings-python && METERLINE_WHEEL_DIR="$PWD/../$wheels" .venv/bin/python -m pytest -rsx \
   --junitxml="../$logs/python-junit.xml" tests) || status=$?
 
 counts=$("$PY_VENV/bin/python" - "$logs/python-junit.xml" <<'PY' || echo "0 1 0"
