@@ -69,11 +69,6 @@ def test_fork_with_multiprocessing(server: Server, subject: str) -> None:
     assert stats.enqueued == 10 and stats.sent == 10
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug (issue 5 note): in about 1 run of 3 a pool worker loses the events of its "
-    "first task chunk (5 events) at exit; under investigation",
-)
 def test_fork_pool_workers(server: Server, subject: str) -> None:
     global CLIENT
     CLIENT = client = make(server)

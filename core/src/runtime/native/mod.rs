@@ -335,10 +335,24 @@ fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A new UUIDv7 in its hyphenated lowercase form (without `Display`'s formatting machinery).
+/// A new UUIDv7 (hyphenated, lowercase).
+///
+/// The random part comes from a thread-local generator, whose state a forked child inherits:
+/// two children of one parent (gunicorn workers, a `multiprocessing` pool) would draw the same
+/// bits and — within one millisecond — mint the same id, which the server then drops as a
+/// duplicate. Mixing the process id into the random bits keeps ids of forked processes apart.
 fn new_event_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let pid_mask = u128::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    let random = (fastrand::u128(..) ^ pid_mask).to_le_bytes();
+    let mut bits = [0u8; 10];
+    bits.copy_from_slice(&random[..10]);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
-    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf).to_owned()
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 /// Now, RFC 3339 with milliseconds, UTC (`2026-11-24T10:00:00.123Z`).
@@ -371,6 +385,14 @@ fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_are_version_7_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_event_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        let id = uuid::Uuid::parse_str(ids.iter().next().expect("ids")).expect("a UUID");
+        assert_eq!(id.get_version_num(), 7);
+    }
 
     #[test]
     fn now_matches_chrono_formatting() {
