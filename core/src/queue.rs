@@ -91,11 +91,6 @@ impl EventQueue {
         self.bytes
     }
 
-    /// Whether there is room for one more event without overflow.
-    pub fn has_room(&self) -> bool {
-        self.items.len() < self.capacity
-    }
-
     /// Whether a batch should be sent now, given the time since the last one.
     pub fn batch_due(&self, rules: &BatchRules, since_last_flush: Duration) -> bool {
         !self.items.is_empty()

@@ -24,7 +24,7 @@ use crate::{
     event::{DATA_CONTENT_TYPE, EventRef, SPEC_VERSION, kind_of},
     key::ApiKey,
     queue::{BatchRules, Push},
-    schema::SchemaRegistry,
+    schema::{SchemaDocument, SchemaRegistry},
     stats::Stats,
 };
 
@@ -96,12 +96,9 @@ impl Client {
     /// Starts a client that reports background errors to `callbacks`.
     pub fn with_callbacks(config: Config, callbacks: Callbacks) -> Result<Client, Error> {
         let key = config.validate()?;
-        let mut registry = SchemaRegistry::new(config.strict_types);
-        for (event_type, schema) in &config.schemas {
-            registry
-                .insert(event_type, schema)
-                .map_err(|e| Error::config("schemas", e.to_string()))?;
-        }
+        // Local schemas only until the first fetch from the server completes.
+        let registry = schemas::registry(&config, &SchemaDocument::default())
+            .map_err(|e| Error::config("schemas", e.to_string()))?;
         let http = build_http(&config, &key)?;
         let rules = BatchRules {
             flush_at: config.flush_at,

@@ -9,9 +9,20 @@ use reqwest::{
 
 use super::{Shared, sender::describe};
 use crate::{
+    config::Config,
     error::Error,
     schema::{SchemaDocument, SchemaRegistry},
 };
+
+/// The schemas a client validates against: the server's document, then the local `schemas`
+/// option on top; strict when either the document or the option says so.
+pub(crate) fn registry(config: &Config, doc: &SchemaDocument) -> Result<SchemaRegistry, Error> {
+    let mut registry = SchemaRegistry::from_document(doc, config.strict_types)?;
+    for (event_type, schema) in &config.schemas {
+        registry.insert(event_type, schema)?;
+    }
+    Ok(registry)
+}
 
 /// Fetches at start, then every `schema_refresh_interval`, until the worker stops.
 pub(crate) async fn refresh_loop(shared: Arc<Shared>) {
@@ -62,10 +73,7 @@ pub(crate) async fn fetch(shared: &Shared, etag: Option<&str>) -> Result<Option<
         code: "invalid_json",
         message: format!("GET /v1/schema returned an unreadable body: {}", describe(&e)),
     })?;
-    let mut registry = SchemaRegistry::from_document(&doc, shared.config.strict_types)?;
-    for (event_type, schema) in &shared.config.schemas {
-        registry.insert(event_type, schema)?;
-    }
+    let registry = registry(&shared.config, &doc)?;
     tracing::debug!(types = registry.len(), "schemas refreshed");
     *shared.schemas.write().unwrap_or_else(|p| p.into_inner()) = registry;
     Ok(Some(header_etag.unwrap_or(doc.etag)))
