@@ -19,6 +19,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod entitlement;
 pub mod error;
 pub mod event;
 pub mod key;
@@ -26,6 +27,7 @@ pub mod queue;
 pub mod retry;
 pub mod schema;
 pub mod stats;
+pub mod stream;
 pub mod wire;
 
 #[cfg(feature = "native")]

@@ -19,7 +19,11 @@ use crate::{
     error, events, health, ingest,
     schemas::{self, SchemaCache},
     store::{Store, Writer},
+    stream::Hub,
 };
+
+/// Frames a stream connection may fall behind the hub before it is closed as a slow consumer.
+const HUB_CAPACITY: usize = 4096;
 
 /// Shared state of every handler. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -36,6 +40,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Fan-out of committed stream messages to open `/v1/stream` connections.
+    pub hub: Arc<Hub>,
 }
 
 /// The full HTTP API.
@@ -138,6 +144,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         schemas: Arc::new(SchemaCache::default()),
         config: Arc::new(config.clone()),
         metrics: metrics.clone(),
+        hub: Arc::new(Hub::new(HUB_CAPACITY)),
     };
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

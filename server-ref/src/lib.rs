@@ -22,3 +22,4 @@ pub mod health;
 pub mod ingest;
 pub mod schemas;
 pub mod store;
+pub mod stream;

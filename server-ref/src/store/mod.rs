@@ -7,6 +7,7 @@
 //! - Migrations are the checked-in files of `migrations/`, applied in order at open.
 
 mod sqlite;
+mod stream_log;
 mod writer;
 
 use std::{str::FromStr, time::Duration};
@@ -16,6 +17,7 @@ use sqlx::{
     Connection, Executor, SqliteConnection, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+pub use stream_log::{LogRead, StreamFrame, append_message};
 pub use writer::{EventRow, WriteBatch, WriteError, WriteOutcome, Writer};
 
 use crate::config::{StorageConfig, Synchronous};
@@ -35,7 +37,10 @@ pub enum StoreError {
 }
 
 /// The checked-in migrations, in order: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (2, "stream", include_str!("../../migrations/0002_stream.sql")),
+];
 
 /// Handle to the database: the read/admin pool. Cheap to clone.
 #[derive(Debug, Clone)]

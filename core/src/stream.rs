@@ -1,0 +1,176 @@
+//! Realtime stream wire types (DESIGN §5): the JSON text frames of `GET /v1/stream`.
+//!
+//! Server → client: `{"type":"…","seq":43,"subject":"c1","data":{…}}`, `seq` per project
+//! and strictly increasing. Client → server: `{"op":"subscribe"|"unsubscribe"|"auth", …}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::entitlement::Entitlements;
+
+/// Largest frame either side accepts by default (64 KiB).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Most subjects one connection may subscribe to by default.
+pub const MAX_SUBJECTS: usize = 1_000;
+
+/// WebSocket close code: the connection never authenticated (or its credentials were bad).
+pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
+/// WebSocket close code: the key was revoked (or may not use the stream).
+pub const CLOSE_FORBIDDEN: u16 = 4403;
+/// WebSocket close code: policy violation — a slow consumer, a frame over the limit.
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// A client → server frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientOp {
+    /// First frame of a browser connection that cannot send an `Authorization` header.
+    Auth {
+        /// `ml_pk_…` (with `token`) or `ml_sk_…`.
+        key: String,
+        /// Customer token (JWT) for a publishable key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Adds subjects; with `since`, replays every retained message with `seq > since`
+    /// for them first.
+    Subscribe {
+        /// Subjects to receive messages for.
+        subjects: Vec<String>,
+        /// Last `seq` the client saw.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+    },
+    /// Removes subjects.
+    Unsubscribe {
+        /// Subjects to stop receiving.
+        subjects: Vec<String>,
+    },
+}
+
+/// A server → client frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ServerMessage {
+    /// Answers a subscribe; `seq` is the project's current one.
+    #[serde(rename = "subscribed")]
+    Subscribed {
+        /// The project's current seq.
+        seq: u64,
+        /// Every subject the connection is now subscribed to.
+        subjects: Vec<String>,
+    },
+    /// A subject's entitlements changed; `data` is the full answer.
+    #[serde(rename = "entitlements.updated")]
+    EntitlementsUpdated {
+        /// Message seq.
+        seq: u64,
+        /// The customer.
+        subject: String,
+        /// The full entitlement answer, with its `version`.
+        data: Entitlements,
+    },
+    /// A metered feature's usage crossed a notification threshold.
+    #[serde(rename = "usage.threshold")]
+    UsageThreshold {
+        /// Message seq.
+        seq: u64,
+        /// The customer.
+        subject: String,
+        /// Which threshold.
+        data: UsageThreshold,
+    },
+    /// An event type's schema changed.
+    #[serde(rename = "schema.updated")]
+    SchemaUpdated {
+        /// Message seq.
+        seq: u64,
+        /// The new schema document's ETag.
+        data: SchemaUpdated,
+    },
+    /// The requested `since` is not covered by the retained log (or is ahead of the current
+    /// seq): refetch everything, then continue from `seq`.
+    #[serde(rename = "resync")]
+    Resync {
+        /// The project's current seq.
+        seq: u64,
+    },
+    /// A request was refused; the connection stays open unless a close frame follows.
+    #[serde(rename = "error")]
+    Error {
+        /// Stable code (`bad_message`, `too_many_subjects`, `forbidden`, …).
+        code: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    /// The message's seq (`None` for `error`).
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            ServerMessage::Subscribed { seq, .. }
+            | ServerMessage::EntitlementsUpdated { seq, .. }
+            | ServerMessage::UsageThreshold { seq, .. }
+            | ServerMessage::SchemaUpdated { seq, .. }
+            | ServerMessage::Resync { seq } => Some(*seq),
+            ServerMessage::Error { .. } => None,
+        }
+    }
+}
+
+/// `data` of `usage.threshold`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageThreshold {
+    /// The metered feature.
+    pub feature: String,
+    /// The threshold crossed, as a fraction of the limit (0.8, 1.0).
+    pub threshold: f64,
+    /// Usage after the crossing.
+    pub usage: f64,
+    /// The limit.
+    pub limit: f64,
+}
+
+/// `data` of `schema.updated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaUpdated {
+    /// ETag of the new `/v1/schema` document.
+    pub etag: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn subscribe_parses_with_and_without_since() {
+        let op: ClientOp = serde_json::from_value(json!({"op":"subscribe","subjects":["c1"],"since":12})).unwrap();
+        assert_eq!(
+            op,
+            ClientOp::Subscribe {
+                subjects: vec!["c1".into()],
+                since: Some(12)
+            }
+        );
+        let op: ClientOp = serde_json::from_value(json!({"op":"subscribe","subjects":[]})).unwrap();
+        assert!(matches!(op, ClientOp::Subscribe { since: None, .. }));
+    }
+
+    #[test]
+    fn unknown_op_and_extra_fields_are_refused() {
+        assert!(serde_json::from_value::<ClientOp>(json!({"op":"drop_tables"})).is_err());
+        assert!(serde_json::from_value::<ClientOp>(json!({"op":"subscribe","subjects":[],"x":1})).is_err());
+    }
+
+    #[test]
+    fn server_messages_use_the_design_shape() {
+        let m = ServerMessage::Resync { seq: 7 };
+        assert_eq!(serde_json::to_value(&m).unwrap(), json!({"type":"resync","seq":7}));
+        let m: ServerMessage = serde_json::from_value(json!({"type":"usage.threshold","seq":9,"subject":"c1",
+            "data":{"feature":"api_calls","threshold":0.8,"usage":800,"limit":1000}}))
+        .unwrap();
+        assert_eq!(m.seq(), Some(9));
+    }
+}
