@@ -67,6 +67,8 @@ pub enum Scope {
     ReadSchema,
     /// `/v1/admin/*`.
     Admin,
+    /// `GET /v1/customers/{subject}/entitlements|usage` and `GET /v1/stream`.
+    ReadEntitlements,
 }
 
 /// The authenticated caller of a request.
@@ -78,13 +80,31 @@ pub struct Caller {
     pub key_id: String,
     /// The key's kind.
     pub kind: KeyKind,
+    /// For a publishable key: the subject of the verified customer token, the only subject
+    /// the caller may read. `None` for secret and admin keys.
+    pub subject: Option<String>,
 }
 
 impl Caller {
+    /// Checks that the caller may read `subject`'s entitlements: any subject with a secret
+    /// key, only the token's subject with a publishable key (`403 wrong_subject` otherwise).
+    pub fn require_subject(&self, subject: &str) -> Result<(), ApiError> {
+        self.require(Scope::ReadEntitlements)?;
+        match &self.subject {
+            Some(own) if own != subject => Err(ApiError::forbidden(format!(
+                "the customer token is for subject {own:?}, not {subject:?}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks that the caller's key allows `scope`; `403 forbidden` otherwise.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         let allowed = match self.kind {
-            KeyKind::Secret => matches!(scope, Scope::Ingest | Scope::ReadEvents | Scope::ReadSchema),
+            KeyKind::Secret => matches!(
+                scope,
+                Scope::Ingest | Scope::ReadEvents | Scope::ReadSchema | Scope::ReadEntitlements
+            ),
             KeyKind::Admin => matches!(scope, Scope::Admin | Scope::ReadEvents | Scope::ReadSchema),
             KeyKind::Publishable => false,
         };
@@ -149,6 +169,7 @@ impl KeyVerifier {
                     project_id: cached.project_id,
                     key_id: key.id,
                     kind: cached.kind,
+                    subject: None,
                 })
             } else {
                 Err(unknown())
@@ -180,6 +201,7 @@ impl KeyVerifier {
             project_id: record.project_id,
             key_id: key.id,
             kind: record.kind,
+            subject: None,
         })
     }
 
@@ -249,6 +271,7 @@ mod tests {
             project_id: 1,
             key_id: "k".into(),
             kind,
+            subject: None,
         };
         assert!(caller(KeyKind::Secret).require(Scope::Ingest).is_ok());
         assert!(caller(KeyKind::Secret).require(Scope::Admin).is_err());
