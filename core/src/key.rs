@@ -58,6 +58,9 @@ pub struct ApiKey {
     secret: String,
 }
 
+/// The HMAC message that derives a secret key's customer-token signing key.
+pub const CUSTOMER_TOKEN_CONTEXT: &[u8] = b"meterline customer token v1";
+
 /// Shortest secret part accepted.
 pub const MIN_SECRET_LEN: usize = 16;
 /// Longest id and secret parts accepted.
@@ -116,6 +119,18 @@ impl ApiKey {
     pub fn expose(&self) -> String {
         format!("ml_{}_{}_{}", self.kind.prefix(), self.id, self.secret)
     }
+
+    /// The key that signs customer tokens (DESIGN §6): HMAC-SHA256 keyed with the full key
+    /// text, over `meterline customer token v1`. The server stores it beside the key's hash
+    /// when it mints a secret key, so it can verify tokens without keeping the secret.
+    pub fn customer_token_signing_key(&self) -> [u8; 32] {
+        use hmac::{Mac, SimpleHmac};
+        // `SimpleHmac` accepts keys of any length, so this cannot fail.
+        let mut mac = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(self.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(CUSTOMER_TOKEN_CONTEXT);
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl fmt::Debug for ApiKey {
@@ -133,6 +148,16 @@ impl fmt::Display for ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn customer_token_signing_key_is_hmac_of_the_full_key() {
+        // python3: hmac.new(b"ml_sk_abc_0123456789abcdef0123", b"meterline customer token v1", sha256)
+        let k = ApiKey::parse("ml_sk_abc_0123456789abcdef0123").unwrap();
+        assert_eq!(
+            k.customer_token_signing_key().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "d9642a3e76f36d02d285b678374fc7e68e62d8e05f026ce7598814fe3218167a"
+        );
+    }
 
     #[test]
     fn parses_and_round_trips() {
