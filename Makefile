@@ -16,6 +16,9 @@ lint: ## rustfmt, clippy -D warnings, and the bindings' formatters
 bench: ## criterion benches and the server ingest bench; figures go to bench/RESULTS.md
 	@scripts/bench.sh
 
+fuzz: ## run every cargo-fuzz target for FUZZ_SECONDS (default 60) each
+	@scripts/fuzz.sh
+
 wasm: ## build the core's I/O-free half for wasm32-unknown-unknown
 	@scripts/check-wasm.sh
 

@@ -7,6 +7,8 @@ ensure_rust
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 step "cargo fmt --check"
 cargo fmt --all -- --check
+# The fuzz crate is its own workspace (excluded from the root one); rustfmt reads .rustfmt.toml.
+rustfmt --check --edition 2024 fuzz/fuzz_targets/*.rs
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 for lang in python node; do

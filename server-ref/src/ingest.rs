@@ -35,7 +35,7 @@ use crate::{
 
 /// Which JSON shapes a `Content-Type` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyShape {
+pub enum BodyShape {
     /// `application/cloudevents-batch+json`: an array.
     Batch,
     /// `application/cloudevents+json`: one event.
@@ -234,15 +234,18 @@ async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<
 
 /// The outcome of parsing and validating one request body.
 #[derive(Debug)]
-struct ParsedBatch {
-    total: usize,
-    rows: Vec<EventRow>,
-    rejected: Vec<Rejection>,
+pub struct ParsedBatch {
+    /// Events in the body.
+    pub total: usize,
+    /// The valid ones, ready to store.
+    pub rows: Vec<EventRow>,
+    /// The invalid ones, with the reason.
+    pub rejected: Vec<Rejection>,
 }
 
 /// Parses a decompressed body and validates each event; invalid events become rejections,
-/// a body that is not acceptable JSON as a whole an error.
-fn parse_batch(
+/// a body that is not acceptable JSON as a whole an error. Public for the fuzz targets.
+pub fn parse_batch(
     json: &[u8],
     shape: BodyShape,
     schemas: &ProjectSchemas,
