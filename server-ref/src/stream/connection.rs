@@ -318,19 +318,21 @@ impl Connection {
         self.send_message(&ServerMessage::Subscribed { seq, subjects }).await
     }
 
-    /// Answers a refused frame with `error`; too many in a burst close the connection.
+    /// Answers a refused frame with `error`; one more than `stream.max_errors` in a burst
+    /// closes the connection instead.
     async fn refuse(&mut self, code: &str, mut message: String) -> Result<(), End> {
+        if !self.errors.take() {
+            return Err(End::Close(
+                CLOSE_POLICY,
+                format!("too many refused frames (the last: {code})"),
+            ));
+        }
         truncate(&mut message, MAX_ERROR_MESSAGE);
         let error = ServerMessage::Error {
             code: code.to_owned(),
             message,
         };
-        self.send_message(&error).await?;
-        if self.errors.take() {
-            Ok(())
-        } else {
-            Err(End::Close(CLOSE_POLICY, "too many refused frames".into()))
-        }
+        self.send_message(&error).await
     }
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
