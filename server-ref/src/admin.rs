@@ -77,10 +77,7 @@ pub async fn create_key(
     let mut attempts = 0;
     loop {
         let minted = mint(kind);
-        match store
-            .insert_key(project_id, kind, &minted.key.id, &minted.secret_hash)
-            .await
-        {
+        match store.insert_key(project_id, &minted.to_new_key()).await {
             Ok(record) => return Ok((minted.key.expose(), record)),
             Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
             Err(e) => return Err(e),
@@ -131,8 +128,9 @@ pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<
     }))
 }
 
-/// `DELETE /v1/admin/keys/{id}`: revokes at once (`204`); `404 not_found` for a key that
-/// does not exist in the caller's project. Revoking a revoked key is a no-op `204`.
+/// `DELETE /v1/admin/keys/{id}`: revokes at once (`204`), closing the key's open streams
+/// (and those of customer tokens it signed) with 4403; `404 not_found` for a key that does
+/// not exist in the caller's project. Revoking a revoked key is a no-op `204`.
 pub async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,6 +149,7 @@ pub async fn revoke_key(
         )));
     }
     state.keys.evict(&id);
+    state.streams.key_revoked(&id);
     tracing::info!(key_id = %id, by = %caller.key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

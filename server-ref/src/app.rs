@@ -17,9 +17,10 @@ use crate::{
     auth::{KeyVerifier, mint},
     config::Config,
     error, events, health, ingest,
+    ratelimit::RateLimits,
     schemas::{self, SchemaCache},
     store::{Store, Writer},
-    stream::Hub,
+    stream::{self, Hub, StreamControl},
 };
 
 /// Frames a stream connection may fall behind the hub before it is closed as a slow consumer.
@@ -42,6 +43,27 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Fan-out of committed stream messages to open `/v1/stream` connections.
     pub hub: Arc<Hub>,
+    /// Per-key token buckets (`[limits]`).
+    pub limits: Arc<RateLimits>,
+    /// Revocations and shutdown for the open stream connections.
+    pub streams: Arc<StreamControl>,
+}
+
+impl AppState {
+    /// The state of a server on `store` and `writer` (also used by in-process tests).
+    pub fn new(config: Config, store: Store, writer: Arc<Writer>, metrics: PrometheusHandle) -> Self {
+        AppState {
+            store,
+            writer,
+            keys: Arc::new(KeyVerifier::new(Duration::from_secs(config.auth.key_cache_secs))),
+            schemas: Arc::new(SchemaCache::default()),
+            limits: Arc::new(RateLimits::new(&config.limits)),
+            config: Arc::new(config),
+            metrics,
+            hub: Arc::new(Hub::new(HUB_CAPACITY)),
+            streams: Arc::new(StreamControl::default()),
+        }
+    }
 }
 
 /// The full HTTP API.
@@ -63,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/admin/keys", post(admin::post_key).get(admin::list_keys))
         .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
+        .route("/v1/stream", get(stream::socket::get_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -106,13 +129,7 @@ pub async fn create_project(store: &Store, name: &str) -> Result<NewProjectKeys,
     let secret = mint(KeyKind::Secret);
     let admin = mint(KeyKind::Admin);
     store
-        .create_project(
-            name,
-            &[
-                (KeyKind::Secret, secret.key.id.clone(), secret.secret_hash.clone()),
-                (KeyKind::Admin, admin.key.id.clone(), admin.secret_hash.clone()),
-            ],
-        )
+        .create_project(name, &[secret.to_new_key(), admin.to_new_key()])
         .await?;
     Ok(NewProjectKeys {
         project: name.to_owned(),
@@ -137,15 +154,9 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         config.storage.writer_queue,
         config.storage.max_commit_events,
     ));
-    let state = AppState {
-        store: store.clone(),
-        writer: writer.clone(),
-        keys: Arc::new(KeyVerifier::new(Duration::from_secs(config.auth.key_cache_secs))),
-        schemas: Arc::new(SchemaCache::default()),
-        config: Arc::new(config.clone()),
-        metrics: metrics.clone(),
-        hub: Arc::new(Hub::new(HUB_CAPACITY)),
-    };
+    let state = AppState::new(config.clone(), store.clone(), writer.clone(), metrics.clone());
+    let stream_upkeep = stream::upkeep::spawn(&state);
+    let streams = state.streams.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -191,6 +202,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         signal = shutdown_signal() => {
             tracing::info!(signal, "shutting down: finishing in-flight requests");
             let _ = stop_tx.send(true);
+            streams.shutting_down();
             match tokio::time::timeout(config.shutdown_timeout(), &mut server).await {
                 Ok(result) => result??,
                 Err(_) => {
@@ -201,6 +213,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         }
     }
     writer.shutdown().await;
+    drop(stream_upkeep);
     upkeep.abort();
     checkpoints.abort();
     store.close().await;

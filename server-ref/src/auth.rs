@@ -1,8 +1,14 @@
-//! API keys: minting, verification (constant-time, cached) and scopes (DESIGN §6).
+//! API keys: minting, verification (constant-time, cached), customer tokens, per-key rate
+//! limits and scopes (DESIGN §6).
 //!
-//! A key reads `ml_<sk|pk|ak>_<id>_<secret>`; only SHA-256 of the secret part is stored.
+//! A key reads `ml_<sk|pk|ak>_<id>_<secret>`; only SHA-256 of the secret part is stored
+//! (and, for a secret key, the HMAC key that verifies the customer tokens it signs).
 //! Verified keys are cached in memory for `auth.key_cache_secs`; revoking through the API
-//! evicts the key at once.
+//! evicts the key at once, revoking with the CLI within `auth.revocation_poll_ms`.
+//! A publishable key is only valid together with a customer token ([`token`]), and then
+//! only for [`Scope::ReadEntitlements`] of the token's subject.
+
+pub mod token;
 
 use std::{
     collections::HashMap,
@@ -16,7 +22,13 @@ use rand::RngExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{app::AppState, error::ApiError, store::Store};
+pub use token::{CUSTOMER_TOKEN_HEADER, VerifiedToken};
+
+use crate::{
+    app::AppState,
+    error::ApiError,
+    store::{NewKey, Store},
+};
 
 /// Length of a minted key's id part.
 pub const KEY_ID_LEN: usize = 12;
@@ -30,6 +42,18 @@ pub struct MintedKey {
     pub key: ApiKey,
     /// SHA-256 of the secret part.
     pub secret_hash: Vec<u8>,
+}
+
+impl MintedKey {
+    /// The row to store: the hash and, for a secret key, its customer-token signing key.
+    pub fn to_new_key(&self) -> NewKey {
+        NewKey {
+            id: self.key.id.clone(),
+            kind: self.key.kind,
+            secret_hash: self.secret_hash.clone(),
+            token_signing_key: (self.key.kind == KeyKind::Secret).then(|| self.key.customer_token_signing_key()),
+        }
+    }
 }
 
 /// Mints a key of `kind` from the thread-local CSPRNG (ChaCha, seeded by the OS).
@@ -91,9 +115,14 @@ impl Caller {
     pub fn require_subject(&self, subject: &str) -> Result<(), ApiError> {
         self.require(Scope::ReadEntitlements)?;
         match &self.subject {
-            Some(own) if own != subject => Err(ApiError::forbidden(format!(
-                "the customer token is for subject {own:?}, not {subject:?}"
-            ))),
+            Some(own) if own != subject => Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "wrong_subject",
+                format!(
+                    "the customer token is for subject {own:?}, not {:?}",
+                    subject.chars().take(256).collect::<String>()
+                ),
+            )),
             _ => Ok(()),
         }
     }
@@ -106,21 +135,71 @@ impl Caller {
                 Scope::Ingest | Scope::ReadEvents | Scope::ReadSchema | Scope::ReadEntitlements
             ),
             KeyKind::Admin => matches!(scope, Scope::Admin | Scope::ReadEvents | Scope::ReadSchema),
-            KeyKind::Publishable => false,
+            // The extractor only lets a publishable key through with a verified token.
+            KeyKind::Publishable => scope == Scope::ReadEntitlements && self.subject.is_some(),
         };
         if allowed {
             return Ok(());
         }
         Err(ApiError::forbidden(match (self.kind, scope) {
             (KeyKind::Publishable, _) => {
-                "publishable keys (ml_pk_…) are only valid together with a customer token, which this server \
-                 does not support yet; use a secret key (ml_sk_…) from a backend"
+                "a publishable key (ml_pk_…) with a customer token may only read its subject's entitlements \
+                 and usage and subscribe to its stream; use a secret key (ml_sk_…) from a backend"
             }
             (_, Scope::Admin) => "this endpoint needs an admin key (ml_ak_…)",
             (_, Scope::Ingest) => "sending events needs a secret key (ml_sk_…)",
             _ => "this key may not call this endpoint",
         }))
     }
+}
+
+/// A caller whose key (and, for a publishable key, customer token) checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// Who is calling; `subject` is set for a publishable key.
+    pub caller: Caller,
+    /// The verified customer token of a publishable key (its signing key and expiry matter
+    /// to long-lived streams).
+    pub token: Option<VerifiedToken>,
+}
+
+/// Authenticates one request or stream: verifies the key, charges one request to its rate
+/// limit (`429 rate_limited`), and for a publishable key verifies the customer token
+/// (`401 token_required` without one). A token sent with another kind of key is ignored.
+pub async fn authenticate(state: &AppState, key: &str, token: Option<&str>) -> Result<Authenticated, ApiError> {
+    let mut caller = state.keys.verify_key(&state.store, key).await?;
+    state.limits.check(&caller.key_id)?;
+    if caller.kind != KeyKind::Publishable {
+        return Ok(Authenticated { caller, token: None });
+    }
+    let token = token.ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "token_required",
+            "a publishable key (ml_pk_…) needs a customer token: send `X-Meterline-Customer-Token: <JWT>`",
+        )
+    })?;
+    let verified = state
+        .keys
+        .verify_token(&state.store, caller.project_id, token, state.config.token_leeway())
+        .await?;
+    caller.subject = Some(verified.subject.clone());
+    Ok(Authenticated {
+        caller,
+        token: Some(verified),
+    })
+}
+
+/// The key of an `Authorization: Bearer <key>` header value; `401 unauthorized` when absent
+/// or not a bearer credential.
+pub fn bearer_key(authorization: Option<&str>) -> Result<&str, ApiError> {
+    let header =
+        authorization.ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <API key>` header"))?;
+    header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must read `Bearer <API key>`"))
 }
 
 #[derive(Debug, Clone)]
@@ -131,10 +210,11 @@ struct CachedKey {
     verified_at: Instant,
 }
 
-/// Verifies keys against the store, caching the ones found valid.
+/// Verifies keys and customer tokens against the store, caching the keys found valid.
 #[derive(Debug)]
 pub struct KeyVerifier {
     cache: Mutex<HashMap<String, CachedKey>>,
+    signers: Mutex<HashMap<String, token::CachedSigner>>,
     ttl: Duration,
 }
 
@@ -146,20 +226,15 @@ impl KeyVerifier {
     pub fn new(ttl: Duration) -> Self {
         KeyVerifier {
             cache: Mutex::new(HashMap::new()),
+            signers: Mutex::new(HashMap::new()),
             ttl,
         }
     }
 
-    /// Checks an `Authorization` header value and returns the caller, or `401 unauthorized`.
-    pub async fn verify(&self, store: &Store, authorization: Option<&str>) -> Result<Caller, ApiError> {
-        let header =
-            authorization.ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <API key>` header"))?;
-        let token = header
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must read `Bearer <API key>`"))?;
-        let key = ApiKey::parse(token).map_err(|e| ApiError::from_core(&e))?;
+    /// Checks a key's text (`ml_…`) and returns the caller (without a token subject), or
+    /// `401 unauthorized` for a malformed, unknown or revoked key.
+    pub async fn verify_key(&self, store: &Store, text: &str) -> Result<Caller, ApiError> {
+        let key = ApiKey::parse(text).map_err(|e| ApiError::from_core(&e))?;
         let presented = hash_secret(key.secret());
         let unknown = || ApiError::unauthorized(format!("unknown API key {key}"));
 
@@ -205,9 +280,11 @@ impl KeyVerifier {
         })
     }
 
-    /// Drops a key from the cache so its revocation applies to the next request.
+    /// Drops a key from the caches so its revocation applies to the next request (and to
+    /// the next customer token signed with it).
     pub fn evict(&self, key_id: &str) {
         self.lock().remove(key_id);
+        self.signers.lock().unwrap_or_else(|p| p.into_inner()).remove(key_id);
     }
 
     fn cached(&self, key_id: &str) -> Option<CachedKey> {
@@ -234,6 +311,8 @@ impl KeyVerifier {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// `Authorization: Bearer <key>`, plus `X-Meterline-Customer-Token` for a publishable
+    /// key; see [`authenticate`].
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = match parts.headers.get(axum::http::header::AUTHORIZATION) {
             None => None,
@@ -243,7 +322,13 @@ impl FromRequestParts<AppState> for Caller {
                     .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?,
             ),
         };
-        state.keys.verify(&state.store, header).await
+        let key = bearer_key(header)?;
+        // A token header that is not text is verified as an empty (malformed) token.
+        let token = parts
+            .headers
+            .get(CUSTOMER_TOKEN_HEADER)
+            .map(|value| value.to_str().unwrap_or_default());
+        Ok(authenticate(state, key, token).await?.caller)
     }
 }
 
@@ -279,5 +364,49 @@ mod tests {
         assert!(caller(KeyKind::Admin).require(Scope::Ingest).is_err());
         let err = caller(KeyKind::Publishable).require(Scope::ReadSchema).unwrap_err();
         assert!(err.message.contains("customer token"));
+        // Without a verified token a publishable key may do nothing at all.
+        assert!(caller(KeyKind::Publishable).require(Scope::ReadEntitlements).is_err());
+    }
+
+    #[test]
+    fn publishable_callers_read_only_their_subject() {
+        let caller = Caller {
+            project_id: 1,
+            key_id: "k".into(),
+            kind: KeyKind::Publishable,
+            subject: Some("c1".into()),
+        };
+        assert!(caller.require_subject("c1").is_ok());
+        assert!(caller.require(Scope::ReadEntitlements).is_ok());
+        for scope in [Scope::Ingest, Scope::ReadEvents, Scope::ReadSchema, Scope::Admin] {
+            assert_eq!(caller.require(scope).unwrap_err().code, "forbidden", "{scope:?}");
+        }
+        let err = caller.require_subject("c2").unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (403, "wrong_subject"));
+        let secret = Caller {
+            kind: KeyKind::Secret,
+            subject: None,
+            ..caller
+        };
+        assert!(secret.require_subject("anyone").is_ok());
+    }
+
+    #[test]
+    fn only_secret_keys_get_a_signing_key() {
+        let secret = mint(KeyKind::Secret);
+        assert_eq!(
+            secret.to_new_key().token_signing_key,
+            Some(secret.key.customer_token_signing_key())
+        );
+        assert_eq!(mint(KeyKind::Publishable).to_new_key().token_signing_key, None);
+        assert_eq!(mint(KeyKind::Admin).to_new_key().token_signing_key, None);
+    }
+
+    #[test]
+    fn bearer_header_is_required() {
+        assert_eq!(bearer_key(Some("Bearer ml_sk_a_b")).unwrap(), "ml_sk_a_b");
+        assert_eq!(bearer_key(Some("bearer  ml_sk_a_b ")).unwrap(), "ml_sk_a_b");
+        assert!(bearer_key(None).is_err());
+        assert!(bearer_key(Some("Basic abc")).is_err());
     }
 }

@@ -32,6 +32,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[limits]`: per-key rate limits.
+    pub limits: crate::ratelimit::LimitsConfig,
+    /// `[stream]`: the realtime stream.
+    pub stream: crate::stream::StreamConfig,
 }
 
 /// `[server]` section.
@@ -128,13 +132,23 @@ impl Default for IngestConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// How long a verified key stays in the in-memory cache. Revoking through the HTTP API
-    /// takes effect at once; revoking with the CLI while the server runs within this time.
+    /// takes effect at once; revoking with the CLI while the server runs within
+    /// `revocation_poll_ms`.
     pub key_cache_secs: u64,
+    /// Clock skew allowed on a customer token's `exp` and `iat`.
+    pub token_leeway_secs: u64,
+    /// How often the server looks for keys revoked by another process (the CLI), evicts
+    /// them from the cache and closes their streams.
+    pub revocation_poll_ms: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { key_cache_secs: 5 }
+        AuthConfig {
+            key_cache_secs: 5,
+            token_leeway_secs: 30,
+            revocation_poll_ms: 2_000,
+        }
     }
 }
 
@@ -204,12 +218,15 @@ impl Config {
             ("ingest.max_decompressed_bytes", self.ingest.max_decompressed_bytes),
             ("ingest.max_events_per_batch", self.ingest.max_events_per_batch),
             ("ingest.max_event_bytes", self.ingest.max_event_bytes),
+            ("auth.revocation_poll_ms", self.auth.revocation_poll_ms as usize),
         ];
         for (key, value) in positive {
             if value == 0 {
                 return Err(ConfigError(format!("`{key}` must be greater than 0")));
             }
         }
+        self.limits.check().map_err(ConfigError)?;
+        self.stream.check().map_err(ConfigError)?;
         if !self.storage.database_url.starts_with("sqlite:") {
             return Err(ConfigError(format!(
                 "`storage.database_url` must be a sqlite:// URL (PostgreSQL support comes later), got {:?}",
@@ -222,6 +239,11 @@ impl Config {
     /// `server.request_timeout_secs` as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.server.request_timeout_secs)
+    }
+
+    /// `auth.token_leeway_secs` as a duration.
+    pub fn token_leeway(&self) -> Duration {
+        Duration::from_secs(self.auth.token_leeway_secs)
     }
 
     /// `server.shutdown_timeout_secs` as a duration.
@@ -254,6 +276,12 @@ mod tests {
             key_cache_secs = 1
             [log]
             format = "json"
+            [limits]
+            requests_per_second = 5
+            burst = 7
+            [stream]
+            ping_interval_ms = 100
+            idle_timeout_ms = 300
         "#
         .parse()
         .unwrap();
@@ -261,6 +289,9 @@ mod tests {
         assert_eq!(c.storage.synchronous, Synchronous::Normal);
         assert_eq!(c.ingest.max_events_per_batch, 50);
         assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!((c.limits.requests_per_second, c.limits.burst), (5, 7));
+        assert_eq!(c.stream.idle_timeout_ms, 300);
+        assert_eq!(c.stream.max_subjects, 1000, "unset keys keep their defaults");
     }
 
     #[test]
@@ -277,5 +308,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ingest.max_events_per_batch"), "{err}");
+        let err = "[stream]\nping_interval_ms = 5000\nidle_timeout_ms = 5000\n"
+            .parse::<Config>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stream.idle_timeout_ms"), "{err}");
+        let err = "[limits]\nburst = 0\n".parse::<Config>().unwrap_err().to_string();
+        assert!(err.contains("limits.burst"), "{err}");
     }
 }

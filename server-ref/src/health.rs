@@ -70,6 +70,7 @@ pub fn install_metrics() -> PrometheusHandle {
             for name in [EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED] {
                 metrics::counter!(name).increment(0);
             }
+            crate::stream::describe_metrics();
             handle
         })
         .clone()

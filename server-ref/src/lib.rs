@@ -1,5 +1,6 @@
 //! meterline's reference server: CloudEvents ingest with exactly-once storage on SQLite,
-//! the schema and key admin API, and health/metrics endpoints (DESIGN §3, §6, §8).
+//! the schema and key admin API, customer tokens and rate limits, the realtime stream, and
+//! health/metrics endpoints (DESIGN §3, §5, §6, §8).
 //!
 //! The binary (`src/main.rs`) wires [`config`] → [`store`] → [`app::router`] → serve;
 //! the modules are public so tests and benchmarks can reuse them.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod ingest;
+pub mod ratelimit;
 pub mod schemas;
 pub mod store;
 pub mod stream;

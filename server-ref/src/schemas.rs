@@ -1,5 +1,6 @@
 //! Event-type schemas: `GET /v1/schema` (with ETag), the admin schema endpoints and
 //! `PUT /v1/admin/settings`, plus the per-project cache of compiled schemas that ingest uses.
+//! A change that alters the `/v1/schema` ETag publishes `schema.updated` on the stream.
 
 use std::{
     collections::HashMap,
@@ -27,7 +28,7 @@ use crate::{
     app::AppState,
     auth::{Caller, Scope},
     error::ApiError,
-    store::{SchemaRecord, Store},
+    store::{SchemaChange, SchemaOutcome, SchemaRecord, Store},
 };
 
 /// A project's schemas, compiled for validation and as served by `GET /v1/schema`.
@@ -103,6 +104,21 @@ fn document(strict_types: bool, records: Vec<SchemaRecord>) -> SchemaDocument {
         strict_types,
         types,
     }
+}
+
+/// Applies a schema or settings change and, when the `/v1/schema` ETag changed, publishes
+/// the `schema.updated` message committed with it — after dropping the cached document, so
+/// a client reacting to the message fetches the new one.
+async fn apply_change(state: &AppState, project_id: i64, change: SchemaChange<'_>) -> Result<SchemaOutcome, ApiError> {
+    let order = state.hub.sequence().await;
+    let changed = state
+        .store
+        .change_schema(project_id, change, |strict, records| document(strict, records).etag)
+        .await
+        .map_err(|e| ApiError::internal("storing the schema change failed", e))?;
+    state.schemas.invalidate(project_id);
+    order.publish(changed.frame.into_iter().collect());
+    Ok(changed.outcome)
 }
 
 /// Whether an `If-None-Match` value matches `etag` (weak comparison, lists and `*`).
@@ -222,13 +238,15 @@ pub async fn put_type_schema(
     SchemaRegistry::new(false)
         .insert(&event_type, &schema)
         .map_err(|e| ApiError::from_core(&e))?;
-    let (record, created) = state
-        .store
-        .put_schema(caller.project_id, &event_type, &schema)
-        .await
-        .map_err(|e| ApiError::internal("storing the schema failed", e))?;
-    state.schemas.invalidate(caller.project_id);
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let change = SchemaChange::Put {
+        event_type: &event_type,
+        schema: &schema,
+    };
+    let (status, record) = match apply_change(&state, caller.project_id, change).await? {
+        SchemaOutcome::Created(record) => (StatusCode::CREATED, record),
+        SchemaOutcome::Replaced(record) => (StatusCode::OK, record),
+        other => return Err(ApiError::internal("storing the schema failed", format!("{other:?}"))),
+    };
     Ok((status, Json(SchemaView::from(record))).into_response())
 }
 
@@ -239,17 +257,14 @@ pub async fn delete_type_schema(
     Path(event_type): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Admin)?;
-    let deleted = state
-        .store
-        .delete_schema(caller.project_id, &event_type)
-        .await
-        .map_err(|e| ApiError::internal("deleting the schema failed", e))?;
-    if !deleted {
+    let change = SchemaChange::Delete {
+        event_type: &event_type,
+    };
+    if apply_change(&state, caller.project_id, change).await? == SchemaOutcome::NotFound {
         return Err(ApiError::not_found(format!(
             "no schema is registered for event type {event_type:?}"
         )));
     }
-    state.schemas.invalidate(caller.project_id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -282,12 +297,12 @@ pub async fn put_settings(
 ) -> Result<Json<Settings>, ApiError> {
     caller.require(Scope::Admin)?;
     let Json(settings) = body?;
-    state
-        .store
-        .set_strict_types(caller.project_id, settings.strict_types)
-        .await
-        .map_err(|e| ApiError::internal("storing the settings failed", e))?;
-    state.schemas.invalidate(caller.project_id);
+    apply_change(
+        &state,
+        caller.project_id,
+        SchemaChange::StrictTypes(settings.strict_types),
+    )
+    .await?;
     Ok(Json(settings))
 }
 

@@ -267,6 +267,7 @@ async fn cli_key_commands() {
     assert!(s.secret.is_none() && s.admin.is_none());
     let (status, _) = s.get("/v1/events", &sk).await;
     assert_eq!(status, 401);
-    let (status, _) = s.get("/v1/events", &pk).await;
-    assert_eq!(status, 403);
+    // A publishable key alone is not enough: it needs a customer token.
+    let (status, body) = s.get("/v1/events", &pk).await;
+    assert_error(status, &body, 401, "token_required");
 }

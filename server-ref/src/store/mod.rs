@@ -6,12 +6,16 @@
 //!   SQLite serialises with the writer through its lock and `busy_timeout`.
 //! - Migrations are the checked-in files of `migrations/`, applied in order at open.
 
+mod keys;
+mod schema_change;
 mod sqlite;
 mod stream_log;
 mod writer;
 
 use std::{str::FromStr, time::Duration};
 
+pub use keys::{NewKey, TokenSigner};
+pub use schema_change::{SchemaChange, SchemaChanged, SchemaOutcome};
 pub use sqlite::{EventFilter, KeyRecord, Project, SchemaRecord, StoredEvent};
 use sqlx::{
     Connection, Executor, SqliteConnection, SqlitePool,
@@ -36,10 +40,12 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// The checked-in migrations, in order: (version, description, SQL).
+/// The checked-in migrations, in order: (version, description, SQL). Each version missing
+/// from `meterline_migrations` is applied, so versions need not be contiguous.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "stream", include_str!("../../migrations/0002_stream.sql")),
+    (4, "token_keys", include_str!("../../migrations/0004_token_keys.sql")),
 ];
 
 /// Handle to the database: the read/admin pool. Cheap to clone.

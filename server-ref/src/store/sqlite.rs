@@ -5,7 +5,7 @@ use meterline_core::{event::Event, key::KeyKind};
 use serde_json::{Map, Value};
 use sqlx::{Connection, Row, sqlite::SqliteRow};
 
-use super::{Store, StoreError, now_rfc3339};
+use super::{NewKey, Store, StoreError, now_rfc3339};
 
 /// A project: the unit of isolation (keys, events and schemas belong to one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, sqlx::Error> {
     })
 }
 
-fn schema_from_row(row: &SqliteRow) -> Result<SchemaRecord, sqlx::Error> {
+pub(super) fn schema_from_row(row: &SqliteRow) -> Result<SchemaRecord, sqlx::Error> {
     let text: String = row.try_get("schema")?;
     Ok(SchemaRecord {
         event_type: row.try_get("type")?,
@@ -113,9 +113,9 @@ impl Store {
             .await?)
     }
 
-    /// Creates a project together with its first keys, atomically. `keys` are
-    /// `(kind, id, secret_hash)`. Errors with `Conflict` when the name is taken.
-    pub async fn create_project(&self, name: &str, keys: &[(KeyKind, String, Vec<u8>)]) -> Result<Project, StoreError> {
+    /// Creates a project together with its first keys, atomically. Errors with `Conflict`
+    /// when the name is taken.
+    pub async fn create_project(&self, name: &str, keys: &[NewKey]) -> Result<Project, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_rfc3339();
@@ -131,8 +131,8 @@ impl Store {
             return Err(StoreError::Conflict(format!("a project named {name:?} already exists")));
         };
         let project = project_from_row(&row)?;
-        for (kind, id, hash) in keys {
-            insert_key(&mut tx, project.id, *kind, id, hash, &now).await?;
+        for key in keys {
+            insert_key(&mut tx, project.id, key, &now).await?;
         }
         tx.commit().await?;
         Ok(project)
@@ -157,32 +157,16 @@ impl Store {
         Ok(project_from_row(&row)?)
     }
 
-    /// Turns `strict_types` on or off for a project.
-    pub async fn set_strict_types(&self, project_id: i64, strict: bool) -> Result<(), StoreError> {
-        sqlx::query("UPDATE projects SET strict_types = ? WHERE id = ?")
-            .bind(strict)
-            .bind(project_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Stores a new key's hash.
-    pub async fn insert_key(
-        &self,
-        project_id: i64,
-        kind: KeyKind,
-        id: &str,
-        secret_hash: &[u8],
-    ) -> Result<KeyRecord, StoreError> {
+    /// Stores a new key's hash (and, for a secret key, its customer-token signing key).
+    pub async fn insert_key(&self, project_id: i64, key: &NewKey) -> Result<KeyRecord, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let now = now_rfc3339();
-        insert_key(&mut conn, project_id, kind, id, secret_hash, &now).await?;
+        insert_key(&mut conn, project_id, key, &now).await?;
         Ok(KeyRecord {
-            id: id.to_owned(),
+            id: key.id.clone(),
             project_id,
-            kind,
-            secret_hash: secret_hash.to_vec(),
+            kind: key.kind,
+            secret_hash: key.secret_hash.clone(),
             created_at: now,
             revoked_at: None,
         })
@@ -240,43 +224,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(schema_from_row).transpose()?)
-    }
-
-    /// Creates or replaces a schema. Returns the record and whether it was new.
-    pub async fn put_schema(
-        &self,
-        project_id: i64,
-        event_type: &str,
-        schema: &Value,
-    ) -> Result<(SchemaRecord, bool), StoreError> {
-        let existed = self.schema(project_id, event_type).await?.is_some();
-        let now = now_rfc3339();
-        sqlx::query(
-            "INSERT INTO schemas (project_id, type, schema, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (project_id, type) DO UPDATE SET schema = excluded.schema, updated_at = excluded.updated_at",
-        )
-        .bind(project_id)
-        .bind(event_type)
-        .bind(schema.to_string())
-        .bind(&now)
-        .execute(&self.pool)
-        .await?;
-        let record = SchemaRecord {
-            event_type: event_type.to_owned(),
-            schema: schema.clone(),
-            updated_at: now,
-        };
-        Ok((record, !existed))
-    }
-
-    /// Deletes a schema; `false` when there was none.
-    pub async fn delete_schema(&self, project_id: i64, event_type: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM schemas WHERE project_id = ? AND type = ?")
-            .bind(project_id)
-            .bind(event_type)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// A page of a project's events, oldest first.
@@ -345,24 +292,23 @@ fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
 async fn insert_key(
     conn: &mut sqlx::SqliteConnection,
     project_id: i64,
-    kind: KeyKind,
-    id: &str,
-    secret_hash: &[u8],
+    key: &NewKey,
     now: &str,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "INSERT INTO api_keys (id, project_id, kind, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO api_keys (id, project_id, kind, secret_hash, token_signing_key, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     )
-    .bind(id)
+    .bind(&key.id)
     .bind(project_id)
-    .bind(kind.as_str())
-    .bind(secret_hash)
+    .bind(key.kind.as_str())
+    .bind(&key.secret_hash)
+    .bind(key.token_signing_key.as_ref().map(|k| k.as_slice()))
     .bind(now)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::Conflict(format!("key id {id:?} is already taken")));
+        return Err(StoreError::Conflict(format!("key id {:?} is already taken", key.id)));
     }
     Ok(())
 }

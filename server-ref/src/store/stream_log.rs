@@ -106,7 +106,10 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let (current, pruned_through) = match row {
-            Some(row) => (row.try_get::<i64, _>(0)?.max(0) as u64, row.try_get::<i64, _>(1)?.max(0) as u64),
+            Some(row) => (
+                row.try_get::<i64, _>(0)?.max(0) as u64,
+                row.try_get::<i64, _>(1)?.max(0) as u64,
+            ),
             None => (0, 0),
         };
         if since > current || since < pruned_through {

@@ -3,6 +3,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
+pub mod inproc;
+pub mod ws;
+
 use std::{
     io::{BufRead, BufReader, Write},
     path::Path,
@@ -207,6 +210,15 @@ impl Server {
         (status, value)
     }
 
+    /// Creates a key of `kind` (`secret`, `publishable`, `admin`) with the admin key.
+    pub async fn new_key(&self, kind: &str) -> String {
+        let (status, body) = self
+            .call("POST", "/v1/admin/keys", self.ak(), Some(json!({"kind": kind})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["key"].as_str().unwrap().to_owned()
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
         self.call("GET", path, key, None).await
     }
@@ -305,6 +317,18 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_cod
     assert_eq!(status.as_u16(), want_status, "body: {body}");
     assert_eq!(body["code"], want_code, "body: {body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+}
+
+/// Writes `meterline.toml` into `dir` (the server reads it from its working directory).
+pub fn write_config(dir: &Path, toml: &str) {
+    std::fs::write(dir.join("meterline.toml"), toml).unwrap();
+}
+
+/// A server on a fresh database with `meterline.toml` = `toml`.
+pub fn start_with_config(toml: &str) -> Server {
+    let dir = tempdir();
+    write_config(dir.path(), toml);
+    Server::start_in(dir, &[])
 }
 
 pub fn tempdir() -> Arc<tempfile::TempDir> {
