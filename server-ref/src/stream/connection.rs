@@ -378,7 +378,12 @@ impl Connection {
     /// it reads the reason before the TCP connection goes.
     async fn finish(mut self, end: End) {
         let (code, mut reason, wait) = match end {
-            End::Gone => return,
+            End::Gone => {
+                // If the client sent a close frame, reading once more flushes the reply
+                // tungstenite queued for it.
+                let _ = timeout(Duration::from_millis(100), self.socket.recv()).await;
+                return;
+            }
             End::Close(code, reason) => (code, reason, CLOSE_LINGER),
             End::Slow(reason) => {
                 metrics::counter!(STREAM_SLOW_CONSUMERS).increment(1);
