@@ -162,8 +162,9 @@ impl Connection {
         let mut ping = interval_at(Instant::now() + limits.ping_interval(), limits.ping_interval());
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            // Unbiased: a busy hub must not starve the client's frames (and pongs), nor
+            // a busy client the hub.
             let step = tokio::select! {
-                biased;
                 notice = control.recv() => self.on_control(notice, &session).await,
                 () = &mut expiry, if token_expiry.is_some() => {
                     Err(End::Close(CLOSE_UNAUTHENTICATED, "the customer token expired".into()))
