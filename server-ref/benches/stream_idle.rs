@@ -42,7 +42,10 @@ fn customer_token(secret_key: &str, sub: &str) -> String {
 }
 
 fn main() {
-    if std::env::args().skip(1).any(|a| !a.starts_with("--") && a != "stream_idle") {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with("--") && a != "stream_idle")
+    {
         return;
     }
     let n: usize = std::env::var("BENCH_CONNECTIONS")
@@ -85,12 +88,18 @@ fn main() {
     }
     let pid = child.id();
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let publishable = if with_token {
             let http = reqwest::Client::new();
             let created: Value = http
-                .post(url.replacen("ws://", "http://", 1).replace("/v1/stream", "/v1/admin/keys"))
+                .post(
+                    url.replacen("ws://", "http://", 1)
+                        .replace("/v1/stream", "/v1/admin/keys"),
+                )
                 .bearer_auth(&admin)
                 .json(&json!({"kind": "publishable"}))
                 .send()
@@ -110,7 +119,10 @@ fn main() {
                 let mut request = url.into_client_request().unwrap();
                 let key = publishable.as_deref().unwrap_or(&secret);
                 let headers = request.headers_mut();
-                headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {key}")).unwrap());
+                headers.insert(
+                    "authorization",
+                    HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+                );
                 if publishable.is_some() {
                     let token = customer_token(&secret, &subject);
                     headers.insert("x-meterline-customer-token", HeaderValue::from_str(&token).unwrap());
@@ -145,7 +157,11 @@ fn main() {
         println!(
             "{n} idle subscribed connections ({}): server RSS {:.1} MiB -> {:.1} MiB, {per:.1} KiB per connection \
              (opened in {:.1} s)",
-            if with_token { "publishable key + customer token" } else { "secret key" },
+            if with_token {
+                "publishable key + customer token"
+            } else {
+                "secret key"
+            },
             before as f64 / 1024.0,
             after as f64 / 1024.0,
             took.as_secs_f64()

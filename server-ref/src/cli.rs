@@ -107,7 +107,8 @@ pub enum KeysCommand {
         #[arg(long, value_enum)]
         kind: KindArg,
     },
-    /// Revoke a key by id. A running server stops accepting it within `auth.key_cache_secs`.
+    /// Revoke a key by id. A running server notices within `auth.revocation_poll_ms`: it stops
+    /// accepting the key (and customer tokens it signed) and closes its streams.
     Revoke {
         /// The key id (the part after `ml_sk_`, before the next `_`).
         id: String,

@@ -168,8 +168,9 @@ async fn oversized_frames_floods_and_silence_are_closed() {
         }
     };
     assert_eq!(code, 1008);
-    assert!((100..=110).contains(&subscribed), "subscribed {subscribed}");
-    assert_eq!(limited, 10);
+    // The burst of 100, plus what refilled (10/s) while the flood was read.
+    assert!((100..=150).contains(&subscribed), "subscribed {subscribed}");
+    assert!((10..=12).contains(&limited), "limited {limited}");
 
     // Connections that never authenticate: all closed with 4401 after 500 ms.
     let mut silent = Vec::new();

@@ -54,12 +54,21 @@ struct Claims {
     iat: u64,
 }
 
-/// A valid signing key of a non-revoked secret key, as cached.
-#[derive(Debug, Clone)]
+/// A valid signing key of a non-revoked secret key, as cached. `Debug` omits the key.
+#[derive(Clone)]
 pub(super) struct CachedSigner {
     project_id: i64,
     signing_key: [u8; 32],
     fetched_at: Instant,
+}
+
+impl std::fmt::Debug for CachedSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedSigner")
+            .field("project_id", &self.project_id)
+            .field("fetched_at", &self.fetched_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `401 invalid_token` with a message saying what was wrong.

@@ -162,8 +162,9 @@ impl Connection {
         let mut ping = interval_at(Instant::now() + limits.ping_interval(), limits.ping_interval());
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            // Unbiased: a busy hub must not starve the client's frames (and pongs), nor
+            // a busy client the hub.
             let step = tokio::select! {
-                biased;
                 notice = control.recv() => self.on_control(notice, &session).await,
                 () = &mut expiry, if token_expiry.is_some() => {
                     Err(End::Close(CLOSE_UNAUTHENTICATED, "the customer token expired".into()))
@@ -378,7 +379,12 @@ impl Connection {
     /// it reads the reason before the TCP connection goes.
     async fn finish(mut self, end: End) {
         let (code, mut reason, wait) = match end {
-            End::Gone => return,
+            End::Gone => {
+                // If the client sent a close frame, reading once more flushes the reply
+                // tungstenite queued for it.
+                let _ = timeout(Duration::from_millis(100), self.socket.recv()).await;
+                return;
+            }
             End::Close(code, reason) => (code, reason, CLOSE_LINGER),
             End::Slow(reason) => {
                 metrics::counter!(STREAM_SLOW_CONSUMERS).increment(1);

@@ -42,8 +42,9 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// fills when the client stops reading).
 const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
-/// Credentials presented before the upgrade.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Credentials presented before the upgrade. `Debug` never prints the key's secret or the
+/// token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Presented {
     /// An API key and, for a publishable key, a customer token.
     Credentials {
@@ -56,6 +57,28 @@ pub enum Presented {
     Unusable(String),
     /// Nothing yet: the first frame must be `auth`.
     Nothing,
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Presented::Credentials { key, token } => {
+                // `ml_<kind>_<id>` is public; the secret and the token are not.
+                let public: String = key
+                    .rsplit_once('_')
+                    .map_or("?", |(public, _)| public)
+                    .chars()
+                    .take(140)
+                    .collect();
+                f.debug_struct("Credentials")
+                    .field("key", &format_args!("{public}_***"))
+                    .field("token", &token.as_ref().map(|_| "***"))
+                    .finish()
+            }
+            Presented::Unusable(reason) => f.debug_tuple("Unusable").field(reason).finish(),
+            Presented::Nothing => f.write_str("Nothing"),
+        }
+    }
 }
 
 /// `GET /v1/stream` (WebSocket upgrade; DESIGN §5). A request that is not an upgrade gets
@@ -163,6 +186,17 @@ mod tests {
             presented(&HeaderMap::new(), &offered(&["meterline.v1"])),
             Presented::Nothing
         );
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let presented = Presented::Credentials {
+            key: "ml_pk_abc_SECRETSECRETSECRET".into(),
+            token: Some("h.c.s".into()),
+        };
+        let shown = format!("{presented:?}");
+        assert!(shown.contains("ml_pk_abc_***"), "{shown}");
+        assert!(!shown.contains("SECRET") && !shown.contains("h.c.s"), "{shown}");
     }
 
     #[test]
