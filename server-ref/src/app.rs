@@ -16,7 +16,7 @@ use crate::{
     admin,
     auth::{KeyVerifier, mint},
     config::Config,
-    error, events, health, ingest,
+    entitlements, error, events, health, ingest,
     ratelimit::RateLimits,
     schemas::{self, SchemaCache},
     store::{Store, Writer},
@@ -85,6 +85,29 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/admin/keys", post(admin::post_key).get(admin::list_keys))
         .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
+        .route("/v1/admin/features", get(entitlements::list_features))
+        .route(
+            "/v1/admin/features/{key}",
+            put(entitlements::put_feature)
+                .get(entitlements::get_feature)
+                .delete(entitlements::delete_feature),
+        )
+        .route("/v1/admin/plans", get(entitlements::list_plans))
+        .route(
+            "/v1/admin/plans/{key}",
+            put(entitlements::put_plan)
+                .get(entitlements::get_plan)
+                .delete(entitlements::delete_plan),
+        )
+        .route("/v1/admin/customers", get(entitlements::list_customers))
+        .route(
+            "/v1/admin/customers/{subject}",
+            put(entitlements::put_customer)
+                .get(entitlements::get_customer)
+                .delete(entitlements::delete_customer),
+        )
+        .route("/v1/customers/{subject}/entitlements", get(entitlements::get_entitlements))
+        .route("/v1/customers/{subject}/usage", get(entitlements::get_usage))
         .route("/v1/stream", get(stream::socket::get_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

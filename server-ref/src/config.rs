@@ -36,6 +36,8 @@ pub struct Config {
     pub limits: crate::ratelimit::LimitsConfig,
     /// `[stream]`: the realtime stream.
     pub stream: crate::stream::StreamConfig,
+    /// `[entitlements]`: entitlement answers.
+    pub entitlements: crate::entitlements::EntitlementsConfig,
 }
 
 /// `[server]` section.

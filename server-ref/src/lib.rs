@@ -17,6 +17,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod entitlements;
 pub mod error;
 pub mod events;
 pub mod health;

@@ -6,6 +6,7 @@
 //!   SQLite serialises with the writer through its lock and `busy_timeout`.
 //! - Migrations are the checked-in files of `migrations/`, applied in order at open.
 
+pub mod catalog;
 mod keys;
 mod schema_change;
 mod sqlite;
@@ -45,6 +46,7 @@ pub enum StoreError {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "stream", include_str!("../../migrations/0002_stream.sql")),
+    (3, "entitlements", include_str!("../../migrations/0003_entitlements.sql")),
     (4, "token_keys", include_str!("../../migrations/0004_token_keys.sql")),
 ];
 

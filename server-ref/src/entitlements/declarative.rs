@@ -1,0 +1,1 @@
+//! The `[catalog]` section of `meterline.toml` (applied at start; see `apply_declarative`).
