@@ -84,7 +84,9 @@ impl Catalog {
                 out.remove(key);
                 continue;
             }
-            let Some(feature) = self.features.get(key) else { continue };
+            let Some(feature) = self.features.get(key) else {
+                continue;
+            };
             let base = out.get(key).map(|r| r.grant.clone()).unwrap_or_default();
             let resolved = Resolved {
                 feature: feature.clone(),
@@ -222,7 +224,10 @@ pub async fn usage_report(
                 end: period::rfc3339(end),
                 usage,
             };
-            let (current, previous) = (period_usage(current, current_usage), period_usage(previous, previous_usage));
+            let (current, previous) = (
+                period_usage(current, current_usage),
+                period_usage(previous, previous_usage),
+            );
             features.insert(
                 key,
                 FeatureUsage {
@@ -257,7 +262,11 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), parse_feature(&v, "").unwrap()))
         .collect();
-        let plan = parse_plan(&json!({"features":{"calls":{"limit":1000,"period":"day"},"sso":{}}}), "").unwrap();
+        let plan = parse_plan(
+            &json!({"features":{"calls":{"limit":1000,"period":"day"},"sso":{}}}),
+            "",
+        )
+        .unwrap();
         let catalog = Catalog {
             features,
             plans: [("pro".to_owned(), plan)].into(),

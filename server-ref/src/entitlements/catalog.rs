@@ -52,11 +52,19 @@ impl std::fmt::Display for Invalid {
 }
 
 fn show_path(path: &str) -> String {
-    if path.is_empty() { "body".to_owned() } else { format!("`{path}`") }
+    if path.is_empty() {
+        "body".to_owned()
+    } else {
+        format!("`{path}`")
+    }
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") }
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 /// A feature: `{"kind":"metered","event_type":"api.call","aggregation":"sum","property":"tokens"}`.
@@ -149,7 +157,11 @@ impl Grant {
                 }
             }
             FeatureKind::Boolean | FeatureKind::Config => {
-                let name = if kind == FeatureKind::Boolean { "boolean" } else { "config" };
+                let name = if kind == FeatureKind::Boolean {
+                    "boolean"
+                } else {
+                    "config"
+                };
                 if let Some((field, _)) = metered.iter().find(|(_, set)| *set) {
                     return Err(misplaced(field, name));
                 }
@@ -311,15 +323,24 @@ pub fn parse_feature(v: &Value, path: &str) -> Result<FeatureDef, Invalid> {
         });
     }
     if event_type.is_none() {
-        return Err(Invalid::body(&join(path, "event_type"), "is required for a metered feature"));
+        return Err(Invalid::body(
+            &join(path, "event_type"),
+            "is required for a metered feature",
+        ));
     }
     let aggregation = aggregation.unwrap_or(Aggregation::Count);
     match (aggregation, &property) {
         (Aggregation::Sum, None) => {
-            return Err(Invalid::body(&join(path, "property"), "is required with \"aggregation\": \"sum\""));
+            return Err(Invalid::body(
+                &join(path, "property"),
+                "is required with \"aggregation\": \"sum\"",
+            ));
         }
         (Aggregation::Count, Some(_)) => {
-            return Err(Invalid::body(&join(path, "property"), "applies only to \"aggregation\": \"sum\""));
+            return Err(Invalid::body(
+                &join(path, "property"),
+                "applies only to \"aggregation\": \"sum\"",
+            ));
         }
         (Aggregation::Sum, Some(p)) => {
             check_key(p, "the property").map_err(|e| Invalid::body(&join(path, "property"), e.message))?;
@@ -347,13 +368,21 @@ fn parse_grant(v: &Value, path: &str, is_override: bool) -> Result<Grant, Invali
         Some(Value::Array(items)) => {
             let p = join(path, "thresholds");
             if items.len() > MAX_THRESHOLDS {
-                return Err(Invalid::body(&p, format!("may hold at most {MAX_THRESHOLDS} thresholds")));
+                return Err(Invalid::body(
+                    &p,
+                    format!("may hold at most {MAX_THRESHOLDS} thresholds"),
+                ));
             }
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 match item.as_f64() {
                     Some(t) if t > 0.0 && t <= 10.0 => out.push(t),
-                    _ => return Err(Invalid::body(&p, "must hold numbers above 0 and at most 10 (fractions of the limit)")),
+                    _ => {
+                        return Err(Invalid::body(
+                            &p,
+                            "must hold numbers above 0 and at most 10 (fractions of the limit)",
+                        ));
+                    }
                 }
             }
             out.sort_by(f64::total_cmp);
@@ -371,7 +400,10 @@ fn parse_grant(v: &Value, path: &str, is_override: bool) -> Result<Grant, Invali
         None | Some(Value::Null) => None,
         Some(v) => {
             if serde_json::to_string(v).map_or(usize::MAX, |s| s.len()) > MAX_VALUE_BYTES {
-                return Err(Invalid::body(&join(path, "value"), format!("must be at most {MAX_VALUE_BYTES} bytes of JSON")));
+                return Err(Invalid::body(
+                    &join(path, "value"),
+                    format!("must be at most {MAX_VALUE_BYTES} bytes of JSON"),
+                ));
             }
             Some(v.clone())
         }
@@ -380,7 +412,10 @@ fn parse_grant(v: &Value, path: &str, is_override: bool) -> Result<Grant, Invali
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(other) => {
-            return Err(Invalid::body(&join(path, "enabled"), format!("must be a boolean, not {}", type_name(other))));
+            return Err(Invalid::body(
+                &join(path, "enabled"),
+                format!("must be a boolean, not {}", type_name(other)),
+            ));
         }
     };
     Ok(Grant {
@@ -429,8 +464,7 @@ pub fn parse_customer(v: &Value, path: &str) -> Result<CustomerDef, Invalid> {
     let billing_anchor = match string(map, "billing_anchor", path, 64)? {
         None => None,
         Some(text) => Some(
-            parse_time(text)
-                .ok_or_else(|| Invalid::body(&join(path, "billing_anchor"), "must be an RFC 3339 time"))?,
+            parse_time(text).ok_or_else(|| Invalid::body(&join(path, "billing_anchor"), "must be an RFC 3339 time"))?,
         ),
     };
     Ok(CustomerDef {
@@ -471,9 +505,15 @@ mod tests {
         let e = parse_feature(&json!({"kind":"boolean","property":"x"}), "").unwrap_err();
         assert!(e.message.contains("`property`"), "{e}");
         let e = parse_feature(&json!({"kind":"metered","event_type":5}), "").unwrap_err();
-        assert!(e.message.contains("`event_type`") && e.message.contains("string"), "{e}");
+        assert!(
+            e.message.contains("`event_type`") && e.message.contains("string"),
+            "{e}"
+        );
         let e = parse_feature(&json!({"kind":"boolean","x":1}), "catalog.features.a").unwrap_err();
-        assert!(e.message.contains("catalog.features.a") && e.message.contains("\"x\""), "{e}");
+        assert!(
+            e.message.contains("catalog.features.a") && e.message.contains("\"x\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -124,6 +124,17 @@ pub enum CatalogError {
     Store(#[from] StoreError),
 }
 
+impl CatalogError {
+    /// The admin API's error code for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CatalogError::Reference(_) => "unknown_reference",
+            CatalogError::KindMismatch(_) => "kind_mismatch",
+            CatalogError::Store(_) => "internal_error",
+        }
+    }
+}
+
 impl From<sqlx::Error> for CatalogError {
     fn from(e: sqlx::Error) -> Self {
         CatalogError::Store(StoreError::Database(e))
@@ -132,9 +143,11 @@ impl From<sqlx::Error> for CatalogError {
 
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
+        let code = e.code();
         match e {
-            CatalogError::Reference(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_reference", m),
-            CatalogError::KindMismatch(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "kind_mismatch", m),
+            CatalogError::Reference(m) | CatalogError::KindMismatch(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m)
+            }
             CatalogError::Store(e) => ApiError::internal("storing the catalog change failed", e),
         }
     }
@@ -181,6 +194,9 @@ pub async fn apply(
             order.publish(applied.frames);
             Ok(applied.outcome)
         }
-        Publish::Relay => Ok(store.apply_catalog_change(project_id, change, ttl_ms, true).await?.outcome),
+        Publish::Relay => Ok(store
+            .apply_catalog_change(project_id, change, ttl_ms, true)
+            .await?
+            .outcome),
     }
 }

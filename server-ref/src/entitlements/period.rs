@@ -96,23 +96,53 @@ mod tests {
     #[test]
     fn calendar_periods() {
         let a = "2020-01-01T00:00:00Z";
-        assert_eq!(b(Period::Day, a, "2026-03-01T23:59:59Z"), ("2026-03-01T00:00:00Z".into(), "2026-03-02T00:00:00Z".into()));
+        assert_eq!(
+            b(Period::Day, a, "2026-03-01T23:59:59Z"),
+            ("2026-03-01T00:00:00Z".into(), "2026-03-02T00:00:00Z".into())
+        );
         // 2026-11-29 is a Sunday; the week starts Monday 2026-11-23.
-        assert_eq!(b(Period::Week, a, "2026-11-29T23:00:00Z"), ("2026-11-23T00:00:00Z".into(), "2026-11-30T00:00:00Z".into()));
-        assert_eq!(b(Period::Week, a, "2026-11-30T00:00:00Z"), ("2026-11-30T00:00:00Z".into(), "2026-12-07T00:00:00Z".into()));
-        assert_eq!(b(Period::Month, a, "2026-12-31T23:59:59Z"), ("2026-12-01T00:00:00Z".into(), "2027-01-01T00:00:00Z".into()));
-        assert_eq!(b(Period::Month, a, "2026-02-01T00:00:00Z"), ("2026-02-01T00:00:00Z".into(), "2026-03-01T00:00:00Z".into()));
+        assert_eq!(
+            b(Period::Week, a, "2026-11-29T23:00:00Z"),
+            ("2026-11-23T00:00:00Z".into(), "2026-11-30T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Week, a, "2026-11-30T00:00:00Z"),
+            ("2026-11-30T00:00:00Z".into(), "2026-12-07T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Month, a, "2026-12-31T23:59:59Z"),
+            ("2026-12-01T00:00:00Z".into(), "2027-01-01T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Month, a, "2026-02-01T00:00:00Z"),
+            ("2026-02-01T00:00:00Z".into(), "2026-03-01T00:00:00Z".into())
+        );
     }
 
     #[test]
     fn billing_periods_follow_the_anchor_and_clamp() {
         let a = "2026-01-31T10:00:00Z";
-        assert_eq!(b(Period::Billing, a, "2026-02-15T00:00:00Z"), ("2026-01-31T00:00:00Z".into(), "2026-02-28T00:00:00Z".into()));
-        assert_eq!(b(Period::Billing, a, "2026-02-28T00:00:00Z"), ("2026-02-28T00:00:00Z".into(), "2026-03-31T00:00:00Z".into()));
-        assert_eq!(b(Period::Billing, a, "2028-02-29T12:00:00Z"), ("2028-02-29T00:00:00Z".into(), "2028-03-31T00:00:00Z".into()));
+        assert_eq!(
+            b(Period::Billing, a, "2026-02-15T00:00:00Z"),
+            ("2026-01-31T00:00:00Z".into(), "2026-02-28T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Billing, a, "2026-02-28T00:00:00Z"),
+            ("2026-02-28T00:00:00Z".into(), "2026-03-31T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Billing, a, "2028-02-29T12:00:00Z"),
+            ("2028-02-29T00:00:00Z".into(), "2028-03-31T00:00:00Z".into())
+        );
         let a = "2026-01-15T00:00:00Z";
-        assert_eq!(b(Period::Billing, a, "2026-01-14T23:59:59Z"), ("2025-12-15T00:00:00Z".into(), "2026-01-15T00:00:00Z".into()));
-        assert_eq!(b(Period::Billing, a, "2026-12-20T00:00:00Z"), ("2026-12-15T00:00:00Z".into(), "2027-01-15T00:00:00Z".into()));
+        assert_eq!(
+            b(Period::Billing, a, "2026-01-14T23:59:59Z"),
+            ("2025-12-15T00:00:00Z".into(), "2026-01-15T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Billing, a, "2026-12-20T00:00:00Z"),
+            ("2026-12-15T00:00:00Z".into(), "2027-01-15T00:00:00Z".into())
+        );
     }
 
     #[test]
@@ -120,7 +150,10 @@ mod tests {
         let a = t("2026-01-31T00:00:00Z");
         let (s, _) = bounds(Period::Billing, a, t("2026-03-05T00:00:00Z"));
         let (ps, pe) = previous(Period::Billing, a, s);
-        assert_eq!((rfc3339(ps), rfc3339(pe)), ("2026-01-31T00:00:00Z".into(), "2026-02-28T00:00:00Z".into()));
+        assert_eq!(
+            (rfc3339(ps), rfc3339(pe)),
+            ("2026-01-31T00:00:00Z".into(), "2026-02-28T00:00:00Z".into())
+        );
         let (s, _) = bounds(Period::Month, a, t("2026-01-05T00:00:00Z"));
         assert_eq!(rfc3339(previous(Period::Month, a, s).0), "2025-12-01T00:00:00Z");
     }
