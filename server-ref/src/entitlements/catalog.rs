@@ -101,13 +101,13 @@ impl FeatureDef {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     /// Metered: the limit per period (`None`: unlimited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_number")]
     pub limit: Option<f64>,
     /// Metered: the period (default month).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<Period>,
     /// Metered: informational soft limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_number")]
     pub soft_limit: Option<f64>,
     /// Metered: notification thresholds as fractions of the limit (default 0.8, 1.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +118,17 @@ pub struct Grant {
     /// Overrides only: `false` removes the feature from the customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+}
+
+/// Writes a limit as a JSON integer when it is whole (`1000`, not `1000.0`), as the
+/// entitlement answers do. Limits are at most [`MAX_NUMBER`], so the cast is exact.
+fn whole_number<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        #[allow(clippy::cast_possible_truncation)]
+        Some(v) if v.fract() == 0.0 && v.abs() <= MAX_NUMBER => s.serialize_i64(*v as i64),
+        Some(v) => s.serialize_f64(*v),
+        None => s.serialize_none(),
+    }
 }
 
 /// Default notification thresholds.

@@ -146,6 +146,48 @@ mod tests {
     }
 
     #[test]
+    fn leap_years_month_ends_and_year_boundaries() {
+        let a = "2020-01-01T00:00:00Z";
+        // 2026-12-31 is a Thursday: its week runs into 2027.
+        assert_eq!(
+            b(Period::Week, a, "2026-12-31T12:00:00Z"),
+            ("2026-12-28T00:00:00Z".into(), "2027-01-04T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Week, a, "2027-01-03T23:59:59Z"),
+            ("2026-12-28T00:00:00Z".into(), "2027-01-04T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Month, a, "2028-02-29T23:59:59Z"),
+            ("2028-02-01T00:00:00Z".into(), "2028-03-01T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Day, a, "2028-02-29T00:00:00Z"),
+            ("2028-02-29T00:00:00Z".into(), "2028-03-01T00:00:00Z".into())
+        );
+        // Anchored on the 29th: February of a common year ends the period on the 28th.
+        let a = "2024-02-29T08:00:00Z";
+        assert_eq!(
+            b(Period::Billing, a, "2027-02-28T10:00:00Z"),
+            ("2027-02-28T00:00:00Z".into(), "2027-03-29T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Billing, a, "2027-02-27T10:00:00Z"),
+            ("2027-01-29T00:00:00Z".into(), "2027-02-28T00:00:00Z".into())
+        );
+        // Anchored on the 31st: 30-day months end on the 30th; December wraps the year.
+        let a = "2026-01-31T00:00:00Z";
+        assert_eq!(
+            b(Period::Billing, a, "2026-04-30T00:00:00Z"),
+            ("2026-04-30T00:00:00Z".into(), "2026-05-31T00:00:00Z".into())
+        );
+        assert_eq!(
+            b(Period::Billing, a, "2027-01-01T00:00:00Z"),
+            ("2026-12-31T00:00:00Z".into(), "2027-01-31T00:00:00Z".into())
+        );
+    }
+
+    #[test]
     fn previous_periods() {
         let a = t("2026-01-31T00:00:00Z");
         let (s, _) = bounds(Period::Billing, a, t("2026-03-05T00:00:00Z"));
