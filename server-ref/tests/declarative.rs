@@ -190,3 +190,16 @@ async fn cli_changes_reach_stream_subscribers() {
     assert!(next["seq"].as_u64().unwrap() > message["seq"].as_u64().unwrap());
     assert!(next["data"]["entitlements"].get("sso").is_none());
 }
+
+#[tokio::test]
+async fn the_self_host_example_applies() {
+    let s = start_with_config(include_str!("../../examples/self-host/meterline.toml"));
+    let acme = entitlements(&s, s.sk(), "acme-corp").await["entitlements"].clone();
+    assert_eq!(acme["api_calls"]["limit"], 5000);
+    assert_eq!(acme["sso"]["has_access"], true);
+    assert_eq!(acme["tier"]["value"], json!({"name":"free","seats":1}));
+    let c42 = entitlements(&s, s.sk(), "customer-42").await["entitlements"].clone();
+    assert_eq!(c42["api_calls"]["period"], "billing");
+    assert!(c42["api_calls"]["period_start"].as_str().unwrap()[8..].starts_with("15T00:00:00Z"));
+    assert_eq!(c42["tokens"]["limit"], 5_000_000);
+}

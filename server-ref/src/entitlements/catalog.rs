@@ -124,7 +124,6 @@ pub struct Grant {
 /// entitlement answers do. Limits are at most [`MAX_NUMBER`], so the cast is exact.
 fn whole_number<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
     match v {
-        #[allow(clippy::cast_possible_truncation)]
         Some(v) if v.fract() == 0.0 && v.abs() <= MAX_NUMBER => s.serialize_i64(*v as i64),
         Some(v) => s.serialize_f64(*v),
         None => s.serialize_none(),

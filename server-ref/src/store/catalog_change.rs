@@ -301,10 +301,8 @@ async fn put_customer(
     let old = read::customer(conn, project_id, subject).await?;
     if def.billing_anchor.is_none() {
         // The anchor defaults to when the customer was created, and then stays.
-        let anchor = old
-            .as_ref()
-            .map_or_else(|| period::rfc3339(Utc::now()), |o| period::rfc3339(o.anchor));
-        def.billing_anchor = Some(anchor);
+        let kept = old.as_ref().and_then(|o| o.def.billing_anchor.clone());
+        def.billing_anchor = Some(kept.unwrap_or_else(|| period::rfc3339(Utc::now())));
     }
     let text = encode(&def)?;
     let view = view(
