@@ -4,7 +4,10 @@
 //! `cargo bench -p meterline-server --bench ingest` (optimised binary). Knobs, all optional:
 //! `BENCH_EVENTS` (default 200000), `BENCH_BATCH` (500), `BENCH_CONNECTIONS` (8),
 //! `BENCH_SYNCHRONOUS` (`full` | `normal`, default: the server's default), `BENCH_SUBJECTS`
-//! (distinct customers, default 1000).
+//! (distinct customers, default 1000), `BENCH_METERED` (`none`, the default: no features;
+//! `features`: metered features counting and summing the `api.request` events;
+//! `customers`: those plus every subject a customer on a plan with limits, so each commit
+//! also checks thresholds — `BENCH_LIMIT`, default 1000 per month, sets how soon they cross).
 //! Talks only to 127.0.0.1, sends a bounded number of batches and stops by itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -33,13 +36,14 @@ fn main() {
     let batches = total.div_ceil(batch_size);
 
     let dir = tempfile::tempdir().unwrap();
+    let subjects = env_usize("BENCH_SUBJECTS", 1000).max(1);
+    let mut config = String::new();
     if let Ok(sync) = std::env::var("BENCH_SYNCHRONOUS") {
-        std::fs::write(
-            dir.path().join("meterline.toml"),
-            format!("[storage]\nsynchronous = \"{sync}\"\n"),
-        )
-        .unwrap();
+        config.push_str(&format!("[storage]\nsynchronous = \"{sync}\"\n"));
     }
+    let metered = std::env::var("BENCH_METERED").unwrap_or_else(|_| "none".into());
+    config.push_str(&catalog(&metered, subjects, env_usize("BENCH_LIMIT", 1000)));
+    std::fs::write(dir.path().join("meterline.toml"), config).unwrap();
     let db = dir.path().join("bench.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_meterline-server"))
         .args([
@@ -67,8 +71,7 @@ fn main() {
         }
     }
 
-    println!("preparing {batches} gzip batches of {batch_size} events…");
-    let subjects = env_usize("BENCH_SUBJECTS", 1000).max(1);
+    println!("preparing {batches} gzip batches of {batch_size} events (metered: {metered})…");
     let raw: Vec<Vec<u8>> = (0..batches).map(|b| batch_json(b, batch_size, subjects)).collect();
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(raw.iter().map(|r| gzip(r)).collect());
     let body_bytes: usize = bodies.iter().map(Vec::len).sum();
@@ -110,6 +113,26 @@ fn main() {
         "ratio           : {:>10.2}x slower than the bare parse",
         parse / durable
     );
+}
+
+/// The `[catalog]` of `BENCH_METERED`.
+fn catalog(metered: &str, subjects: usize, limit: usize) -> String {
+    let features = "[catalog.features.requests]\nkind = \"metered\"\nevent_type = \"api.request\"\n\
+        [catalog.features.tokens]\nkind = \"metered\"\nevent_type = \"api.request\"\naggregation = \"sum\"\nproperty = \"tokens\"\n";
+    match metered {
+        "none" => String::new(),
+        "features" => format!("[catalog]\n{features}"),
+        "customers" => {
+            let mut out = format!(
+                "[catalog]\n{features}[catalog.plans.p.features.requests]\nlimit = {limit}\n[catalog.plans.p.features.tokens]\n"
+            );
+            for s in 0..subjects {
+                out.push_str(&format!("[catalog.customers.customer-{s}]\nplan = \"p\"\n"));
+            }
+            out
+        }
+        other => panic!("BENCH_METERED must be none, features or customers, not {other:?}"),
+    }
 }
 
 fn batch_json(batch: usize, size: usize, subjects: usize) -> Vec<u8> {

@@ -16,6 +16,7 @@ use crate::{
     admin,
     auth::{KeyVerifier, mint},
     config::Config,
+    entitlements::{self, change::Publish, metering::Metering},
     error, events, health, ingest,
     ratelimit::RateLimits,
     schemas::{self, SchemaCache},
@@ -24,7 +25,7 @@ use crate::{
 };
 
 /// Frames a stream connection may fall behind the hub before it is closed as a slow consumer.
-const HUB_CAPACITY: usize = 4096;
+pub const HUB_CAPACITY: usize = 4096;
 
 /// Shared state of every handler. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -50,17 +51,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a server on `store` and `writer` (also used by in-process tests).
+    /// The state of a server on `store` and `writer` (also used by in-process tests); the
+    /// stream hub is the writer's.
     pub fn new(config: Config, store: Store, writer: Arc<Writer>, metrics: PrometheusHandle) -> Self {
         AppState {
             store,
+            hub: writer.hub(),
             writer,
             keys: Arc::new(KeyVerifier::new(Duration::from_secs(config.auth.key_cache_secs))),
             schemas: Arc::new(SchemaCache::default()),
             limits: Arc::new(RateLimits::new(&config.limits)),
             config: Arc::new(config),
             metrics,
-            hub: Arc::new(Hub::new(HUB_CAPACITY)),
             streams: Arc::new(StreamControl::default()),
         }
     }
@@ -85,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/admin/keys", post(admin::post_key).get(admin::list_keys))
         .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
+        .merge(entitlements::routes())
         .route("/v1/stream", get(stream::socket::get_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -149,12 +152,26 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         let keys = create_project(&store, "default").await?;
         keys.print()?;
     }
+    let metering = Metering::new(Arc::new(Hub::new(HUB_CAPACITY)), config.entitlements.ttl_ms);
     let writer = Arc::new(Writer::spawn(
         write_conn,
         config.storage.writer_queue,
         config.storage.max_commit_events,
+        metering,
     ));
     let state = AppState::new(config.clone(), store.clone(), writer.clone(), metrics.clone());
+    if let Some(catalog) = &config.catalog {
+        let summary = catalog
+            .apply(&store, Publish::Hub(&state.hub), config.entitlements.ttl_ms)
+            .await
+            .map_err(|e| format!("applying the [catalog] of the config file failed: {e}"))?;
+        tracing::info!(
+            created = summary.created,
+            replaced = summary.replaced,
+            unchanged = summary.unchanged,
+            "applied the [catalog] of the config file"
+        );
+    }
     let stream_upkeep = stream::upkeep::spawn(&state);
     let streams = state.streams.clone();
     let upkeep = tokio::spawn(async move {

@@ -10,6 +10,10 @@ use crate::{
     admin::create_key,
     app::create_project,
     config::{Config, ConfigError, LogFormat},
+    entitlements::{
+        admin::{CatalogCommand, CommandError, run_command},
+        change::Collection,
+    },
     store::{Store, StoreError},
 };
 
@@ -61,6 +65,24 @@ pub enum AdminCommand {
         /// The keys command.
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Entitlement features (`PUT /v1/admin/features/{key}` …).
+    Features {
+        /// The catalog command.
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Entitlement plans (`PUT /v1/admin/plans/{key}` …).
+    Plans {
+        /// The catalog command.
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Entitlement customers (`PUT /v1/admin/customers/{subject}` …).
+    Customers {
+        /// The catalog command.
+        #[command(subcommand)]
+        command: CatalogCommand,
     },
 }
 
@@ -152,6 +174,9 @@ pub enum AdminError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A catalog command failed.
+    #[error(transparent)]
+    Catalog(#[from] CommandError),
     /// Writing the output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -197,6 +222,15 @@ pub async fn run_admin(config: &Config, command: AdminCommand) -> Result<(), Adm
                         .map_or_else(|| "active".to_owned(), |t| format!("revoked {t}"));
                     writeln!(out, "{}\t{}\t{}\t{status}", key.id, key.kind.as_str(), key.created_at)?;
                 }
+            }
+            AdminCommand::Features { command } => {
+                run_command(&store, config, Collection::Features, command, &mut out).await?;
+            }
+            AdminCommand::Plans { command } => {
+                run_command(&store, config, Collection::Plans, command, &mut out).await?
+            }
+            AdminCommand::Customers { command } => {
+                run_command(&store, config, Collection::Customers, command, &mut out).await?;
             }
         }
         Ok(())

@@ -36,6 +36,10 @@ pub struct Config {
     pub limits: crate::ratelimit::LimitsConfig,
     /// `[stream]`: the realtime stream.
     pub stream: crate::stream::StreamConfig,
+    /// `[entitlements]`: entitlement answers.
+    pub entitlements: crate::entitlements::EntitlementsConfig,
+    /// `[catalog]`: features, plans and customers applied at start.
+    pub catalog: Option<crate::entitlements::declarative::CatalogFile>,
 }
 
 /// `[server]` section.
@@ -227,6 +231,10 @@ impl Config {
         }
         self.limits.check().map_err(ConfigError)?;
         self.stream.check().map_err(ConfigError)?;
+        self.entitlements.check().map_err(ConfigError)?;
+        if let Some(catalog) = &self.catalog {
+            catalog.check().map_err(ConfigError)?;
+        }
         if !self.storage.database_url.starts_with("sqlite:") {
             return Err(ConfigError(format!(
                 "`storage.database_url` must be a sqlite:// URL (PostgreSQL support comes later), got {:?}",

@@ -1,6 +1,6 @@
 //! meterline's reference server: CloudEvents ingest with exactly-once storage on SQLite,
-//! the schema and key admin API, customer tokens and rate limits, the realtime stream, and
-//! health/metrics endpoints (DESIGN §3, §5, §6, §8).
+//! the schema and key admin API, customer tokens and rate limits, the realtime stream,
+//! entitlements with usage counted at ingest, and health/metrics endpoints (DESIGN §3–§8).
 //!
 //! The binary (`src/main.rs`) wires [`config`] → [`store`] → [`app::router`] → serve;
 //! the modules are public so tests and benchmarks can reuse them.
@@ -17,6 +17,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod entitlements;
 pub mod error;
 pub mod events;
 pub mod health;

@@ -122,7 +122,7 @@ async fn apply_change(state: &AppState, project_id: i64, change: SchemaChange<'_
 }
 
 /// Whether an `If-None-Match` value matches `etag` (weak comparison, lists and `*`).
-fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+pub(crate) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match
         .split(',')
         .map(str::trim)

@@ -5,15 +5,22 @@
 //! - A small pool serves reads and the rare admin writes (projects, keys, schemas), which
 //!   SQLite serialises with the writer through its lock and `busy_timeout`.
 //! - Migrations are the checked-in files of `migrations/`, applied in order at open.
+//! - The entitlement catalog ([`catalog`], changes in `catalog_change.rs`) and the daily
+//!   usage counters ([`usage`]) that the writer keeps in step with the events.
 
+pub mod catalog;
+mod catalog_change;
 mod keys;
+mod relay;
 mod schema_change;
 mod sqlite;
 mod stream_log;
+pub mod usage;
 mod writer;
 
 use std::{str::FromStr, time::Duration};
 
+pub use catalog::CustomerRecord;
 pub use keys::{NewKey, TokenSigner};
 pub use schema_change::{SchemaChange, SchemaChanged, SchemaOutcome};
 pub use sqlite::{EventFilter, KeyRecord, Project, SchemaRecord, StoredEvent};
@@ -45,6 +52,11 @@ pub enum StoreError {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "stream", include_str!("../../migrations/0002_stream.sql")),
+    (
+        3,
+        "entitlements",
+        include_str!("../../migrations/0003_entitlements.sql"),
+    ),
     (4, "token_keys", include_str!("../../migrations/0004_token_keys.sql")),
 ];
 

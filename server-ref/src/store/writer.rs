@@ -5,6 +5,10 @@
 //! answer, which is sent only after the transaction holding the batch has committed. While
 //! one commit is being synced, new batches queue up and go into the next transaction, so
 //! the number of commits (fsyncs) grows much slower than the number of requests.
+//!
+//! The same transaction adds the new events to the usage counters that metered features
+//! read and appends the stream messages of the limits they cross
+//! ([`crate::entitlements::metering`]); those are published after the commit.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +17,9 @@ use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
 };
+
+use super::{StoreError, usage};
+use crate::{entitlements::metering::Metering, stream::Hub};
 
 /// One validated event, ready to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +90,7 @@ pub struct Writer {
     capacity: usize,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
+    hub: Arc<Hub>,
 }
 
 /// Columns bound per row. Parameters are anonymous (`?`): with numbered ones (`?NNN`)
@@ -95,17 +103,25 @@ const MAX_ROWS_PER_STATEMENT: usize = 1024;
 
 impl Writer {
     /// Starts the writer task on `conn`. `queue` bounds the waiting requests;
-    /// `max_commit_events` bounds the events of one transaction.
-    pub fn spawn(conn: SqliteConnection, queue: usize, max_commit_events: usize) -> Writer {
+    /// `max_commit_events` bounds the events of one transaction; `metering` counts usage
+    /// and publishes on its hub.
+    pub fn spawn(conn: SqliteConnection, queue: usize, max_commit_events: usize, metering: Metering) -> Writer {
         let (jobs, rx) = mpsc::channel(queue);
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(conn, rx, stopped, max_commit_events));
+        let hub = metering.hub().clone();
+        let task = tokio::spawn(run(conn, rx, stopped, max_commit_events, metering));
         Writer {
             jobs,
             capacity: queue,
             stop,
             task: Mutex::new(Some(task)),
+            hub,
         }
+    }
+
+    /// The hub the writer publishes its stream messages on.
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
     }
 
     /// Queues a batch and waits until it is committed. Fails at once with
@@ -140,6 +156,7 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     mut stop: watch::Receiver<bool>,
     max_commit_events: usize,
+    mut metering: Metering,
 ) {
     let statements = InsertStatements::new();
     loop {
@@ -163,7 +180,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, &statements, group).await;
+        commit_group(&mut conn, &statements, &mut metering, group).await;
     }
     if let Err(e) = sqlx::Connection::close(conn).await {
         tracing::warn!(error = %e, "closing the write connection failed");
@@ -171,27 +188,65 @@ async fn run(
     tracing::debug!("event writer stopped");
 }
 
-/// Inserts every batch of `group` in one transaction, then answers each request.
-async fn commit_group(conn: &mut SqliteConnection, statements: &InsertStatements, group: Vec<Job>) {
+/// Inserts every batch of `group` in one transaction, with its usage counting, then
+/// answers each request and publishes the transaction's stream messages.
+async fn commit_group(
+    conn: &mut SqliteConnection,
+    statements: &InsertStatements,
+    metering: &mut Metering,
+    group: Vec<Job>,
+) {
     let started = std::time::Instant::now();
     let (batches, replies): (Vec<WriteBatch>, Vec<Reply>) = group.into_iter().map(|j| (j.batch, j.reply)).unzip();
     let events: usize = batches.iter().map(|b| b.rows.len()).sum();
-    let mut outcomes = Vec::with_capacity(batches.len());
+    let hub = metering.hub().clone();
+    // Held from before BEGIN until the frames are published, when the commit may append
+    // messages (see `Hub::sequence`); a commit of unmetered events never takes it.
+    let mut order = None;
     let result = async {
-        conn.execute("BEGIN IMMEDIATE").await?;
+        let touched = loop {
+            let touched = metering.touched(&batches);
+            if !touched.is_empty() && order.is_none() {
+                order = Some(hub.sequence().await);
+            }
+            conn.execute("BEGIN IMMEDIATE").await?;
+            if !metering.refresh(conn).await? {
+                break touched;
+            }
+            let touched = metering.touched(&batches);
+            if touched.is_empty() || order.is_some() {
+                break touched;
+            }
+            // The catalog changed and now meters these events: begin again holding the order.
+            conn.execute("ROLLBACK").await?;
+        };
+        let after_seq = if touched.is_empty() {
+            0
+        } else {
+            usage::last_event_seq(conn).await?
+        };
+        let mut outcomes = Vec::with_capacity(batches.len());
         for batch in batches {
             outcomes.push(insert_batch(conn, statements, batch).await?);
         }
+        let frames = if touched.is_empty() {
+            Vec::new()
+        } else {
+            metering.count(conn, &touched, after_seq).await?
+        };
         conn.execute("COMMIT").await?;
-        Ok::<_, sqlx::Error>(())
+        Ok::<_, StoreError>((outcomes, frames))
     }
     .await;
     match result {
-        Ok(()) => {
+        Ok((outcomes, frames)) => {
             tracing::debug!(requests = replies.len(), events, elapsed = ?started.elapsed(), "committed");
             metrics::histogram!(crate::health::COMMIT_SIZE).record(events as f64);
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
+            }
+            if let Some(order) = order {
+                order.publish(frames);
             }
         }
         Err(e) => {

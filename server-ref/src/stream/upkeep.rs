@@ -1,6 +1,6 @@
 //! Background work of keys and streams, running while the server runs: pruning the
-//! retained log, noticing keys revoked by another process (the CLI), and forgetting idle
-//! rate-limit buckets.
+//! retained log, noticing keys revoked by another process (the CLI), forgetting idle
+//! rate-limit buckets, and relaying the stream messages of catalog changes the CLI made.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -26,6 +26,7 @@ pub fn spawn(state: &AppState) -> Upkeep {
         tokio::spawn(prune_stream_log(state.clone())),
         tokio::spawn(watch_revocations(state.clone())),
         tokio::spawn(forget_idle_buckets(state.clone())),
+        tokio::spawn(crate::entitlements::relay::run(state.clone())),
     ])
 }
 

@@ -7,11 +7,15 @@ use std::sync::Arc;
 
 use meterline_core::{entitlement::Entitlements, stream::ServerMessage};
 use meterline_server::{
-    app::{AppState, create_project, router},
+    app::{AppState, HUB_CAPACITY, create_project, router},
     config::Config,
+    entitlements::metering::Metering,
     health,
     store::{Store, StreamFrame, Writer, append_message},
-    stream::upkeep::{self, Upkeep},
+    stream::{
+        Hub,
+        upkeep::{self, Upkeep},
+    },
 };
 use sqlx::{Connection, SqliteConnection};
 use tokio::{sync::Mutex, task::JoinHandle};
@@ -40,10 +44,12 @@ impl InProcess {
         let (store, write_conn) = Store::open(&config.storage).await.unwrap();
         let keys = create_project(&store, "default").await.unwrap();
         let project_id = store.project_by_name("default").await.unwrap().unwrap().id;
+        let metering = Metering::new(Arc::new(Hub::new(HUB_CAPACITY)), config.entitlements.ttl_ms);
         let writer = Arc::new(Writer::spawn(
             write_conn,
             config.storage.writer_queue,
             config.storage.max_commit_events,
+            metering,
         ));
         let (_, publisher) = Store::open(&config.storage).await.unwrap();
         let state = AppState::new(config, store, writer, metrics);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
+pub mod catalog;
 pub mod inproc;
 pub mod ws;
 

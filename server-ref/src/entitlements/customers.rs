@@ -1,0 +1,75 @@
+//! `GET /v1/customers/{subject}/entitlements` (with a strong `ETag` and `304` on
+//! `If-None-Match`) and `GET /v1/customers/{subject}/usage`. A secret key reads any subject
+//! of its project; a publishable key with a customer token only the token's subject.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use meterline_core::entitlement::UsageReport;
+use sha2::{Digest, Sha256};
+
+use super::{answer, change::Collection};
+use crate::{app::AppState, auth::Caller, error::ApiError, schemas::etag_matches};
+
+/// `GET /v1/customers/{subject}/entitlements` → the entitlement answer (DESIGN §4); a
+/// subject that is not a customer has none (and `version` 0 unless it was one before).
+pub async fn get_entitlements(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require_subject(&subject)?;
+    Collection::Customers.check_id(&subject)?;
+    let mut conn = state
+        .store
+        .read_connection()
+        .await
+        .map_err(|e| ApiError::internal("reading the entitlements failed", e))?;
+    let answer = answer::current(&mut conn, caller.project_id, &subject, state.config.entitlements.ttl_ms)
+        .await
+        .map_err(|e| ApiError::internal("reading the entitlements failed", e))?;
+    let body = serde_json::to_vec(&answer).map_err(|e| ApiError::internal("encoding the entitlements failed", e))?;
+    let etag = hex::encode(&Sha256::digest(&body)[..16]);
+    let etag_header = HeaderValue::from_str(&format!("\"{etag}\"")).map_err(|e| ApiError::internal("bad ETag", e))?;
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, &etag));
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag_header);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    Ok(response)
+}
+
+/// `GET /v1/customers/{subject}/usage` → every metered feature's usage in the current and
+/// the previous period.
+pub async fn get_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(subject): Path<String>,
+) -> Result<Json<UsageReport>, ApiError> {
+    caller.require_subject(&subject)?;
+    Collection::Customers.check_id(&subject)?;
+    let mut conn = state
+        .store
+        .read_connection()
+        .await
+        .map_err(|e| ApiError::internal("reading the usage failed", e))?;
+    let report = answer::usage_report(&mut conn, caller.project_id, &subject, chrono::Utc::now())
+        .await
+        .map_err(|e| ApiError::internal("reading the usage failed", e))?;
+    Ok(Json(report))
+}

@@ -1,0 +1,262 @@
+//! Usage counting inside the event writer's transaction: the events a commit stores for the
+//! types that metered features read are added to the daily counters, and customers whose
+//! usage crossed a notification threshold or their limit get `usage.threshold` and
+//! `entitlements.updated` messages in the same transaction.
+//!
+//! The writer keeps each project's features and plans in memory ([`Metering`]) and checks
+//! the catalog versions once per transaction, inside it, so a change — also one made by the
+//! CLI in another process — is seen by the first commit after it; the change itself rebuilt
+//! the counters it needs from the events stored before it. Commits of projects without
+//! metered features, or of event types no feature reads, do no per-event work.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use chrono::Utc;
+use meterline_core::stream::{ServerMessage, UsageThreshold};
+use sqlx::SqliteConnection;
+
+use super::{answer::Catalog, catalog::Grant, period};
+use crate::{
+    store::{
+        StoreError, StreamFrame, WriteBatch, append_message,
+        catalog::{self as read, emit_update},
+        usage::{self, DayUsage},
+    },
+    stream::Hub,
+};
+
+/// One project's catalog as the writer knows it.
+#[derive(Debug, Default)]
+struct ProjectCatalog {
+    /// `catalog_versions.version` it was loaded at.
+    version: i64,
+    catalog: Catalog,
+    /// Event type → properties its features read (`""` counts).
+    meters: HashMap<String, Vec<String>>,
+}
+
+/// (project, event type) pairs of a commit that some feature reads.
+pub type Touched = Vec<(i64, String)>;
+
+/// The writer's usage counting: its copy of every project's catalog, the hub the messages
+/// go to, and the `ttl_ms` of the answers they carry.
+#[derive(Debug)]
+pub struct Metering {
+    hub: Arc<Hub>,
+    ttl_ms: u64,
+    projects: HashMap<i64, ProjectCatalog>,
+}
+
+impl Metering {
+    /// Counting that publishes on `hub`, with answers carrying `ttl_ms`.
+    pub fn new(hub: Arc<Hub>, ttl_ms: u64) -> Self {
+        Metering {
+            hub,
+            ttl_ms,
+            projects: HashMap::new(),
+        }
+    }
+
+    /// The hub the writer publishes on.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// The (project, event type) pairs of `batches` that a feature reads, by the catalogs
+    /// as last loaded. Batches of projects without metered features are not looked into.
+    pub fn touched(&self, batches: &[WriteBatch]) -> Touched {
+        let mut out: Touched = Vec::new();
+        for batch in batches {
+            let Some(project) = self.projects.get(&batch.project_id).filter(|p| !p.meters.is_empty()) else {
+                continue;
+            };
+            let mut last: Option<&str> = None;
+            for row in &batch.rows {
+                if last == Some(row.event_type.as_str()) {
+                    continue;
+                }
+                last = Some(&row.event_type);
+                if project.meters.contains_key(&row.event_type)
+                    && !out.iter().any(|(p, t)| *p == batch.project_id && *t == row.event_type)
+                {
+                    out.push((batch.project_id, row.event_type.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Reloads the catalogs whose version changed (read through the writer's open
+    /// transaction); returns whether any did.
+    pub async fn refresh(&mut self, conn: &mut SqliteConnection) -> Result<bool, StoreError> {
+        let mut changed = false;
+        for (project_id, version) in read::catalog_versions(conn).await? {
+            if self.projects.get(&project_id).is_some_and(|p| p.version == version) {
+                continue;
+            }
+            let catalog = Catalog::load(conn, project_id).await?;
+            let meters = catalog.meters();
+            self.projects.insert(
+                project_id,
+                ProjectCatalog {
+                    version,
+                    catalog,
+                    meters,
+                },
+            );
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// Adds the events stored after `after_seq` in this transaction to the counters that
+    /// `touched` names, and appends the messages of the crossings they caused.
+    pub async fn count(
+        &self,
+        conn: &mut SqliteConnection,
+        touched: &Touched,
+        after_seq: i64,
+    ) -> Result<Vec<StreamFrame>, StoreError> {
+        let mut by_project: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+        for (project_id, event_type) in touched {
+            by_project.entry(*project_id).or_default().push(event_type);
+        }
+        let mut frames = Vec::new();
+        for (project_id, types) in by_project {
+            let Some(project) = self.projects.get(&project_id) else {
+                continue;
+            };
+            let mut added: Vec<((&str, &str), Vec<DayUsage>)> = Vec::new();
+            for event_type in types {
+                for property in project.meters.get(event_type).into_iter().flatten() {
+                    let meter = (event_type, property.as_str());
+                    let rows = usage::added_since(conn, project_id, meter, after_seq).await?;
+                    usage::add(conn, project_id, meter, &rows).await?;
+                    added.push((meter, rows));
+                }
+            }
+            frames.extend(self.crossings(conn, project_id, project, &added).await?);
+        }
+        Ok(frames)
+    }
+
+    /// Messages for the customers among the subjects of `added` whose current-period usage
+    /// crossed a threshold or their limit.
+    async fn crossings(
+        &self,
+        conn: &mut SqliteConnection,
+        project_id: i64,
+        project: &ProjectCatalog,
+        added: &[((&str, &str), Vec<DayUsage>)],
+    ) -> Result<Vec<StreamFrame>, StoreError> {
+        // subject → (meter index, day, value)
+        let mut by_subject: HashMap<&str, Vec<(usize, i64, f64)>> = HashMap::new();
+        for (index, (_, rows)) in added.iter().enumerate() {
+            for row in rows {
+                by_subject
+                    .entry(&row.subject)
+                    .or_default()
+                    .push((index, row.day, row.value));
+            }
+        }
+        let subjects: Vec<&str> = by_subject.keys().copied().collect();
+        let mut frames = Vec::new();
+        let now = Utc::now();
+        for (subject, customer) in read::customers_among(conn, project_id, &subjects).await? {
+            let days = by_subject.get(subject.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let mut crossed = Vec::new();
+            let mut access_flipped = false;
+            for (key, r) in project.catalog.resolve(&customer.def) {
+                let (Some(meter), Some(limit)) = (r.feature.meter(), r.grant.limit) else {
+                    continue;
+                };
+                let Some(index) = added.iter().position(|(m, _)| *m == meter) else {
+                    continue;
+                };
+                let bounds = period::bounds(r.period(), customer.anchor, now);
+                let (from, to) = (period::day_of(bounds.0), period::day_of(bounds.1));
+                let delta: f64 = days
+                    .iter()
+                    .filter(|(i, day, _)| *i == index && (from..to).contains(day))
+                    .map(|(_, _, value)| value)
+                    .sum();
+                if delta == 0.0 {
+                    continue;
+                }
+                let after = usage::usage(conn, project_id, &subject, meter, (from, to)).await?;
+                let before = after - delta;
+                for threshold in crossed_thresholds(&r.grant, limit, before, after) {
+                    let usage = after;
+                    crossed.push(UsageThreshold {
+                        feature: key.clone(),
+                        threshold,
+                        usage,
+                        limit,
+                    });
+                }
+                access_flipped |= (before < limit) != (after < limit);
+            }
+            if crossed.is_empty() && !access_flipped {
+                continue;
+            }
+            for data in crossed {
+                let message = |seq| ServerMessage::UsageThreshold {
+                    seq,
+                    subject: subject.clone(),
+                    data,
+                };
+                frames.push(append_message(conn, project_id, Some(&subject), message).await?);
+            }
+            frames.push(
+                emit_update(
+                    conn,
+                    project_id,
+                    &subject,
+                    Some(&customer),
+                    &project.catalog,
+                    self.ttl_ms,
+                )
+                .await?,
+            );
+        }
+        Ok(frames)
+    }
+}
+
+/// The thresholds (fractions of `limit`) that usage going from `before` to `after` crossed
+/// upwards: `before < t·limit <= after`.
+pub fn crossed_thresholds(grant: &Grant, limit: f64, before: f64, after: f64) -> Vec<f64> {
+    grant
+        .thresholds()
+        .into_iter()
+        .filter(|t| {
+            let mark = t * limit;
+            before < mark && mark <= after
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_cross_once_upwards() {
+        let grant = Grant::default();
+        assert_eq!(crossed_thresholds(&grant, 100.0, 0.0, 79.0), Vec::<f64>::new());
+        assert_eq!(crossed_thresholds(&grant, 100.0, 79.0, 80.0), vec![0.8]);
+        assert_eq!(crossed_thresholds(&grant, 100.0, 80.0, 99.0), Vec::<f64>::new());
+        assert_eq!(crossed_thresholds(&grant, 100.0, 50.0, 150.0), vec![0.8, 1.0]);
+        assert_eq!(crossed_thresholds(&grant, 100.0, 100.0, 120.0), Vec::<f64>::new());
+        // Usage going down (negative sums) crosses nothing.
+        assert_eq!(crossed_thresholds(&grant, 100.0, 120.0, 10.0), Vec::<f64>::new());
+        let grant = Grant {
+            thresholds: Some(vec![0.5, 2.0]),
+            ..Grant::default()
+        };
+        assert_eq!(crossed_thresholds(&grant, 10.0, 4.0, 20.0), vec![0.5, 2.0]);
+    }
+}

@@ -1,0 +1,167 @@
+//! Daily usage counters (`usage_daily`): one row per (project, event type, property,
+//! subject, UTC day). Property `""` counts events; any other sums the numbers found at
+//! `data.<property>` (a missing or non-numeric value adds 0). The event writer adds the
+//! events it stores; a feature that starts reading a counter no other feature reads gets
+//! it rebuilt from the stored events.
+
+use sqlx::{Row, SqliteConnection};
+
+use super::StoreError;
+
+/// A counter: (event type, property), property `""` counting events.
+pub type Meter<'a> = (&'a str, &'a str);
+
+/// One subject's addition to a counter on one day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayUsage {
+    /// The customer.
+    pub subject: String,
+    /// UTC day (days since the Unix epoch).
+    pub day: i64,
+    /// What the events added.
+    pub value: f64,
+}
+
+/// The UTC day of `time_us` (floor division, also before 1970), as SQL.
+const DAY_SQL: &str = "(time_us / 86400000000 - (time_us % 86400000000 < 0))";
+
+/// The JSON path of a property: `$."tokens"`. Property names are feature keys
+/// (`[A-Za-z0-9_.:-]`), so the quotes make one member name of them, dots included.
+fn json_path(property: &str) -> String {
+    format!("$.\"{property}\"")
+}
+
+/// What one event adds to a counter, as SQL; `?` is bound to the property's JSON path.
+fn value_sql(property: &str) -> &'static str {
+    if property.is_empty() {
+        "1.0"
+    } else {
+        "iif(json_type(data, ?) IN ('integer', 'real'), json_extract(data, ?), 0.0)"
+    }
+}
+
+/// A counter's total over days `[from, to)`.
+pub async fn usage(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    subject: &str,
+    (event_type, property): Meter<'_>,
+    (from, to): (i64, i64),
+) -> Result<f64, StoreError> {
+    let total: f64 = sqlx::query_scalar(
+        "SELECT TOTAL(value) FROM usage_daily WHERE project_id = ? AND event_type = ? AND property = ?
+         AND subject = ? AND day >= ? AND day < ?",
+    )
+    .bind(project_id)
+    .bind(event_type)
+    .bind(property)
+    .bind(subject)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(total)
+}
+
+/// What the events stored after `after_seq` (this transaction's) add to a counter, by
+/// subject and day.
+pub async fn added_since(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    (event_type, property): Meter<'_>,
+    after_seq: i64,
+) -> Result<Vec<DayUsage>, StoreError> {
+    let sql = format!(
+        "SELECT subject, {DAY_SQL} AS day, TOTAL({}) FROM events
+         WHERE seq > ? AND project_id = ? AND type = ? GROUP BY subject, day",
+        value_sql(property)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if !property.is_empty() {
+        let path = json_path(property);
+        query = query.bind(path.clone()).bind(path);
+    }
+    let rows = query
+        .bind(after_seq)
+        .bind(project_id)
+        .bind(event_type)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DayUsage {
+                subject: r.try_get(0)?,
+                day: r.try_get(1)?,
+                value: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Adds `rows` to a counter, in one statement.
+pub async fn add(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    (event_type, property): Meter<'_>,
+    rows: &[DayUsage],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<(&str, i64, f64)> = rows.iter().map(|r| (r.subject.as_str(), r.day, r.value)).collect();
+    let list = serde_json::to_string(&list).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+    sqlx::query(
+        "INSERT INTO usage_daily (project_id, event_type, property, subject, day, value)
+         SELECT ?, ?, ?, j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(?) AS j WHERE true
+         ON CONFLICT (project_id, event_type, property, subject, day) DO UPDATE SET value = value + excluded.value",
+    )
+    .bind(project_id)
+    .bind(event_type)
+    .bind(property)
+    .bind(list)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Rebuilds a counter from every stored event of its type (a feature started reading it).
+pub async fn rebuild(conn: &mut SqliteConnection, project_id: i64, meter: Meter<'_>) -> Result<(), StoreError> {
+    drop_counter(conn, project_id, meter).await?;
+    let (event_type, property) = meter;
+    let sql = format!(
+        "INSERT INTO usage_daily (project_id, event_type, property, subject, day, value)
+         SELECT project_id, type, ?, subject, {DAY_SQL} AS day, TOTAL({}) FROM events
+         WHERE project_id = ? AND type = ? GROUP BY subject, day",
+        value_sql(property)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(property);
+    if !property.is_empty() {
+        let path = json_path(property);
+        query = query.bind(path.clone()).bind(path);
+    }
+    query.bind(project_id).bind(event_type).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Deletes a counter (no feature reads it any more).
+pub async fn drop_counter(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    (event_type, property): Meter<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM usage_daily WHERE project_id = ? AND event_type = ? AND property = ?")
+        .bind(project_id)
+        .bind(event_type)
+        .bind(property)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The highest event seq stored so far (0 when none): events stored after this point in a
+/// transaction are exactly those with a greater seq.
+pub async fn last_event_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+        .fetch_one(&mut *conn)
+        .await?)
+}
