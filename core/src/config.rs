@@ -4,7 +4,13 @@ use std::{str::FromStr, time::Duration};
 
 use serde_json::Value;
 
-use crate::{codec::Encoding, error::Error, key::ApiKey, retry::RetryPolicy};
+use crate::{
+    codec::Encoding,
+    entitlement_cache::{CacheSettings, Fallbacks},
+    error::Error,
+    key::{ApiKey, KeyKind},
+    retry::RetryPolicy,
+};
 
 /// What happens to a new event when the queue holds `max_queue_size` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,6 +88,29 @@ pub struct Config {
     pub schemas: Vec<(String, Value)>,
     /// Number of concurrent batch requests in flight (default 2).
     pub max_in_flight: usize,
+    /// Most subjects whose entitlements are cached (default 10,000; least recently used
+    /// evicted first).
+    pub cache_size: usize,
+    /// How long `entitlement()` waits for the server on a cache miss before answering the
+    /// fallback (default 1 s). The fetch goes on in the background and fills the cache.
+    pub entitlement_timeout: Duration,
+    /// How long past its TTL a cached answer is still served (as `stale`, while one
+    /// background revalidation runs, or while the server is unreachable); default 24 h.
+    pub max_stale: Duration,
+    /// Caps the server's `ttl_ms` for cached answers (default: none, the server decides).
+    pub max_ttl: Option<Duration>,
+    /// What `entitlement()` answers when nothing usable is cached and the server cannot
+    /// answer (default: deny).
+    pub fallbacks: Fallbacks,
+    /// Keep the cache current over the realtime stream (default true). The connection opens
+    /// when the first entitlement is cached, so a client that only tracks opens none.
+    pub stream: bool,
+    /// The stream's URL; default: the endpoint with `ws://`/`wss://` and `/v1/stream`.
+    pub stream_endpoint: Option<String>,
+    /// For a publishable key (`ml_pk_…`): the customer token (from the backend's
+    /// `customer_token()`), sent as `X-Meterline-Customer-Token`. Required with a
+    /// publishable key, refused with any other.
+    pub customer_token: Option<String>,
 }
 
 impl Config {
@@ -105,6 +134,14 @@ impl Config {
             schema_refresh_interval: Duration::from_secs(300),
             schemas: Vec::new(),
             max_in_flight: 2,
+            cache_size: 10_000,
+            entitlement_timeout: Duration::from_secs(1),
+            max_stale: Duration::from_secs(24 * 3600),
+            max_ttl: None,
+            fallbacks: Fallbacks::default(),
+            stream: true,
+            stream_endpoint: None,
+            customer_token: None,
         }
     }
 
@@ -157,13 +194,96 @@ impl Config {
         if self.retry.initial_delay.is_zero() || self.retry.max_delay < self.retry.initial_delay {
             return Err(Error::config("retry", "initial_delay must be > 0 and ≤ max_delay"));
         }
+        self.validate_entitlements(&key)?;
         Ok(key)
+    }
+
+    fn validate_entitlements(&self, key: &ApiKey) -> Result<(), Error> {
+        if self.cache_size == 0 || self.cache_size > 1_000_000 {
+            return Err(Error::config("cache_size", "must be between 1 and 1000000"));
+        }
+        if self.entitlement_timeout.is_zero() || self.entitlement_timeout > Duration::from_secs(60) {
+            return Err(Error::config(
+                "entitlement_timeout",
+                "must be greater than zero and at most 60 s",
+            ));
+        }
+        if self.max_stale > Duration::from_secs(365 * 24 * 3600) {
+            return Err(Error::config("max_stale", "must be at most 365 days"));
+        }
+        if self.max_ttl.is_some_and(|t| t.is_zero()) {
+            return Err(Error::config(
+                "max_ttl",
+                "must be greater than zero (leave it unset to use the server's TTL)",
+            ));
+        }
+        self.fallbacks.validate()?;
+        if let Some(url) = &self.stream_endpoint
+            && !(url.starts_with("ws://") || url.starts_with("wss://"))
+        {
+            return Err(Error::config(
+                "stream_endpoint",
+                format!(
+                    "must start with ws:// or wss://, got {:?}",
+                    url.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
+        match (&self.customer_token, key.kind) {
+            (None, KeyKind::Publishable) => Err(Error::config(
+                "customer_token",
+                "a publishable key (ml_pk_…) works only together with a customer token",
+            )),
+            (Some(_), KeyKind::Secret | KeyKind::Admin) => Err(Error::config(
+                "customer_token",
+                "only for publishable keys (ml_pk_…); a secret key acts for every subject",
+            )),
+            (Some(token), _) if !looks_like_jwt(token) => Err(Error::config(
+                "customer_token",
+                "must be a JWT (three base64url parts separated by dots), as customer_token() mints",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The stream's URL: `stream_endpoint`, or the endpoint with `ws://`/`wss://` and
+    /// `/v1/stream`.
+    pub fn stream_url(&self) -> String {
+        if let Some(url) = &self.stream_endpoint {
+            return url.trim().to_owned();
+        }
+        let base = self.base_url();
+        let base = match base.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}"),
+            Some((_, rest)) => format!("ws://{rest}"),
+            None => base.to_owned(),
+        };
+        format!("{base}/v1/stream")
+    }
+
+    /// The entitlement cache's settings.
+    pub fn cache_settings(&self) -> CacheSettings {
+        CacheSettings {
+            capacity: std::num::NonZeroUsize::new(self.cache_size).unwrap_or(std::num::NonZeroUsize::MIN),
+            max_ttl: self.max_ttl,
+            max_stale: self.max_stale,
+            fallbacks: self.fallbacks.clone(),
+        }
     }
 
     /// The endpoint without a trailing slash.
     pub fn base_url(&self) -> &str {
         self.endpoint.trim().trim_end_matches('/')
     }
+}
+
+fn looks_like_jwt(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('.').collect();
+    token.len() <= 8 * 1024
+        && parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 fn default_source() -> String {
@@ -205,6 +325,33 @@ mod tests {
             (Box::new(|c| c.flush_interval = Duration::ZERO), "flush_interval"),
             (Box::new(|c| c.max_queue_size = 0), "max_queue_size"),
             (Box::new(|c| c.source = String::new()), "source"),
+            (Box::new(|c| c.cache_size = 0), "cache_size"),
+            (
+                Box::new(|c| c.entitlement_timeout = Duration::ZERO),
+                "entitlement_timeout",
+            ),
+            (Box::new(|c| c.max_ttl = Some(Duration::ZERO)), "max_ttl"),
+            (
+                Box::new(|c| c.max_stale = Duration::from_secs(400 * 24 * 3600)),
+                "max_stale",
+            ),
+            (
+                Box::new(|c| {
+                    c.fallbacks
+                        .features
+                        .insert(String::new(), crate::Fallback::Access(true));
+                }),
+                "fallbacks",
+            ),
+            (
+                Box::new(|c| c.stream_endpoint = Some("http://x/v1/stream".into())),
+                "stream_endpoint",
+            ),
+            (Box::new(|c| c.customer_token = Some("a.b.c".into())), "customer_token"),
+            (
+                Box::new(|c| c.api_key = "ml_pk_abc123_s3cr3ts3cr3ts3cr3t".into()),
+                "customer_token",
+            ),
         ];
         for (mutate, field) in cases {
             let mut c = Config::new(KEY, "http://localhost:1");
@@ -214,6 +361,27 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn publishable_keys_need_a_customer_token() {
+        let mut c = Config::new("ml_pk_abc123_s3cr3ts3cr3ts3cr3t", "http://x");
+        c.customer_token = Some("eyJh.eyJz.c2ln".into());
+        c.validate().unwrap();
+        c.customer_token = Some("eyJh.eyJz.c2l\nn".into());
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn derives_the_stream_url() {
+        assert_eq!(Config::new(KEY, "http://h:8080/").stream_url(), "ws://h:8080/v1/stream");
+        assert_eq!(
+            Config::new(KEY, "https://h/base").stream_url(),
+            "wss://h/base/v1/stream"
+        );
+        let mut c = Config::new(KEY, "https://h");
+        c.stream_endpoint = Some("wss://rt.h/v1/stream".into());
+        assert_eq!(c.stream_url(), "wss://rt.h/v1/stream");
     }
 
     #[test]

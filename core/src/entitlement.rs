@@ -180,7 +180,7 @@ fn write_number<S: serde::Serializer>(v: f64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
-mod whole {
+pub(crate) mod whole {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {

@@ -47,6 +47,16 @@ impl ValidationError {
         }
     }
 
+    /// A call argument other than an event is missing or malformed (`path` names it:
+    /// `/subject`, `/feature`, `/ttl`).
+    pub fn invalid_argument(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: "invalid_argument",
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
     /// The serialized event is larger than [`crate::event::MAX_EVENT_BYTES`].
     pub fn too_large(size: usize, max: usize) -> Self {
         Self {
@@ -124,6 +134,15 @@ pub enum Error {
     #[error("event {} rejected by the server: {} at {}: {}", .0.id.as_deref().unwrap_or("?"), .0.code, .0.path, .0.message)]
     Rejected(crate::wire::Rejection),
 
+    /// The realtime stream reported a problem (an `error` message, an unexpected close).
+    #[error("stream: {code}: {message}")]
+    Stream {
+        /// The server's code (`bad_message`, `too_many_subjects`, …) or `stream_closed`.
+        code: String,
+        /// What was wrong.
+        message: String,
+    },
+
     /// A body could not be encoded, decoded or decompressed.
     #[error("{code}: {message}")]
     Codec {
@@ -148,6 +167,7 @@ impl Error {
             Error::Network(_) => "network_error",
             Error::Http { code, .. } => code,
             Error::Codec { code, .. } => code,
+            Error::Stream { code, .. } => code,
             Error::Rejected(r) => &r.code,
         }
     }

@@ -154,7 +154,10 @@ mod tests {
         // python3: hmac.new(b"ml_sk_abc_0123456789abcdef0123", b"meterline customer token v1", sha256)
         let k = ApiKey::parse("ml_sk_abc_0123456789abcdef0123").unwrap();
         assert_eq!(
-            k.customer_token_signing_key().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            k.customer_token_signing_key()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
             "d9642a3e76f36d02d285b678374fc7e68e62d8e05f026ce7598814fe3218167a"
         );
     }

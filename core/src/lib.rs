@@ -19,7 +19,9 @@
 
 pub mod codec;
 pub mod config;
+pub mod customer_token;
 pub mod entitlement;
+pub mod entitlement_cache;
 pub mod error;
 pub mod event;
 pub mod key;
@@ -28,12 +30,14 @@ pub mod retry;
 pub mod schema;
 pub mod stats;
 pub mod stream;
+pub mod throttle;
 pub mod wire;
 
 #[cfg(feature = "native")]
 pub mod runtime;
 
 pub use config::{Config, OverflowPolicy};
+pub use entitlement_cache::{EntitlementAnswer, Fallback, Fallbacks, Source};
 pub use error::{Error, Result, ValidationError};
 pub use event::Event;
 #[cfg(feature = "native")]

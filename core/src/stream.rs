@@ -3,9 +3,11 @@
 //! Server → client: `{"type":"…","seq":43,"subject":"c1","data":{…}}`, `seq` per project
 //! and strictly increasing. Client → server: `{"op":"subscribe"|"unsubscribe"|"auth", …}`.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
-use crate::entitlement::Entitlements;
+use crate::{entitlement::Entitlements, retry::RetryPolicy};
 
 /// Largest frame either side accepts by default (64 KiB).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -138,11 +140,102 @@ pub struct SchemaUpdated {
     pub etag: String,
 }
 
+/// How a stream connection ended, or why it could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The server closed the WebSocket with this code.
+    Closed(u16),
+    /// The upgrade was answered with this HTTP status instead of 101.
+    Refused(u16),
+    /// The connection failed or broke, or the server fell silent past the idle limit.
+    Network,
+}
+
+impl Disconnect {
+    /// Whether the server refused the credentials (4401/4403, 401/403): retrying soon would
+    /// only hammer it.
+    pub fn is_auth_failure(self) -> bool {
+        matches!(
+            self,
+            Disconnect::Closed(CLOSE_UNAUTHENTICATED | CLOSE_FORBIDDEN) | Disconnect::Refused(401 | 403)
+        )
+    }
+
+    /// Whether the server has no stream endpoint (404, 405, 426, 501 to the upgrade).
+    pub fn is_unsupported(self) -> bool {
+        matches!(self, Disconnect::Refused(404 | 405 | 426 | 501))
+    }
+}
+
+/// When to reconnect the stream: exponential backoff with full jitter, and a long pause
+/// after an authentication failure or a server without the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Ceiling of the first reconnect's delay (default 1 s).
+    pub initial_delay: Duration,
+    /// Largest ceiling (default 60 s).
+    pub max_delay: Duration,
+    /// Pause after 4401/4403 or an unsupported endpoint (default 5 min, ±20 %).
+    pub refused_delay: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            refused_delay: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The delay before reconnect number `attempt` (0 = the first after a connection that
+    /// worked) after `why`; `jitter` is a uniform draw in `[0, 1)`.
+    pub fn delay(&self, why: Disconnect, attempt: u32, jitter: f64) -> Duration {
+        let jitter = jitter.clamp(0.0, 1.0);
+        if why.is_auth_failure() || why.is_unsupported() {
+            return self.refused_delay.mul_f64(0.8 + 0.4 * jitter);
+        }
+        let policy = RetryPolicy {
+            initial_delay: self.initial_delay,
+            max_delay: self.max_delay,
+            ..RetryPolicy::default()
+        };
+        policy.ceiling(attempt).mul_f64(jitter)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn reconnects_back_off_and_pause_after_refusals() {
+        let p = ReconnectPolicy::default();
+        assert_eq!(p.delay(Disconnect::Network, 0, 0.5), Duration::from_millis(500));
+        assert_eq!(
+            p.delay(Disconnect::Closed(CLOSE_POLICY), 3, 0.5),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            p.delay(Disconnect::Network, 30, 0.999_999),
+            Duration::from_secs(60).mul_f64(0.999_999)
+        );
+        for why in [
+            Disconnect::Closed(CLOSE_UNAUTHENTICATED),
+            Disconnect::Closed(CLOSE_FORBIDDEN),
+            Disconnect::Refused(401),
+            Disconnect::Refused(404),
+        ] {
+            let d = p.delay(why, 0, 0.0);
+            assert_eq!(d, Duration::from_secs(240), "{why:?}");
+        }
+        assert!(Disconnect::Refused(403).is_auth_failure());
+        assert!(!Disconnect::Refused(503).is_auth_failure());
+    }
 
     #[test]
     fn subscribe_parses_with_and_without_since() {

@@ -1,0 +1,257 @@
+//! One cached subject: the server's answer, when it stops being fresh, and the usage this
+//! client tracked that the server had not counted yet.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::entitlement::{Aggregation, Entitlement, Entitlements, FeatureKind};
+
+/// Most local usage records kept per metered feature; past it the two oldest are merged
+/// (the merged record is dropped only once the later of the two is counted, so the estimate
+/// errs towards too much usage, never too little).
+pub(super) const MAX_DELTAS: usize = 256;
+
+/// A cache slot. `data` is `None` for a subject whose last fetch failed before anything was
+/// known about it (a negative entry: answered by the fallback until `retry_at`).
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub data: Option<Cached>,
+    pub etag: Option<String>,
+    pub fetched_at: u64,
+    /// Fresh before this (server TTL, capped by `max_ttl` and the earliest period end).
+    pub expires_at: u64,
+    /// Set by a stream `resync`: revalidate even if still fresh.
+    pub refetch_due: bool,
+    /// A fetch for this subject is under way (no second revalidation is started).
+    pub revalidating: bool,
+    /// After a failure, no new fetch before this.
+    pub retry_at: u64,
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+impl Entry {
+    pub fn negative() -> Self {
+        Entry {
+            data: None,
+            etag: None,
+            fetched_at: 0,
+            expires_at: 0,
+            refetch_due: false,
+            revalidating: false,
+            retry_at: 0,
+            failures: 0,
+            last_error: None,
+        }
+    }
+
+    /// Marks a successful fetch or update at `now`.
+    pub fn refreshed(&mut self, now: u64, max_ttl: Option<u64>) {
+        let Some(data) = &self.data else { return };
+        let ttl = max_ttl.map_or(data.ttl_ms, |cap| data.ttl_ms.min(cap));
+        let mut expires = now.saturating_add(ttl);
+        if let Some(end) = data.earliest_period_end() {
+            expires = expires.min(end);
+        }
+        self.fetched_at = now;
+        self.expires_at = expires;
+        self.refetch_due = false;
+        self.revalidating = false;
+        self.retry_at = 0;
+        self.failures = 0;
+        self.last_error = None;
+    }
+}
+
+/// A server answer as cached.
+#[derive(Debug)]
+pub(super) struct Cached {
+    pub version: u64,
+    pub ttl_ms: u64,
+    pub features: BTreeMap<String, CachedFeature>,
+}
+
+impl Cached {
+    pub fn new(answer: Entitlements) -> Self {
+        Cached {
+            version: answer.version,
+            ttl_ms: answer.ttl_ms,
+            features: answer
+                .entitlements
+                .into_iter()
+                .map(|(key, e)| (key, CachedFeature::new(e)))
+                .collect(),
+        }
+    }
+
+    /// Replaces `self` with a newer answer, keeping the local usage the new answer cannot
+    /// contain: records with `mark ≥ counted_through` that fall in the new period.
+    pub fn replace(&mut self, newer: Entitlements, counted_through: u64) {
+        let mut next = Cached::new(newer);
+        for (key, feature) in &mut next.features {
+            if let Some(old) = self.features.get(key) {
+                feature.carry_from(old, counted_through);
+            }
+        }
+        *self = next;
+    }
+
+    /// Drops the local usage the server has counted (every record with `mark < counted_through`).
+    pub fn forget_counted(&mut self, counted_through: u64) {
+        for feature in self.features.values_mut() {
+            feature.keep_uncounted(counted_through);
+        }
+    }
+
+    fn earliest_period_end(&self) -> Option<u64> {
+        self.features
+            .values()
+            .filter_map(|f| f.period.map(|(_, end)| end))
+            .min()
+    }
+}
+
+/// One feature of a cached answer, with the usage tracked locally since the server counted.
+#[derive(Debug)]
+pub(crate) struct CachedFeature {
+    pub entitlement: Entitlement,
+    /// Metered: `[period_start, period_end)` in Unix ms, when the server gave both.
+    pub period: Option<(u64, u64)>,
+    deltas: VecDeque<Delta>,
+    /// Sum of `deltas`.
+    pub local: f64,
+}
+
+/// Usage of one tracked event (or of merged neighbours).
+#[derive(Debug, Clone, Copy)]
+struct Delta {
+    mark: u64,
+    at: u64,
+    amount: f64,
+}
+
+impl CachedFeature {
+    pub fn new(entitlement: Entitlement) -> Self {
+        let parse = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp_millis().max(0) as u64)
+        };
+        let period = match (parse(&entitlement.period_start), parse(&entitlement.period_end)) {
+            (Some(start), Some(end)) => Some((start, end)),
+            (None, Some(end)) => Some((0, end)),
+            _ => None,
+        };
+        CachedFeature {
+            entitlement,
+            period,
+            deltas: VecDeque::new(),
+            local: 0.0,
+        }
+    }
+
+    /// The usage one event of `event_type` at `at` adds to this feature, if it counts here.
+    pub fn usage_of(
+        &self,
+        event_type: &str,
+        at: u64,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<f64> {
+        let e = &self.entitlement;
+        if e.kind != FeatureKind::Metered || e.event_type.as_deref() != Some(event_type) {
+            return None;
+        }
+        if self.period.is_some_and(|(start, end)| at < start || at >= end) {
+            return None;
+        }
+        let amount = match e.aggregation {
+            Some(Aggregation::Sum) => e
+                .property
+                .as_deref()
+                .and_then(|p| data.get(p))
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0),
+            Some(Aggregation::Count) | None => 1.0,
+        };
+        (amount != 0.0 && amount.is_finite()).then_some(amount)
+    }
+
+    pub fn add(&mut self, mark: u64, at: u64, amount: f64) {
+        if self.deltas.len() >= MAX_DELTAS
+            && let (Some(first), Some(second)) = (self.deltas.pop_front(), self.deltas.pop_front())
+        {
+            self.deltas.push_front(Delta {
+                amount: first.amount + second.amount,
+                ..second
+            });
+        }
+        self.deltas.push_back(Delta { mark, at, amount });
+        self.local += amount;
+    }
+
+    fn keep_uncounted(&mut self, counted_through: u64) {
+        let before = self.deltas.len();
+        self.deltas.retain(|d| d.mark >= counted_through);
+        if self.deltas.len() != before {
+            self.local = self.deltas.iter().map(|d| d.amount).sum();
+        }
+    }
+
+    fn carry_from(&mut self, old: &CachedFeature, counted_through: u64) {
+        if self.entitlement.kind != FeatureKind::Metered {
+            return;
+        }
+        let period = self.period;
+        self.deltas = old
+            .deltas
+            .iter()
+            .filter(|d| d.mark >= counted_through && period.is_none_or(|(start, end)| d.at >= start && d.at < end))
+            .copied()
+            .collect();
+        self.local = self.deltas.iter().map(|d| d.amount).sum();
+    }
+
+    #[cfg(test)]
+    pub fn deltas(&self) -> usize {
+        self.deltas.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn metered() -> CachedFeature {
+        CachedFeature::new(
+            serde_json::from_value(json!({"kind":"metered","has_access":true,"limit":10,"usage":2,
+                "period_start":"2026-11-01T00:00:00Z","period_end":"2026-12-01T00:00:00Z",
+                "event_type":"api.call","aggregation":"sum","property":"tokens"}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn sums_the_property_within_the_period_only() {
+        let f = metered();
+        let data = json!({"tokens": 3}).as_object().unwrap().clone();
+        let nov = 1_795_000_000_000; // 2026-11-18
+        assert_eq!(f.usage_of("api.call", nov, &data), Some(3.0));
+        assert_eq!(f.usage_of("other", nov, &data), None);
+        assert_eq!(f.usage_of("api.call", 1_700_000_000_000, &data), None);
+        let none = json!({"tokens": "x"}).as_object().unwrap().clone();
+        assert_eq!(f.usage_of("api.call", nov, &none), None);
+    }
+
+    #[test]
+    fn merges_old_records_and_keeps_the_total() {
+        let mut f = metered();
+        for i in 0..(MAX_DELTAS as u64 + 10) {
+            f.add(i, 0, 1.0);
+        }
+        assert_eq!(f.deltas(), MAX_DELTAS);
+        assert_eq!(f.local, MAX_DELTAS as f64 + 10.0);
+        f.keep_uncounted(MAX_DELTAS as u64);
+        assert_eq!(f.local, 10.0);
+    }
+}
