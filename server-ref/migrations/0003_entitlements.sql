@@ -62,7 +62,7 @@ CREATE TABLE usage_daily (
     day        INTEGER NOT NULL,
     value      REAL    NOT NULL,
     PRIMARY KEY (project_id, event_type, property, subject, day)
-);
+) WITHOUT ROWID;
 
 -- Stream messages appended by another process (the admin CLI), which the server relays to
 -- its live subscribers; rows are deleted once relayed.

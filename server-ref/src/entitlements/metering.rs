@@ -131,9 +131,12 @@ impl Metering {
             };
             let mut added: Vec<((&str, &str), Vec<DayUsage>)> = Vec::new();
             for event_type in types {
-                for property in project.meters.get(event_type).into_iter().flatten() {
+                let Some(properties) = project.meters.get(event_type) else {
+                    continue;
+                };
+                let lists = usage::added_since(conn, project_id, event_type, properties, after_seq).await?;
+                for (property, rows) in properties.iter().zip(lists) {
                     let meter = (event_type, property.as_str());
-                    let rows = usage::added_since(conn, project_id, meter, after_seq).await?;
                     usage::add(conn, project_id, meter, &rows).await?;
                     added.push((meter, rows));
                 }
@@ -163,41 +166,76 @@ impl Metering {
             }
         }
         let subjects: Vec<&str> = by_subject.keys().copied().collect();
-        let mut frames = Vec::new();
+        let customers = read::customers_among(conn, project_id, &subjects).await?;
         let now = Utc::now();
-        for (subject, customer) in read::customers_among(conn, project_id, &subjects).await? {
+        // What to check: each limited metered feature of a customer whose counter grew in
+        // the current period. Their usage is read in one statement per (counter, period).
+        let mut checks: Vec<Check> = Vec::new();
+        let mut ranges: Vec<(usize, (i64, i64), Vec<&str>)> = Vec::new();
+        for (customer_index, (subject, customer)) in customers.iter().enumerate() {
             let days = by_subject.get(subject.as_str()).map(Vec::as_slice).unwrap_or_default();
-            let mut crossed = Vec::new();
-            let mut access_flipped = false;
             for (key, r) in project.catalog.resolve(&customer.def) {
                 let (Some(meter), Some(limit)) = (r.feature.meter(), r.grant.limit) else {
                     continue;
                 };
-                let Some(index) = added.iter().position(|(m, _)| *m == meter) else {
+                let Some(meter_index) = added.iter().position(|(m, _)| *m == meter) else {
                     continue;
                 };
                 let bounds = period::bounds(r.period(), customer.anchor, now);
-                let (from, to) = (period::day_of(bounds.0), period::day_of(bounds.1));
+                let range = (period::day_of(bounds.0), period::day_of(bounds.1));
                 let delta: f64 = days
                     .iter()
-                    .filter(|(i, day, _)| *i == index && (from..to).contains(day))
+                    .filter(|(i, day, _)| *i == meter_index && (range.0..range.1).contains(day))
                     .map(|(_, _, value)| value)
                     .sum();
                 if delta == 0.0 {
                     continue;
                 }
-                let after = usage::usage(conn, project_id, &subject, meter, (from, to)).await?;
-                let before = after - delta;
-                for threshold in crossed_thresholds(&r.grant, limit, before, after) {
-                    let usage = after;
+                let group = match ranges.iter().position(|(m, g, _)| *m == meter_index && *g == range) {
+                    Some(group) => group,
+                    None => {
+                        ranges.push((meter_index, range, Vec::new()));
+                        ranges.len() - 1
+                    }
+                };
+                ranges[group].2.push(subject);
+                checks.push(Check {
+                    customer_index,
+                    key,
+                    grant: r.grant,
+                    limit,
+                    delta,
+                    group,
+                });
+            }
+        }
+        let mut totals: Vec<HashMap<String, f64>> = Vec::with_capacity(ranges.len());
+        for (meter_index, range, group_subjects) in &ranges {
+            let meter = added[*meter_index].0;
+            let found = usage::usage_of_subjects(conn, project_id, meter, group_subjects, *range).await?;
+            totals.push(found.into_iter().collect());
+        }
+        let mut frames = Vec::new();
+        let mut checks = checks.into_iter().peekable();
+        while let Some(first) = checks.next() {
+            let customer_index = first.customer_index;
+            let (subject, customer) = &customers[customer_index];
+            let mut crossed = Vec::new();
+            let mut access_flipped = false;
+            let mut check = Some(first);
+            while let Some(c) = check {
+                let after = totals[c.group].get(subject).copied().unwrap_or_default();
+                let before = after - c.delta;
+                for threshold in crossed_thresholds(&c.grant, c.limit, before, after) {
                     crossed.push(UsageThreshold {
-                        feature: key.clone(),
+                        feature: c.key.clone(),
                         threshold,
-                        usage,
-                        limit,
+                        usage: after,
+                        limit: c.limit,
                     });
                 }
-                access_flipped |= (before < limit) != (after < limit);
+                access_flipped |= (before < c.limit) != (after < c.limit);
+                check = checks.next_if(|next| next.customer_index == customer_index);
             }
             if crossed.is_empty() && !access_flipped {
                 continue;
@@ -208,22 +246,26 @@ impl Metering {
                     subject: subject.clone(),
                     data,
                 };
-                frames.push(append_message(conn, project_id, Some(&subject), message).await?);
+                frames.push(append_message(conn, project_id, Some(subject), message).await?);
             }
-            frames.push(
-                emit_update(
-                    conn,
-                    project_id,
-                    &subject,
-                    Some(&customer),
-                    &project.catalog,
-                    self.ttl_ms,
-                )
-                .await?,
-            );
+            frames.push(emit_update(conn, project_id, subject, Some(customer), &project.catalog, self.ttl_ms).await?);
         }
         Ok(frames)
     }
+}
+
+/// One limited metered feature of a customer whose usage grew in its current period.
+struct Check {
+    /// Index into the commit's customers.
+    customer_index: usize,
+    /// The feature key.
+    key: String,
+    grant: Grant,
+    limit: f64,
+    /// What this commit added in the period.
+    delta: f64,
+    /// Which usage read holds its total.
+    group: usize,
 }
 
 /// The thresholds (fractions of `limit`) that usage going from `before` to `after` crossed

@@ -63,21 +63,26 @@ pub async fn usage(
     Ok(total)
 }
 
-/// What the events stored after `after_seq` (this transaction's) add to a counter, by
-/// subject and day.
+/// What the events of `event_type` stored after `after_seq` (this transaction's) add to
+/// each of the counters of `properties`, by subject and day: one list per property, in
+/// order. One pass over the new rows, however many properties.
 pub async fn added_since(
     conn: &mut SqliteConnection,
     project_id: i64,
-    (event_type, property): Meter<'_>,
+    event_type: &str,
+    properties: &[String],
     after_seq: i64,
-) -> Result<Vec<DayUsage>, StoreError> {
+) -> Result<Vec<Vec<DayUsage>>, StoreError> {
+    let totals: Vec<String> = properties.iter().map(|p| format!("TOTAL({})", value_sql(p))).collect();
+    // NOT INDEXED: walk the new rows by seq (the rowid). Through the (project, type, …)
+    // index SQLite would visit every event of the type ever stored.
     let sql = format!(
-        "SELECT subject, {DAY_SQL} AS day, TOTAL({}) FROM events
+        "SELECT subject, {DAY_SQL} AS day, {} FROM events NOT INDEXED
          WHERE seq > ? AND project_id = ? AND type = ? GROUP BY subject, day",
-        value_sql(property)
+        totals.join(", ")
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    if !property.is_empty() {
+    for property in properties.iter().filter(|p| !p.is_empty()) {
         let path = json_path(property);
         query = query.bind(path.clone()).bind(path);
     }
@@ -87,15 +92,44 @@ pub async fn added_since(
         .bind(event_type)
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DayUsage {
-                subject: r.try_get(0)?,
-                day: r.try_get(1)?,
-                value: r.try_get(2)?,
-            })
-        })
-        .collect()
+    let mut out = vec![Vec::with_capacity(rows.len()); properties.len()];
+    for row in &rows {
+        let subject: String = row.try_get(0)?;
+        let day: i64 = row.try_get(1)?;
+        for (i, list) in out.iter_mut().enumerate() {
+            list.push(DayUsage {
+                subject: subject.clone(),
+                day,
+                value: row.try_get(2 + i)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Each subject's total of a counter over days `[from, to)`, for many subjects in one
+/// statement; subjects without usage are left out.
+pub async fn usage_of_subjects(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    (event_type, property): Meter<'_>,
+    subjects: &[&str],
+    (from, to): (i64, i64),
+) -> Result<Vec<(String, f64)>, StoreError> {
+    let list = serde_json::to_string(subjects).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+    let rows = sqlx::query(
+        "SELECT subject, TOTAL(value) FROM usage_daily WHERE project_id = ? AND event_type = ? AND property = ?
+         AND subject IN (SELECT value FROM json_each(?)) AND day >= ? AND day < ? GROUP BY subject",
+    )
+    .bind(project_id)
+    .bind(event_type)
+    .bind(property)
+    .bind(list)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
 /// Adds `rows` to a counter, in one statement.
