@@ -15,7 +15,9 @@ fn inputs(target: &str) -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut files = Vec::new();
     for dir in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
+            continue;
+        };
         for entry in entries {
             let path = entry.unwrap().path();
             if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
@@ -31,7 +33,9 @@ fn inputs(target: &str) -> Vec<Vec<u8>> {
 fn decompress_inputs_stay_within_the_limit() {
     const LIMIT: usize = 1 << 20;
     for input in inputs("decompress") {
-        let Some((&selector, body)) = input.split_first() else { continue };
+        let Some((&selector, body)) = input.split_first() else {
+            continue;
+        };
         let encoding = [Encoding::Gzip, Encoding::Zstd, Encoding::Identity][usize::from(selector % 3)];
         if let Ok(out) = decompress_limited(encoding, body, LIMIT) {
             assert!(out.len() <= LIMIT);

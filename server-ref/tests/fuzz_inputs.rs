@@ -18,7 +18,9 @@ fn inputs(target: &str) -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut files = Vec::new();
     for dir in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
+            continue;
+        };
         for entry in entries {
             let path = entry.unwrap().path();
             if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
@@ -46,7 +48,9 @@ fn event_batch_inputs_parse_or_fail_cleanly() {
     let limits = IngestConfig::default();
     let mut stored = 0;
     for input in inputs("event_batch") {
-        let Some((&selector, body)) = input.split_first() else { continue };
+        let Some((&selector, body)) = input.split_first() else {
+            continue;
+        };
         let shape = [BodyShape::Batch, BodyShape::Single, BodyShape::Either][usize::from(selector % 3)];
         if let Ok(batch) = parse_batch(body, shape, &schemas[usize::from(selector & 4 != 0)], &limits, 0) {
             assert_eq!(batch.rows.len() + batch.rejected.len(), batch.total);
