@@ -3,7 +3,8 @@
 //! targets, so a fixed crash stays fixed in `make test` without the fuzz toolchain.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::path::Path;
+#[path = "../../fuzz/inputs.rs"]
+mod kept;
 
 use meterline_core::schema::{SchemaDocument, SchemaRegistry};
 use meterline_server::{
@@ -12,25 +13,6 @@ use meterline_server::{
     schemas::ProjectSchemas,
 };
 use serde_json::json;
-
-/// Every input file of a target (dotfiles skipped); at least the seeds exist.
-fn inputs(target: &str) -> Vec<Vec<u8>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let mut files = Vec::new();
-    for dir in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-                files.push(std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    assert!(!files.is_empty(), "no fuzz inputs found for {target}");
-    files
-}
 
 #[test]
 fn event_batch_inputs_parse_or_fail_cleanly() {
@@ -47,7 +29,7 @@ fn event_batch_inputs_parse_or_fail_cleanly() {
     let schemas = [schemas(false), schemas(true)];
     let limits = IngestConfig::default();
     let mut stored = 0;
-    for input in inputs("event_batch") {
+    for input in kept::inputs("event_batch") {
         let Some((&selector, body)) = input.split_first() else {
             continue;
         };
@@ -62,7 +44,7 @@ fn event_batch_inputs_parse_or_fail_cleanly() {
 
 #[test]
 fn server_config_inputs_parse_or_fail_with_a_message() {
-    for input in inputs("server_config") {
+    for input in kept::inputs("server_config") {
         if let Ok(text) = std::str::from_utf8(&input)
             && let Err(e) = text.parse::<Config>()
         {
