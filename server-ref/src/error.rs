@@ -152,6 +152,12 @@ impl IntoResponse for ApiError {
             };
             (self.status, Json(body)).into_response()
         };
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of an oversized body may be unread: the connection must not be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -6,11 +6,9 @@
 //! `Event::from_value`, data by the project's `SchemaRegistry`) → the valid events go to the
 //! [`Writer`](crate::store::Writer) → the answer after the commit.
 
-use std::pin::Pin;
-
 use axum::{
     Json,
-    body::{Body, HttpBody},
+    body::Body,
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
@@ -92,7 +90,7 @@ async fn ingest(
     let shape = body_shape(headers)?;
     let encoding = content_encoding(headers)?;
     let limits = state.config.ingest.clone();
-    let compressed = read_body(headers, body, limits.max_body_bytes).await?;
+    let compressed = crate::body::read_limited(headers, body, limits.max_body_bytes).await?;
     let schemas = state.schemas.get(&state.store, caller.project_id).await?;
     let received_at = chrono::Utc::now();
     let parsed = tokio::task::spawn_blocking(move || {
@@ -185,51 +183,6 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
             text.parse().map_err(|e| ApiError::from_core(&e))
         }
     }
-}
-
-/// Reads the body, failing with `413 payload_too_large` once it passes `limit`.
-///
-/// An oversized body is still read (and dropped) up to `4 × limit`, so the client gets to
-/// read the 413 instead of a connection reset while it is still sending.
-async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::too_large(
-            "payload_too_large",
-            format!("the request body exceeds the limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let drain_limit = limit.saturating_mul(4);
-    if declared.is_some_and(|n| n > drain_limit as u64) {
-        return Err(too_large());
-    }
-    let mut buf = Vec::with_capacity(declared.map_or(64 * 1024, |n| (n as usize).min(limit)));
-    let mut seen = 0usize;
-    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("reading the body failed: {e}"),
-            )
-        })?;
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen > drain_limit {
-                return Err(too_large());
-            }
-            if seen <= limit {
-                buf.extend_from_slice(&data);
-            }
-        }
-    }
-    if seen > limit {
-        return Err(too_large());
-    }
-    Ok(buf)
 }
 
 /// The outcome of parsing and validating one request body.

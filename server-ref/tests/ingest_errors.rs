@@ -152,7 +152,7 @@ async fn too_many_events_and_too_large_bodies_are_413() {
 
     let mut big = ev("big");
     big["data"]["blob"] = json!("x".repeat(6 * 1024 * 1024));
-    let (status, _, resp) = s
+    let (status, headers, resp) = s
         .post_raw(
             "/v1/events",
             Some(s.sk()),
@@ -162,6 +162,8 @@ async fn too_many_events_and_too_large_bodies_are_413() {
         )
         .await;
     assert_error(status, &resp, 413, "payload_too_large");
+    // Part of the body may be unread, so the server must not keep the connection for reuse.
+    assert_eq!(headers.get("connection").map(|v| v.to_str().unwrap()), Some("close"));
     assert!(s.all_events(s.sk(), "").await.is_empty());
 }
 

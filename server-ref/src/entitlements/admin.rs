@@ -7,8 +7,9 @@ use std::{io::Write, path::PathBuf};
 
 use axum::{
     Json, Router,
-    body::Bytes,
+    body::Body,
     extract::{Path, Query, State, rejection::QueryRejection},
+    http::HeaderMap,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
@@ -47,8 +48,8 @@ pub fn routes() -> Router<AppState> {
                     get_item(collection, state, caller, id)
                 })
                 .put(
-                    move |state: State<AppState>, caller: Caller, id: Path<String>, body: Bytes| {
-                        put_item(collection, state, caller, id, body)
+                    move |state: State<AppState>, caller: Caller, id: Path<String>, headers: HeaderMap, body: Body| {
+                        put_item(collection, state, caller, id, headers, body)
                     },
                 )
                 .delete(move |state: State<AppState>, caller: Caller, id: Path<String>| {
@@ -138,9 +139,11 @@ async fn put_item(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Admin)?;
+    let body = crate::body::read_limited(&headers, body, super::MAX_ADMIN_BODY_BYTES).await?;
     let change = collection.put(&id, &parse_json(&body)?, "")?;
     let publish = Publish::Hub(&state.hub);
     let ttl_ms = state.config.entitlements.ttl_ms;

@@ -20,7 +20,7 @@ pub mod metering;
 pub mod period;
 pub mod relay;
 
-use axum::{Router, extract::DefaultBodyLimit, routing::get};
+use axum::{Router, routing::get};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -63,5 +63,5 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/customers/{subject}/entitlements", get(customers::get_entitlements))
         .route("/v1/customers/{subject}/usage", get(customers::get_usage))
-        .merge(admin::routes().layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES)))
+        .merge(admin::routes())
 }
