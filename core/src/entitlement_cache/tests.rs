@@ -75,7 +75,7 @@ fn miss_fetch_then_hit_then_stale_then_miss() {
     match c.lookup("c1", "tier", T0 + 60_000) {
         Lookup::Stale { answer, revalidate } => {
             assert!(revalidate);
-            assert_eq!(answer.value, Some(json!({"seats": 10})));
+            assert_eq!(answer.value.as_deref(), Some(&json!({"seats": 10})));
             assert_eq!(answer.reason.as_deref(), Some("past ttl: revalidating"));
         }
         other => panic!("{other:?}"),
