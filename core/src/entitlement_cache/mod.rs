@@ -210,7 +210,16 @@ impl EntitlementCache {
             ));
         }
         if now >= entry.expires_at.saturating_add(max_stale) {
-            return Lookup::Miss;
+            // Too old to serve: like a negative entry, honour the backoff of a failure.
+            return match &entry.last_error {
+                Some(reason) if now < entry.retry_at => Lookup::Backoff(EntitlementAnswer::from_fallback(
+                    subject,
+                    feature,
+                    self.settings.fallbacks.get(feature),
+                    reason,
+                )),
+                _ => Lookup::Miss,
+            };
         }
         let revalidate = !entry.revalidating && now >= entry.retry_at;
         entry.revalidating |= revalidate;

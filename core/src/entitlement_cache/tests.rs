@@ -272,3 +272,20 @@ fn stream_updates_only_cached_or_pending_subjects_and_tracks_seq() {
     ));
     assert!(c.take_refetch_due().is_empty(), "the lookup claimed it");
 }
+
+#[test]
+fn answers_too_old_to_serve_still_back_off_after_a_failure() {
+    let mut c = cache();
+    fetch(&mut c, "c1", fetched(answer(1, 0)), T0, 0);
+    let too_old = T0 + 60_000 + 3_600_000;
+    assert_eq!(c.lookup("c1", "sso", too_old), Lookup::Miss);
+    fetch(
+        &mut c,
+        "c1",
+        failed("server unreachable: connection refused"),
+        too_old,
+        0,
+    );
+    assert!(matches!(c.lookup("c1", "sso", too_old + 1), Lookup::Backoff(a) if a.source == Source::Fallback));
+    assert_eq!(c.lookup("c1", "sso", too_old + 1_000), Lookup::Miss);
+}

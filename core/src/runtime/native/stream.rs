@@ -265,6 +265,8 @@ async fn session(
         }
     }
     let mut healthy = false;
+    // Only frames from the server (pings included) count as signs of life.
+    let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = closing.changed() => {
@@ -283,19 +285,23 @@ async fn session(
                     return lost(Disconnect::Network, e.to_string(), healthy);
                 }
             }
-            message = tokio::time::timeout(IDLE_LIMIT, ws.next()) => match message {
+            message = tokio::time::timeout_at(heard + IDLE_LIMIT, ws.next()) => match message {
                 Err(_) => return lost(Disconnect::Network, format!("nothing from the server for {IDLE_LIMIT:?}"), healthy),
                 Ok(None) => return lost(Disconnect::Network, "the connection ended", healthy),
                 Ok(Some(Err(e))) => return lost(Disconnect::Network, e.to_string(), healthy),
-                Ok(Some(Ok(Message::Text(text)))) => healthy |= handle(shared, text.as_str()),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    heard = tokio::time::Instant::now();
+                    healthy |= handle(shared, text.as_str());
+                }
                 Ok(Some(Ok(Message::Close(frame)))) => {
                     let (code, why) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
                     return lost(Disconnect::Closed(code), format!("closed by the server with {code} {why}").trim_end().to_owned(), healthy);
                 }
                 Ok(Some(Ok(Message::Ping(_)))) => {
+                    heard = tokio::time::Instant::now();
                     let _ = ws.flush().await;
                 }
-                Ok(Some(Ok(_))) => {}
+                Ok(Some(Ok(_))) => heard = tokio::time::Instant::now(),
             }
         }
     }
