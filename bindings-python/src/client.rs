@@ -167,6 +167,7 @@ impl NativeClient {
                     })
                 })
             }),
+            ..Callbacks::default()
         };
         let client = Client::with_callbacks(config.clone(), callbacks.clone()).map_err(IntoPyErr::into_py_err)?;
         Ok(NativeClient {

@@ -23,10 +23,15 @@ pub struct Stats {
     pub queue_length: u64,
     /// Events waiting in the disk spool.
     pub spool_length: u64,
-    /// Entitlement cache hits.
+    /// `entitlement()` calls answered from the cache (within the TTL or stale).
     pub cache_hits: u64,
-    /// Entitlement cache misses.
+    /// `entitlement()` calls with nothing servable cached (a fetch, or a fallback while a
+    /// recent failure backs off).
     pub cache_misses: u64,
+    /// `entitlement()` answers with source `stale`.
+    pub stale_answers: u64,
+    /// `entitlement()` answers with source `fallback`.
+    pub fallback_answers: u64,
     /// Whether the realtime stream is connected.
     pub stream_connected: bool,
 }

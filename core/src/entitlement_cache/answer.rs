@@ -1,5 +1,7 @@
 //! What `entitlement(subject, feature)` returns, and where the answer came from.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -41,12 +43,15 @@ pub const NOT_IN_PLAN: &str = "feature not in plan";
 ///
 /// Metered usage includes the events this client tracked since the server last counted
 /// (so `has_access` turns false at the limit without a round trip).
+///
+/// The strings and the config value are shared with the cache (`Arc`), so a cache hit
+/// allocates nothing; they read like `&str` / `&Value` through `Deref`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntitlementAnswer {
     /// The customer.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// The feature key.
-    pub feature: String,
+    pub feature: Arc<str>,
     /// The feature's kind; `None` when the feature is not in the subject's plan, or for a
     /// deny-by-default fallback.
     pub kind: Option<FeatureKind>,
@@ -62,9 +67,9 @@ pub struct EntitlementAnswer {
     #[serde(default, with = "whole")]
     pub remaining: Option<f64>,
     /// Config: the feature's value.
-    pub value: Option<Value>,
+    pub value: Option<Arc<Value>>,
     /// Metered: end of the current period (RFC 3339, UTC).
-    pub period_end: Option<String>,
+    pub period_end: Option<Arc<str>>,
     /// The server answer's `version`; `None` for a fallback.
     pub version: Option<u64>,
     /// Where the answer came from.
@@ -77,8 +82,9 @@ pub struct EntitlementAnswer {
 
 impl EntitlementAnswer {
     /// Answer for `feature` from a cached server answer (`None`: the feature is not listed).
+    #[inline]
     pub(super) fn from_cached(
-        subject: &str,
+        subject: &Arc<str>,
         feature: &str,
         cached: Option<&CachedFeature>,
         version: u64,
@@ -87,8 +93,8 @@ impl EntitlementAnswer {
     ) -> Self {
         let Some(f) = cached else {
             return EntitlementAnswer {
-                subject: subject.to_owned(),
-                feature: feature.to_owned(),
+                subject: subject.clone(),
+                feature: Arc::from(feature),
                 kind: None,
                 has_access: false,
                 limit: None,
@@ -111,15 +117,15 @@ impl EntitlementAnswer {
             (Some(usage), remaining, e.has_access && !over)
         };
         EntitlementAnswer {
-            subject: subject.to_owned(),
-            feature: feature.to_owned(),
+            subject: subject.clone(),
+            feature: f.key.clone(),
             kind: Some(e.kind),
             has_access,
             limit: e.limit,
             usage,
             remaining,
-            value: e.value.clone(),
-            period_end: e.period_end.clone(),
+            value: f.value.clone(),
+            period_end: f.period_end.clone(),
             version: Some(version),
             source,
             reason: reason.map(str::to_owned),
@@ -128,15 +134,19 @@ impl EntitlementAnswer {
 
     /// Answer for `feature` straight from a server answer (no local usage), labelled `source`.
     pub fn from_entitlements(answer: &crate::entitlement::Entitlements, feature: &str, source: Source) -> Self {
-        let cached = answer.entitlements.get(feature).map(|e| CachedFeature::new(e.clone()));
-        EntitlementAnswer::from_cached(&answer.subject, feature, cached.as_ref(), answer.version, source, None)
+        let cached = answer
+            .entitlements
+            .get_key_value(feature)
+            .map(|(key, e)| CachedFeature::new(key, e.clone()));
+        let subject = Arc::from(answer.subject.as_str());
+        EntitlementAnswer::from_cached(&subject, feature, cached.as_ref(), answer.version, source, None)
     }
 
     /// The configured fallback for `feature` (`None`: deny), with why it applied.
     pub(super) fn from_fallback(subject: &str, feature: &str, fallback: Option<&Fallback>, reason: &str) -> Self {
         let mut answer = EntitlementAnswer {
-            subject: subject.to_owned(),
-            feature: feature.to_owned(),
+            subject: Arc::from(subject),
+            feature: Arc::from(feature),
             kind: fallback.map(Fallback::kind),
             has_access: false,
             limit: None,
@@ -153,7 +163,7 @@ impl EntitlementAnswer {
             Some(Fallback::Access(access)) => answer.has_access = *access,
             Some(Fallback::Value(value)) => {
                 answer.has_access = true;
-                answer.value = Some(value.clone());
+                answer.value = Some(Arc::new(value.clone()));
             }
             Some(Fallback::Limit(limit)) => {
                 answer.has_access = *limit > 0.0;
@@ -176,10 +186,8 @@ mod tests {
         assert_eq!((a.kind, a.has_access, a.source), (None, false, Source::Fallback));
         assert_eq!(a.reason.as_deref(), Some("timeout after 1s"));
         let a = EntitlementAnswer::from_fallback("c1", "x", Some(&Fallback::Value(json!(3))), "r");
-        assert_eq!(
-            (a.kind, a.has_access, a.value),
-            (Some(FeatureKind::Config), true, Some(json!(3)))
-        );
+        assert_eq!((a.kind, a.has_access), (Some(FeatureKind::Config), true));
+        assert_eq!(a.value.as_deref(), Some(&json!(3)));
         let a = EntitlementAnswer::from_fallback("c1", "x", Some(&Fallback::Limit(0.0)), "r");
         assert_eq!(
             (a.kind, a.has_access, a.limit),

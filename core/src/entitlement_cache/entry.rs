@@ -1,7 +1,7 @@
 //! One cached subject: the server's answer, when it stops being fresh, and the usage this
 //! client tracked that the server had not counted yet.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::{collections::VecDeque, sync::Arc};
 
 use crate::entitlement::{Aggregation, Entitlement, Entitlements, FeatureKind};
 
@@ -65,30 +65,36 @@ impl Entry {
 /// A server answer as cached.
 #[derive(Debug)]
 pub(super) struct Cached {
+    /// Shared with every answer built from it.
+    pub subject: Arc<str>,
     pub version: u64,
     pub ttl_ms: u64,
-    pub features: BTreeMap<String, CachedFeature>,
+    pub features: Features,
 }
 
 impl Cached {
-    pub fn new(answer: Entitlements) -> Self {
+    /// `subject` is shared with the cache's key (one allocation to touch on a hit).
+    pub fn new(answer: Entitlements, subject: Arc<str>) -> Self {
         Cached {
+            subject,
             version: answer.version,
             ttl_ms: answer.ttl_ms,
-            features: answer
-                .entitlements
-                .into_iter()
-                .map(|(key, e)| (key, CachedFeature::new(e)))
-                .collect(),
+            features: Features::new(
+                answer
+                    .entitlements
+                    .into_iter()
+                    .map(|(key, e)| CachedFeature::new(&key, e))
+                    .collect(),
+            ),
         }
     }
 
     /// Replaces `self` with a newer answer, keeping the local usage the new answer cannot
     /// contain: records with `mark ≥ counted_through` that fall in the new period.
     pub fn replace(&mut self, newer: Entitlements, counted_through: u64) {
-        let mut next = Cached::new(newer);
-        for (key, feature) in &mut next.features {
-            if let Some(old) = self.features.get(key) {
+        let mut next = Cached::new(newer, self.subject.clone());
+        for feature in next.features.values_mut() {
+            if let Some(old) = self.features.get(&feature.key) {
                 feature.carry_from(old, counted_through);
             }
         }
@@ -110,9 +116,47 @@ impl Cached {
     }
 }
 
+/// The features of a cached answer, in key order. Looked up through a compact list of the
+/// keys searched by length first: a lookup reads one or two cache lines of keys and compares
+/// the bytes of one key at most (each key is its own allocation, so every comparison may be
+/// a cache miss), which a map cannot promise.
+#[derive(Debug, Default)]
+pub(super) struct Features {
+    keys: Vec<Arc<str>>,
+    features: Vec<CachedFeature>,
+}
+
+impl Features {
+    fn new(features: Vec<CachedFeature>) -> Self {
+        Features {
+            keys: features.iter().map(|f| f.key.clone()).collect(),
+            features,
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<&CachedFeature> {
+        let i = self.keys.iter().position(|k| k.len() == key.len() && **k == *key)?;
+        self.features.get(i)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &CachedFeature> {
+        self.features.iter()
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut CachedFeature> {
+        self.features.iter_mut()
+    }
+}
+
 /// One feature of a cached answer, with the usage tracked locally since the server counted.
 #[derive(Debug)]
 pub(crate) struct CachedFeature {
+    /// The feature key, `period_end` and `value`, shared with the answers (a cache hit
+    /// allocates nothing).
+    pub key: Arc<str>,
+    pub period_end: Option<Arc<str>>,
+    pub value: Option<Arc<serde_json::Value>>,
     pub entitlement: Entitlement,
     /// Metered: `[period_start, period_end)` in Unix ms, when the server gave both.
     pub period: Option<(u64, u64)>,
@@ -130,7 +174,7 @@ struct Delta {
 }
 
 impl CachedFeature {
-    pub fn new(entitlement: Entitlement) -> Self {
+    pub fn new(key: &str, entitlement: Entitlement) -> Self {
         let parse = |t: &Option<String>| {
             t.as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -142,6 +186,9 @@ impl CachedFeature {
             _ => None,
         };
         CachedFeature {
+            key: Arc::from(key),
+            period_end: entitlement.period_end.as_deref().map(Arc::from),
+            value: entitlement.value.clone().map(Arc::new),
             entitlement,
             period,
             deltas: VecDeque::new(),
@@ -224,6 +271,7 @@ mod tests {
 
     fn metered() -> CachedFeature {
         CachedFeature::new(
+            "tokens",
             serde_json::from_value(json!({"kind":"metered","has_access":true,"limit":10,"usage":2,
                 "period_start":"2026-11-01T00:00:00Z","period_end":"2026-12-01T00:00:00Z",
                 "event_type":"api.call","aggregation":"sum","property":"tokens"}))

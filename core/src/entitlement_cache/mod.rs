@@ -33,7 +33,7 @@ mod entry;
 mod fallback;
 mod stream_apply;
 
-use std::{collections::HashMap, num::NonZeroUsize, time::Duration};
+use std::{collections::HashMap, num::NonZeroUsize, sync::Arc, time::Duration};
 
 use lru::LruCache;
 use serde_json::{Map, Value};
@@ -151,7 +151,8 @@ const FAILURE_BACKOFF: RetryPolicy = RetryPolicy {
 /// Entitlement answers by subject, with local usage and stream state. See the module docs.
 #[derive(Debug)]
 pub struct EntitlementCache {
-    entries: LruCache<String, Entry>,
+    /// Keys are shared with the cached answers' `subject` (see [`Cached::new`]).
+    entries: LruCache<Arc<str>, Entry>,
     /// Fetches under way per subject (a stream update for such a subject is kept even if
     /// nothing is cached yet).
     pending: HashMap<String, u32>,
@@ -180,6 +181,7 @@ impl EntitlementCache {
     }
 
     /// What to answer for `feature` of `subject` at `now`, without I/O. See [`Lookup`].
+    #[inline]
     pub fn lookup(&mut self, subject: &str, feature: &str, now: u64) -> Lookup {
         let max_stale = ms(self.settings.max_stale);
         let Some(entry) = self.entries.get_mut(subject) else {
@@ -199,7 +201,7 @@ impl EntitlementCache {
         let cached = data.features.get(feature);
         if now < entry.expires_at && !entry.refetch_due {
             return Lookup::Hit(EntitlementAnswer::from_cached(
-                subject,
+                &data.subject,
                 feature,
                 cached,
                 data.version,
@@ -208,7 +210,16 @@ impl EntitlementCache {
             ));
         }
         if now >= entry.expires_at.saturating_add(max_stale) {
-            return Lookup::Miss;
+            // Too old to serve: like a negative entry, honour the backoff of a failure.
+            return match &entry.last_error {
+                Some(reason) if now < entry.retry_at => Lookup::Backoff(EntitlementAnswer::from_fallback(
+                    subject,
+                    feature,
+                    self.settings.fallbacks.get(feature),
+                    reason,
+                )),
+                _ => Lookup::Miss,
+            };
         }
         let revalidate = !entry.revalidating && now >= entry.retry_at;
         entry.revalidating |= revalidate;
@@ -218,7 +229,14 @@ impl EntitlementCache {
             "past ttl: revalidating"
         });
         Lookup::Stale {
-            answer: EntitlementAnswer::from_cached(subject, feature, cached, data.version, Source::Stale, Some(reason)),
+            answer: EntitlementAnswer::from_cached(
+                &data.subject,
+                feature,
+                cached,
+                data.version,
+                Source::Stale,
+                Some(reason),
+            ),
             revalidate,
         }
     }
@@ -229,7 +247,7 @@ impl EntitlementCache {
         let entry = self.entries.peek(subject)?;
         let data = entry.data.as_ref()?;
         Some(EntitlementAnswer::from_cached(
-            subject,
+            &data.subject,
             feature,
             data.features.get(feature),
             data.version,
@@ -249,9 +267,16 @@ impl EntitlementCache {
         {
             let cached = data.features.get(feature);
             return if now < entry.expires_at && !entry.refetch_due {
-                EntitlementAnswer::from_cached(subject, feature, cached, data.version, Source::Cache, None)
+                EntitlementAnswer::from_cached(&data.subject, feature, cached, data.version, Source::Cache, None)
             } else {
-                EntitlementAnswer::from_cached(subject, feature, cached, data.version, Source::Stale, Some(reason))
+                EntitlementAnswer::from_cached(
+                    &data.subject,
+                    feature,
+                    cached,
+                    data.version,
+                    Source::Stale,
+                    Some(reason),
+                )
             };
         }
         self.fallback(subject, feature, reason)
@@ -297,7 +322,7 @@ impl EntitlementCache {
             }
             FetchResult::NotModified => {
                 let max_ttl = self.settings.max_ttl.map(ms);
-                match self.entries.get_mut(&ticket.subject) {
+                match self.entries.get_mut(ticket.subject.as_str()) {
                     Some(entry) if entry.data.is_some() => {
                         if let Some(data) = &mut entry.data {
                             data.forget_counted(ticket.counted_through);
@@ -313,10 +338,10 @@ impl EntitlementCache {
             }
             FetchResult::Failed { reason, retry_after } => {
                 let mut evicted = None;
-                if !self.entries.contains(&ticket.subject) {
-                    evicted = self.push(ticket.subject.clone(), Entry::negative());
+                if !self.entries.contains(ticket.subject.as_str()) {
+                    evicted = self.push(Arc::from(ticket.subject.as_str()), Entry::negative());
                 }
-                if let Some(entry) = self.entries.get_mut(&ticket.subject) {
+                if let Some(entry) = self.entries.get_mut(ticket.subject.as_str()) {
                     let delay = retry_after.unwrap_or_else(|| {
                         let ceiling = FAILURE_BACKOFF.ceiling(entry.failures);
                         ceiling / 2 + ceiling.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
@@ -365,7 +390,7 @@ impl EntitlementCache {
                     entry.etag = etag;
                 }
                 None => {
-                    entry.data = Some(Cached::new(answer));
+                    entry.data = Some(Cached::new(answer, Arc::from(subject)));
                     entry.etag = etag;
                 }
             }
@@ -375,22 +400,23 @@ impl EntitlementCache {
                 ..FetchCompletion::default()
             };
         }
+        let key: Arc<str> = Arc::from(subject);
         let mut entry = Entry::negative();
-        entry.data = Some(Cached::new(answer));
+        entry.data = Some(Cached::new(answer, key.clone()));
         entry.etag = etag;
         entry.refreshed(now, max_ttl);
         FetchCompletion {
             added: true,
-            evicted: self.push(subject.to_owned(), entry),
+            evicted: self.push(key, entry),
             refetch: false,
         }
     }
 
     /// Inserts, returning the subject evicted to make room if it had an answer (the stream
     /// subscribes only subjects with answers).
-    fn push(&mut self, subject: String, entry: Entry) -> Option<String> {
+    fn push(&mut self, subject: Arc<str>, entry: Entry) -> Option<String> {
         match self.entries.push(subject, entry) {
-            Some((evicted, old)) if old.data.is_some() && !self.entries.contains(&evicted) => Some(evicted),
+            Some((evicted, old)) if old.data.is_some() && !self.entries.contains(&evicted) => Some(evicted.to_string()),
             _ => None,
         }
     }
@@ -426,7 +452,7 @@ impl EntitlementCache {
         for (subject, entry) in self.entries.iter_mut() {
             if entry.refetch_due && !entry.revalidating && entry.data.is_some() {
                 entry.revalidating = true;
-                due.push(subject.clone());
+                due.push(subject.to_string());
             }
         }
         due
@@ -437,7 +463,7 @@ impl EntitlementCache {
         self.entries
             .iter()
             .filter(|(_, e)| e.data.is_some())
-            .map(|(s, _)| s.clone())
+            .map(|(s, _)| s.to_string())
             .collect()
     }
 

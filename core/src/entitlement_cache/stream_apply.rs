@@ -77,7 +77,7 @@ impl EntitlementCache {
                     return StreamEffect::None;
                 }
                 let max_ttl = self.settings.max_ttl.map(super::ms);
-                if let Some(entry) = self.entries.peek_mut(&subject)
+                if let Some(entry) = self.entries.peek_mut(subject.as_str())
                     && let Some(cached) = &mut entry.data
                 {
                     if cached.version > data.version {

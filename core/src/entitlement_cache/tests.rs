@@ -75,7 +75,7 @@ fn miss_fetch_then_hit_then_stale_then_miss() {
     match c.lookup("c1", "tier", T0 + 60_000) {
         Lookup::Stale { answer, revalidate } => {
             assert!(revalidate);
-            assert_eq!(answer.value, Some(json!({"seats": 10})));
+            assert_eq!(answer.value.as_deref(), Some(&json!({"seats": 10})));
             assert_eq!(answer.reason.as_deref(), Some("past ttl: revalidating"));
         }
         other => panic!("{other:?}"),
@@ -271,4 +271,21 @@ fn stream_updates_only_cached_or_pending_subjects_and_tracks_seq() {
         Lookup::Stale { revalidate: true, .. }
     ));
     assert!(c.take_refetch_due().is_empty(), "the lookup claimed it");
+}
+
+#[test]
+fn answers_too_old_to_serve_still_back_off_after_a_failure() {
+    let mut c = cache();
+    fetch(&mut c, "c1", fetched(answer(1, 0)), T0, 0);
+    let too_old = T0 + 60_000 + 3_600_000;
+    assert_eq!(c.lookup("c1", "sso", too_old), Lookup::Miss);
+    fetch(
+        &mut c,
+        "c1",
+        failed("server unreachable: connection refused"),
+        too_old,
+        0,
+    );
+    assert!(matches!(c.lookup("c1", "sso", too_old + 1), Lookup::Backoff(a) if a.source == Source::Fallback));
+    assert_eq!(c.lookup("c1", "sso", too_old + 1_000), Lookup::Miss);
 }

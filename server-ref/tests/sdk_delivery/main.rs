@@ -43,6 +43,7 @@ fn recording_client(config: Config) -> (Client, Arc<Mutex<Vec<Error>>>) {
     let sink = errors.clone();
     let callbacks = Callbacks {
         on_error: Some(Arc::new(move |e: &Error| sink.lock().unwrap().push(e.clone()))),
+        ..Callbacks::default()
     };
     (Client::with_callbacks(config, callbacks).unwrap(), errors)
 }

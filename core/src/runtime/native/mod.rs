@@ -1,10 +1,16 @@
 //! The native runtime: [`Client`], backed by one background thread running a small tokio
-//! runtime (reqwest for HTTP). `track()` never touches the network: it validates, serializes
-//! and queues, and the background sender batches and delivers.
+//! runtime (reqwest for HTTP, tokio-tungstenite for the stream). `track()` never touches the
+//! network: it validates, serializes and queues, and the background sender batches and
+//! delivers. `entitlement()` answers cache hits on the caller's thread; fetches, the stream
+//! and the callbacks run on the worker.
 
+mod entitlements;
+mod fetch;
+mod flight;
 mod pipeline;
 mod schemas;
 mod sender;
+mod stream;
 
 use std::{
     sync::{
@@ -17,9 +23,10 @@ use std::{
 
 use serde_json::Value;
 
-use self::pipeline::Pipeline;
+use self::{entitlements::EntitlementState, pipeline::Pipeline};
 use crate::{
     config::{Config, OverflowPolicy},
+    entitlement_cache::UsageThresholdEvent,
     error::{Error, ValidationError},
     event::{DATA_CONTENT_TYPE, EventRef, SPEC_VERSION, kind_of},
     key::ApiKey,
@@ -29,24 +36,73 @@ use crate::{
 };
 
 /// A callback receiving errors that happen in the background (rejected events, batches
-/// given up on, schema refresh failures). It runs on the client's worker thread; a panic in
+/// given up on, schema refresh failures, entitlement fetch and stream failures — the last
+/// two at most once a minute per kind). It runs on the client's worker thread; a panic in
 /// it is caught and logged.
 pub type ErrorCallback = Arc<dyn Fn(&Error) + Send + Sync>;
 
-/// Functions the client calls from the background.
+/// A callback receiving the stream's `usage.threshold` messages (a metered feature of a
+/// cached subject crossed 80 %, 100 % … of its limit). Runs on the worker thread; after a
+/// reconnect a message may come again (same `seq`).
+pub type UsageThresholdCallback = Arc<dyn Fn(&UsageThresholdEvent) + Send + Sync>;
+
+/// A callback told when the realtime stream connects (`true`, `"connected"`) or is lost
+/// (`false`, why). Runs on the worker thread.
+pub type ConnectionCallback = Arc<dyn Fn(bool, &str) + Send + Sync>;
+
+/// Functions the client calls from the background. Build with `Callbacks::default()` and
+/// set the ones you need.
 #[derive(Clone, Default)]
 pub struct Callbacks {
     /// See [`ErrorCallback`].
     pub on_error: Option<ErrorCallback>,
+    /// See [`UsageThresholdCallback`].
+    pub on_usage_threshold: Option<UsageThresholdCallback>,
+    /// See [`ConnectionCallback`].
+    pub on_connection_change: Option<ConnectionCallback>,
 }
 
 impl std::fmt::Debug for Callbacks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Callbacks")
             .field("on_error", &self.on_error.is_some())
+            .field("on_usage_threshold", &self.on_usage_threshold.is_some())
+            .field("on_connection_change", &self.on_connection_change.is_some())
             .finish()
     }
 }
+
+impl Callbacks {
+    /// Calls `on_error`, containing a panicking callback.
+    pub(crate) fn error(&self, err: &Error) {
+        if let Some(cb) = &self.on_error {
+            contain("on_error", || cb(err));
+        }
+    }
+
+    /// Calls `on_usage_threshold`, containing a panicking callback.
+    pub(crate) fn usage_threshold(&self, event: &UsageThresholdEvent) {
+        if let Some(cb) = &self.on_usage_threshold {
+            contain("on_usage_threshold", || cb(event));
+        }
+    }
+
+    /// Calls `on_connection_change`, containing a panicking callback.
+    pub(crate) fn connection_change(&self, connected: bool, reason: &str) {
+        if let Some(cb) = &self.on_connection_change {
+            contain("on_connection_change", || cb(connected, reason));
+        }
+    }
+}
+
+fn contain(name: &str, call: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
+        tracing::error!("the {name} callback panicked; ignored");
+    }
+}
+
+/// The header that carries a publishable key's customer token (DESIGN §6).
+pub(crate) const CUSTOMER_TOKEN_HEADER: &str = "x-meterline-customer-token";
 
 /// State shared by the client handles and the worker thread.
 pub(crate) struct Shared {
@@ -58,6 +114,11 @@ pub(crate) struct Shared {
     pipeline: Pipeline,
     callbacks: Callbacks,
     closed: AtomicBool,
+    entitlements: EntitlementState,
+    /// The worker's runtime, for spawning fetches from callers' threads.
+    runtime: tokio::runtime::Handle,
+    /// Wakes the schema refresher early (a stream `schema.updated`).
+    schema_refresh: tokio::sync::Notify,
 }
 
 /// Sends usage events to a meterline server. Cheap to clone; all clones share one queue.
@@ -105,30 +166,35 @@ impl Client {
             max_batch_bytes: config.max_batch_bytes,
             flush_interval: config.flush_interval,
         };
-        let shared = Arc::new(Shared {
-            ingest_url: format!("{}/v1/events", config.base_url()),
-            pipeline: Pipeline::new(rules, config.max_in_flight, config.max_queue_size, config.overflow),
-            schemas: RwLock::new(registry),
-            closed: AtomicBool::new(false),
-            http,
-            key,
-            config,
-            callbacks,
-        });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("meterline-worker")
             .build()
             .map_err(|e| Error::config("runtime", format!("cannot start the I/O runtime: {e}")))?;
+        let shared = Arc::new(Shared {
+            ingest_url: format!("{}/v1/events", config.base_url()),
+            pipeline: Pipeline::new(rules, config.max_in_flight, config.max_queue_size, config.overflow),
+            schemas: RwLock::new(registry),
+            closed: AtomicBool::new(false),
+            entitlements: EntitlementState::new(&config)?,
+            runtime: runtime.handle().clone(),
+            schema_refresh: tokio::sync::Notify::new(),
+            http,
+            key,
+            config,
+            callbacks,
+        });
         let worker_shared = shared.clone();
         let worker = std::thread::Builder::new()
             .name("meterline-worker".into())
             .spawn(move || {
+                entitlements::ON_WORKER.set(true);
                 runtime.block_on(async move {
                     if worker_shared.config.fetch_schemas {
                         tokio::spawn(schemas::refresh_loop(worker_shared.clone()));
                     }
-                    sender::run(worker_shared).await;
+                    sender::run(worker_shared.clone()).await;
+                    worker_shared.entitlements.stream.close().await;
                 });
                 // Dropping the runtime cancels what is left (the schema refresher, batches
                 // abandoned by an expired shutdown).
@@ -200,8 +266,12 @@ impl Client {
             _ => Duration::ZERO,
         };
         match self.shared.pipeline.push(bytes, block) {
-            Push::Queued | Push::Evicted => Ok(id),
-            Push::Full(_) => Err(Error::QueueFull {
+            (Push::Queued | Push::Evicted, seq) => {
+                let time = time_given.then_some(time.as_str());
+                self.shared.record_usage(event_type, subject, &data, time, seq);
+                Ok(id)
+            }
+            (Push::Full(_), _) => Err(Error::QueueFull {
                 capacity: self.shared.config.max_queue_size,
                 policy: self.shared.config.overflow.as_str(),
             }),
@@ -239,7 +309,16 @@ impl Client {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.shared.pipeline.snapshot()
+        let answers = &self.shared.entitlements.counters;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            cache_hits: load(&answers.hits),
+            cache_misses: load(&answers.misses),
+            stale_answers: load(&answers.stale),
+            fallback_answers: load(&answers.fallback),
+            stream_connected: self.shared.entitlements.stream.connected.load(Ordering::Relaxed),
+            ..self.shared.pipeline.snapshot()
+        }
     }
 
     /// Fetches the server's schemas now (normally done in the background at start and every
@@ -314,6 +393,12 @@ fn build_http(config: &Config, key: &ApiKey) -> Result<reqwest::Client, Error> {
         .map_err(|_| Error::config("api_key", "contains characters not allowed in a header"))?;
     auth.set_sensitive(true);
     headers.insert(reqwest::header::AUTHORIZATION, auth);
+    if let Some(token) = &config.customer_token {
+        let mut value = reqwest::header::HeaderValue::from_str(token)
+            .map_err(|_| Error::config("customer_token", "contains characters not allowed in a header"))?;
+        value.set_sensitive(true);
+        headers.insert(CUSTOMER_TOKEN_HEADER, value);
+    }
     reqwest::Client::builder()
         .default_headers(headers)
         .user_agent(concat!("meterline-rust/", env!("CARGO_PKG_VERSION")))

@@ -114,7 +114,8 @@ impl Pipeline {
     }
 
     /// Queues one serialized event. Under `block` waits up to `block_timeout` for room.
-    pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> Push {
+    /// Returns the outcome and, when queued, the event's sequence number.
+    pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> (Push, u64) {
         let event_len = event.len();
         let mut state = self.lock();
         let mut outcome = state.queue.push(event);
@@ -142,10 +143,11 @@ impl Pipeline {
             }
             Push::Full(_) => {
                 Counters::add(&self.counters.dropped, 1);
-                return outcome;
+                return (outcome, 0);
             }
         }
         Counters::add(&self.counters.enqueued, 1);
+        let seq = state.next_seq() - 1;
         // Wake the sender when a batch fills up — once per `flush_at` events, or when the
         // bytes first cross `max_batch_bytes` — not on every push while it is behind (each
         // wake is a syscall on the caller's thread); it re-checks the queue after each batch.
@@ -156,7 +158,7 @@ impl Pipeline {
         if due {
             self.wake_sender.notify_one();
         }
-        outcome
+        (outcome, seq)
     }
 
     /// Gives up on everything not yet delivered (shutdown's deadline passed).

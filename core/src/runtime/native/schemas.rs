@@ -36,7 +36,8 @@ pub(crate) async fn refresh_loop(shared: Arc<Shared>) {
                 shared.callbacks.error(&err);
             }
         }
-        tokio::time::sleep(shared.config.schema_refresh_interval).await;
+        // A stream `schema.updated` wakes it early.
+        let _ = tokio::time::timeout(shared.config.schema_refresh_interval, shared.schema_refresh.notified()).await;
     }
 }
 

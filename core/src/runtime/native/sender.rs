@@ -8,7 +8,7 @@ use std::{
 
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 
-use super::{Callbacks, Shared, pipeline::Counters};
+use super::{Shared, pipeline::Counters};
 use crate::{
     codec::{compress, encode_batch},
     error::Error,
@@ -207,15 +207,4 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-impl Callbacks {
-    /// Calls `on_error`, containing a panicking callback.
-    pub(crate) fn error(&self, err: &Error) {
-        if let Some(cb) = &self.on_error
-            && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(err))).is_err()
-        {
-            tracing::error!("the on_error callback panicked; ignored");
-        }
-    }
 }

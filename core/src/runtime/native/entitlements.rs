@@ -1,0 +1,322 @@
+//! `entitlement()`, `customer_token()` and the local usage accounting of `track()`: the
+//! caller's side. A cache hit is answered on the caller's thread; a miss waits on a
+//! single-flight fetch run by the worker ([`super::fetch`]).
+
+use std::{
+    cell::Cell,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Map, Value};
+
+use super::{
+    Client, Shared, fetch,
+    flight::{Flight, Flights, Landing},
+    stream::StreamControl,
+};
+use crate::{
+    config::Config,
+    customer_token,
+    entitlement::Entitlements,
+    entitlement_cache::{EntitlementAnswer, EntitlementCache, Lookup, MAX_FEATURE_LEN, Source},
+    error::{Error, ValidationError},
+    throttle::ErrorThrottle,
+};
+
+/// Extra time a blocking caller waits past `entitlement_timeout` for the worker to end the
+/// flight (the worker may be busy in an application callback).
+const WAIT_GRACE: Duration = Duration::from_millis(250);
+
+thread_local! {
+    /// True on a client's worker thread, where blocking on a flight would deadlock.
+    pub(crate) static ON_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Wall-clock milliseconds that never go backwards: the wall time at start plus a
+/// monotonic clock, so a clock step does not expire or revive the whole cache. The monotonic
+/// part is the coarse clock (resolution a few milliseconds, a fraction of the cost of a
+/// precise read), which is plenty for TTLs and periods.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    start: coarsetime::Instant,
+    wall_at_start: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        Clock {
+            start: coarsetime::Instant::now(),
+            wall_at_start: wall,
+        }
+    }
+
+    /// Now, in Unix milliseconds.
+    #[inline]
+    pub fn now_ms(&self) -> u64 {
+        self.wall_at_start + coarsetime::Instant::now().duration_since(self.start).as_millis()
+    }
+}
+
+/// Counters behind the entitlement part of `stats()`.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stale: AtomicU64,
+    pub fallback: AtomicU64,
+}
+
+/// The entitlement half of the client's shared state.
+#[derive(Debug)]
+pub(crate) struct EntitlementState {
+    pub cache: Mutex<EntitlementCache>,
+    pub flights: Flights,
+    pub counters: AnswerCounters,
+    pub clock: Clock,
+    /// Set once anything was cached: until then `track()` skips the cache entirely.
+    pub any_cached: AtomicBool,
+    /// Background failures reported to `on_error` at most once a minute per code.
+    pub throttle: Mutex<ErrorThrottle>,
+    pub stream: StreamControl,
+    /// `{endpoint}/v1/customers/`, parsed once.
+    pub base_url: reqwest::Url,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl EntitlementState {
+    pub fn new(config: &Config) -> Result<Self, Error> {
+        let base_url = reqwest::Url::parse(config.base_url())
+            .map_err(|e| Error::config("endpoint", format!("not a valid URL: {e}")))?;
+        if base_url.cannot_be_a_base() {
+            return Err(Error::config("endpoint", "not a valid base URL"));
+        }
+        Ok(EntitlementState {
+            cache: Mutex::new(EntitlementCache::new(config.cache_settings())),
+            flights: Flights::default(),
+            counters: AnswerCounters::default(),
+            clock: Clock::new(),
+            any_cached: AtomicBool::new(false),
+            throttle: Mutex::new(ErrorThrottle::new(60_000)),
+            stream: StreamControl::new(),
+            base_url,
+        })
+    }
+
+    /// Counts the answer by its source and returns it.
+    fn counted(&self, answer: EntitlementAnswer) -> EntitlementAnswer {
+        match answer.source {
+            Source::Stale => self.counters.stale.fetch_add(1, Ordering::Relaxed),
+            Source::Fallback => self.counters.fallback.fetch_add(1, Ordering::Relaxed),
+            Source::Fresh | Source::Cache => 0,
+        };
+        answer
+    }
+}
+
+/// Checks `entitlement()`'s arguments: 1–256 characters each.
+fn check_args(subject: &str, feature: &str) -> Result<(), Error> {
+    // Up to 256 bytes is up to 256 characters: skip counting on the hot path.
+    if subject.is_empty() || subject.len() > crate::event::MAX_ATTRIBUTE_LEN {
+        customer_token::check_subject(subject)?;
+    }
+    if feature.is_empty() || feature.len() > MAX_FEATURE_LEN {
+        if feature.is_empty() {
+            return Err(ValidationError::invalid_argument("/feature", "feature must not be empty").into());
+        }
+        if feature.chars().count() > MAX_FEATURE_LEN {
+            return Err(ValidationError::invalid_argument(
+                "/feature",
+                format!("feature must be at most {MAX_FEATURE_LEN} characters"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// What the fast path decided.
+enum Next {
+    Answer(EntitlementAnswer),
+    Wait(Arc<Flight>),
+}
+
+impl Client {
+    /// Whether `subject` may use `feature`, with the details of the entitlement and where the
+    /// answer came from ([`Source`]).
+    ///
+    /// A cached answer within its TTL is returned at once, on the caller's thread. Past its
+    /// TTL (up to `max_stale`) it is still returned at once, as `stale`, while one
+    /// background revalidation runs. Otherwise the subject's entitlements are fetched —
+    /// concurrent callers for one subject share one request — and this call waits at most
+    /// `entitlement_timeout` before answering the configured fallback (deny when none).
+    /// Metered usage includes the events this client tracked that the server has not
+    /// counted yet.
+    ///
+    /// Errors only for bad arguments (`invalid_argument` naming `/subject` or `/feature`:
+    /// empty or over 256 characters) and after shutdown (`client_closed`). Network and
+    /// server failures give `stale` or `fallback` answers whose `reason` says what happened;
+    /// they also go to `on_error` (at most once a minute per kind). Blocking: from async
+    /// code use [`Client::entitlement_async`].
+    ///
+    /// ```no_run
+    /// # use meterline_core::{Client, Config};
+    /// # let client = Client::new(Config::new("ml_sk_abc_0123456789abcdef0123", "http://127.0.0.1:8080"))?;
+    /// let answer = client.entitlement("customer-42", "api_calls")?;
+    /// if !answer.has_access {
+    ///     println!("limit reached ({:?}, {:?})", answer.source, answer.reason);
+    /// }
+    /// # Ok::<(), meterline_core::Error>(())
+    /// ```
+    pub fn entitlement(&self, subject: &str, feature: &str) -> Result<EntitlementAnswer, Error> {
+        let flight = match self.lookup(subject, feature)? {
+            Next::Answer(answer) => return Ok(answer),
+            Next::Wait(flight) => flight,
+        };
+        let ents = &self.shared.entitlements;
+        if ON_WORKER.get() {
+            // Called from a callback on the worker, which must run the fetch: do not wait.
+            let reason = "not waiting for the server: called on the meterline worker thread (from a callback)";
+            let now = ents.clock.now_ms();
+            return Ok(ents.counted(lock(&ents.cache).answer_or_fallback(subject, feature, reason, now)));
+        }
+        let landing = flight.wait(self.shared.config.entitlement_timeout + WAIT_GRACE);
+        Ok(self.after_flight(subject, feature, landing))
+    }
+
+    /// [`Client::entitlement`] for async callers: the same answers, and a miss awaits the
+    /// shared fetch without blocking the executor. Works under any executor (the client's
+    /// own worker runs the fetch and its timeout).
+    pub async fn entitlement_async(&self, subject: &str, feature: &str) -> Result<EntitlementAnswer, Error> {
+        let flight = match self.lookup(subject, feature)? {
+            Next::Answer(answer) => return Ok(answer),
+            Next::Wait(flight) => flight,
+        };
+        let landing = flight.wait_async().await;
+        Ok(self.after_flight(subject, feature, Some(landing)))
+    }
+
+    /// The fast path: a cached answer, or the flight to wait on. Inlined so the answer is
+    /// built where the caller returns it (each move of it is a ~150-byte copy).
+    #[inline(always)]
+    fn lookup(&self, subject: &str, feature: &str) -> Result<Next, Error> {
+        check_args(subject, feature)?;
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let ents = &self.shared.entitlements;
+        let now = ents.clock.now_ms();
+        let lookup = lock(&ents.cache).lookup(subject, feature, now);
+        let counters = &ents.counters;
+        match lookup {
+            Lookup::Hit(answer) => {
+                counters.hits.fetch_add(1, Ordering::Relaxed);
+                Ok(Next::Answer(answer))
+            }
+            Lookup::Stale { answer, revalidate } => {
+                counters.hits.fetch_add(1, Ordering::Relaxed);
+                if revalidate {
+                    fetch::start(&self.shared, subject);
+                }
+                Ok(Next::Answer(ents.counted(answer)))
+            }
+            Lookup::Backoff(answer) => {
+                counters.misses.fetch_add(1, Ordering::Relaxed);
+                Ok(Next::Answer(ents.counted(answer)))
+            }
+            Lookup::Miss => {
+                counters.misses.fetch_add(1, Ordering::Relaxed);
+                Ok(Next::Wait(fetch::start(&self.shared, subject)))
+            }
+        }
+    }
+
+    /// The answer once the flight landed (`None`: the worker did not end it in time).
+    fn after_flight(&self, subject: &str, feature: &str, landing: Option<Landing>) -> EntitlementAnswer {
+        let ents = &self.shared.entitlements;
+        let now = ents.clock.now_ms();
+        let reason = match landing {
+            Some(Landing::Answered(body)) => {
+                let cached = lock(&ents.cache).answer(subject, feature, Source::Fresh);
+                if let Some(answer) =
+                    cached.or_else(|| body.map(|b| EntitlementAnswer::from_entitlements(&b, feature, Source::Fresh)))
+                {
+                    return answer;
+                }
+                "the answer was evicted from the cache before it could be read (cache_size too small)".to_owned()
+            }
+            Some(Landing::Failed(reason)) => reason,
+            None => format!("timeout after {:?}", self.shared.config.entitlement_timeout),
+        };
+        ents.counted(lock(&ents.cache).answer_or_fallback(subject, feature, &reason, now))
+    }
+
+    /// Caches an entitlement answer obtained elsewhere (bootstrapped into the page, computed
+    /// by a test), as if just fetched; an answer older than the cached one is ignored. The
+    /// subject then gets stream updates like any cached subject.
+    ///
+    /// Errors: `invalid_argument` for a bad `subject`, `client_closed` after shutdown.
+    pub fn prime_entitlements(&self, answer: Entitlements) -> Result<(), Error> {
+        customer_token::check_subject(&answer.subject)?;
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let counted_through = self.shared.pipeline.lock().low_watermark();
+        let ents = &self.shared.entitlements;
+        let subject = answer.subject.clone();
+        let completion = lock(&ents.cache).insert(answer, None, ents.clock.now_ms(), counted_through);
+        fetch::after_completion(&self.shared, &subject, &completion);
+        Ok(())
+    }
+
+    /// Mints a customer token (DESIGN §6) for `subject`, valid for `ttl` (rounded up to
+    /// whole seconds; at most 30 days): a JWT signed with HS256 by this secret key's
+    /// customer-token signing key. Hand it to a browser or app, which passes it with its
+    /// publishable key (`customer_token` option). Offline: no request is made.
+    ///
+    /// Errors: `invalid_config` (`api_key`) unless the client has a secret key;
+    /// `invalid_argument` for a bad `/subject` or `/ttl`.
+    pub fn customer_token(&self, subject: &str, ttl: Duration) -> Result<String, Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        customer_token::mint(&self.shared.key, subject, ttl, now)
+    }
+}
+
+impl Shared {
+    /// Counts a tracked event into the cached usage of its subject (see
+    /// [`EntitlementCache::record_event`]). `seq` is the event's queue sequence number.
+    pub(crate) fn record_usage(
+        &self,
+        event_type: &str,
+        subject: &str,
+        data: &Map<String, Value>,
+        time: Option<&str>,
+        seq: u64,
+    ) {
+        let ents = &self.entitlements;
+        if !ents.any_cached.load(Ordering::Relaxed) {
+            return;
+        }
+        let at = match time {
+            None => ents.clock.now_ms(),
+            Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(t) => t.timestamp_millis().max(0) as u64,
+                Err(_) => return,
+            },
+        };
+        lock(&ents.cache).record_event(event_type, subject, data, at, seq);
+    }
+}
