@@ -297,3 +297,35 @@ fn the_stream_starts_with_the_first_cached_subject_and_reports_its_state() {
     client.shutdown(Duration::from_secs(5)).unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[test]
+fn cached_entitlement_never_waits_and_starts_one_background_fetch() {
+    let (endpoint, accepted) = silent_endpoint();
+    let mut c = config(&endpoint);
+    c.fallbacks.features.insert("sso".into(), Fallback::Access(true));
+    let client = Client::new(c).unwrap();
+    for feature in ["sso", "api_calls", "sso"] {
+        let started = Instant::now();
+        let a = client.cached_entitlement("c1", feature).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((a.source, a.has_access), (Source::Fallback, feature == "sso"));
+        assert_eq!(a.reason.as_deref(), Some("not cached yet: fetching in the background"));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one fetch for all three calls");
+
+    // A cached answer is served as by entitlement().
+    client.prime_entitlements(answer("c2", 10, 3)).unwrap();
+    let a = client.cached_entitlement("c2", "api_calls").unwrap();
+    assert_eq!((a.source, a.has_access, a.remaining), (Source::Cache, true, Some(7.0)));
+    assert!(matches!(
+        client.cached_entitlement("", "sso"),
+        Err(Error::Validation(v)) if v.path == "/subject"
+    ));
+    client.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(matches!(client.cached_entitlement("c2", "sso"), Err(Error::Closed)));
+}

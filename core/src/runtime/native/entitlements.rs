@@ -206,6 +206,25 @@ impl Client {
         Ok(self.after_flight(subject, feature, Some(landing)))
     }
 
+    /// [`Client::entitlement`] without ever waiting: the cached answer (`cache`, or `stale`
+    /// past its TTL while a revalidation runs), or on a miss the configured fallback at once
+    /// (reason `not cached yet: fetching in the background`) while one fetch fills the cache
+    /// for the next call. For synchronous code on a thread that must not block (a Node
+    /// request handler, a UI thread), and to warm the cache early.
+    ///
+    /// Errors only for bad arguments and after shutdown, as [`Client::entitlement`].
+    pub fn cached_entitlement(&self, subject: &str, feature: &str) -> Result<EntitlementAnswer, Error> {
+        match self.lookup(subject, feature)? {
+            Next::Answer(answer) => Ok(answer),
+            Next::Wait(_) => {
+                let ents = &self.shared.entitlements;
+                let now = ents.clock.now_ms();
+                let reason = "not cached yet: fetching in the background";
+                Ok(ents.counted(lock(&ents.cache).answer_or_fallback(subject, feature, reason, now)))
+            }
+        }
+    }
+
     /// The fast path: a cached answer, or the flight to wait on. Inlined so the answer is
     /// built where the caller returns it (each move of it is a ~150-byte copy).
     #[inline(always)]
