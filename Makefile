@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test lint bench fuzz wasm test-python bench-python test-node bench-node
+.PHONY: help demo test lint bench fuzz wasm test-python bench-python test-node bench-node test-openapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ fuzz: ## run every cargo-fuzz target for FUZZ_SECONDS (default 60) each
 
 wasm: ## build the core's I/O-free half for wasm32-unknown-unknown
 	@scripts/check-wasm.sh
+
+test-openapi: ## the live server against its /openapi.json with schemathesis (installed into target/tools)
+	@scripts/test-openapi.sh
 
 test-python: ## the Python package: wheel (maturin) into bindings-python/.venv, pytest against a real server
 	@scripts/test-python.sh

@@ -28,6 +28,12 @@ else
   echo "wasm: 0 passed, 1 failed" >>"$summary"
 fi
 
+step "OpenAPI: the server's answers against /openapi.json (schemathesis)"
+before=$(wc -l <"$summary")
+if ! scripts/test-openapi.sh "$summary" && [ "$(wc -l <"$summary")" -eq "$before" ]; then
+  echo "openapi: 0 passed, 1 failed" >>"$summary"
+fi
+
 # Each binding suite appends its own summary line; a suite that fails before it can count
 # still shows up as a failure.
 for lang in python node; do

@@ -130,3 +130,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     response
 }
+
+/// The OpenAPI 3.1 description of this API (`server-ref/openapi.json`, kept in step with the
+/// routes by `tests/openapi.rs` and checked against live answers by schemathesis in `make test`).
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// `GET /openapi.json`: the OpenAPI document; no key needed.
+pub async fn openapi() -> Response {
+    let mut response = OPENAPI_JSON.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
