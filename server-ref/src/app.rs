@@ -205,24 +205,24 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
     tracing::info!(%addr, database = %config.storage.database_url, "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move {
-                let mut stop_rx = stop_rx;
-                let _ = stop_rx.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
+    let limits = crate::listener::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+        max_connections: config.server.max_connections,
+    };
+    let mut server = tokio::spawn(crate::listener::serve(listener, router(state), limits, async move {
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.wait_for(|s| *s).await;
+    }));
     tokio::select! {
         result = &mut server => {
-            result??;
+            result?;
         }
         signal = shutdown_signal() => {
             tracing::info!(signal, "shutting down: finishing in-flight requests");
             let _ = stop_tx.send(true);
             streams.shutting_down();
             match tokio::time::timeout(config.shutdown_timeout(), &mut server).await {
-                Ok(result) => result??,
+                Ok(result) => result?,
                 Err(_) => {
                     tracing::warn!("in-flight requests did not finish in time; closing them");
                     server.abort();

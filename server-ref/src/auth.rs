@@ -308,13 +308,29 @@ impl KeyVerifier {
     }
 }
 
+/// The one value of a credential header; two or more are refused (a proxy in front might
+/// check one and this server use another).
+pub fn single_header<'a>(
+    headers: &'a axum::http::HeaderMap,
+    name: &str,
+) -> Result<Option<&'a axum::http::HeaderValue>, String> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(format!("the {name} header is given more than once"));
+    }
+    Ok(first)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     /// `Authorization: Bearer <key>`, plus `X-Meterline-Customer-Token` for a publishable
     /// key; see [`authenticate`].
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = match parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let authorization = single_header(&parts.headers, axum::http::header::AUTHORIZATION.as_str())
+            .map_err(ApiError::unauthorized)?;
+        let header = match authorization {
             None => None,
             Some(value) => Some(
                 value
@@ -324,9 +340,8 @@ impl FromRequestParts<AppState> for Caller {
         };
         let key = bearer_key(header)?;
         // A token header that is not text is verified as an empty (malformed) token.
-        let token = parts
-            .headers
-            .get(CUSTOMER_TOKEN_HEADER)
+        let token = single_header(&parts.headers, CUSTOMER_TOKEN_HEADER)
+            .map_err(ApiError::unauthorized)?
             .map(|value| value.to_str().unwrap_or_default());
         Ok(authenticate(state, key, token).await?.caller)
     }

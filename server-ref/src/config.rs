@@ -52,6 +52,13 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// How long a graceful shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// A connection must send a request's complete headers within this time — from when it
+    /// opens, and again after each answer on a kept-alive connection — or it is closed
+    /// (slow-loris and idle connections).
+    pub header_read_timeout_secs: u64,
+    /// Open HTTP connections at most (WebSocket streams included); further ones wait in the
+    /// listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +67,8 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout_secs: 30,
             shutdown_timeout_secs: 30,
+            header_read_timeout_secs: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -215,6 +224,11 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         let positive = [
             ("server.request_timeout_secs", self.server.request_timeout_secs as usize),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs as usize,
+            ),
+            ("server.max_connections", self.server.max_connections),
             ("storage.read_connections", self.storage.read_connections as usize),
             ("storage.writer_queue", self.storage.writer_queue),
             ("storage.max_commit_events", self.storage.max_commit_events),

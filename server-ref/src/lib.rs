@@ -23,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod ingest;
+pub mod listener;
 pub mod ratelimit;
 pub mod schemas;
 pub mod store;

@@ -24,7 +24,7 @@ use axum::{
 use super::connection;
 use crate::{
     app::AppState,
-    auth::{CUSTOMER_TOKEN_HEADER, bearer_key},
+    auth::{CUSTOMER_TOKEN_HEADER, bearer_key, single_header},
     error::ApiError,
 };
 
@@ -120,16 +120,21 @@ pub async fn get_stream(
 /// The credentials of the request: the `Authorization` header first, then the offered
 /// subprotocols.
 pub fn presented(headers: &HeaderMap, offered: &[String]) -> Presented {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
+    let (authorization, token) = match (
+        single_header(headers, header::AUTHORIZATION.as_str()),
+        single_header(headers, CUSTOMER_TOKEN_HEADER),
+    ) {
+        (Ok(authorization), Ok(token)) => (authorization, token),
+        (Err(e), _) | (_, Err(e)) => return Presented::Unusable(e),
+    };
+    if let Some(value) = authorization {
         let Ok(text) = value.to_str() else {
             return Presented::Unusable("the Authorization header is not valid text".into());
         };
         return match bearer_key(Some(text)) {
             Ok(key) => Presented::Credentials {
                 key: key.to_owned(),
-                token: headers
-                    .get(CUSTOMER_TOKEN_HEADER)
-                    .map(|v| v.to_str().unwrap_or_default().to_owned()),
+                token: token.map(|v| v.to_str().unwrap_or_default().to_owned()),
             },
             Err(e) => Presented::Unusable(e.message),
         };
@@ -167,6 +172,21 @@ mod tests {
                 token: Some("t.o.k".into())
             }
         );
+    }
+
+    #[test]
+    fn repeated_credential_headers_are_unusable() {
+        for name in [header::AUTHORIZATION.as_str(), CUSTOMER_TOKEN_HEADER] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer ml_sk_a_b"));
+            headers.append(name, HeaderValue::from_static("x.y.z"));
+            headers.append(name, HeaderValue::from_static("Bearer ml_sk_c_d"));
+            let got = presented(&headers, &[]);
+            assert!(
+                matches!(&got, Presented::Unusable(m) if m.contains("more than once")),
+                "{name}: {got:?}"
+            );
+        }
     }
 
     #[test]

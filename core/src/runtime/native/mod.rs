@@ -404,6 +404,9 @@ fn build_http(config: &Config, key: &ApiKey) -> Result<reqwest::Client, Error> {
         .user_agent(concat!("meterline-rust/", env!("CARGO_PKG_VERSION")))
         .timeout(config.request_timeout)
         .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+        // Below the server's idle limit (meterline-server: 30 s), so a pooled connection is
+        // dropped here before the server closes it under a request.
+        .pool_idle_timeout(Duration::from_secs(20))
         .build()
         .map_err(|e| {
             Error::config(
