@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test lint bench fuzz wasm test-python bench-python test-node bench-node test-openapi
+.PHONY: help demo test lint bench fuzz wasm test-python bench-python test-node bench-node test-openapi faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ lint: ## rustfmt, clippy -D warnings, and the bindings' formatters
 
 bench: ## criterion benches and the server ingest bench; figures go to bench/RESULTS.md
 	@scripts/bench.sh
+
+faults: ## the SDK through a fault proxy into the server: FAULT_EVENTS (default 1,000,000) events, summary table
+	@scripts/faults.sh
 
 fuzz: ## run every cargo-fuzz target for FUZZ_SECONDS (default 60) each
 	@scripts/fuzz.sh

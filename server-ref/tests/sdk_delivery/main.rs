@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod chaos;
 #[path = "../common/mod.rs"]
 mod common;
+mod faults;
 mod proxy;
 
 use std::{

@@ -1,0 +1,329 @@
+//! The fault run (issue 8): the SDK sends `FAULT_EVENTS` events (default 50,000; `make
+//! faults` runs 1,000,000 in release) through [`ChaosProxy`] while it cycles through latency
+//! and jitter, resets mid-request and mid-response, stalls past the client's timeout, a
+//! bandwidth cap, 503 and 429 storms, cuts of every connection (streams included) and
+//! `kill -9` + restart of the server. Meanwhile the catalog changes for five customers whose
+//! entitlements five other clients hold and follow over the stream. At the end: stored ==
+//! accepted, nothing twice, and every subscriber holds the server's answer. Prints a summary
+//! table.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use meterline_core::{Client, Config, OverflowPolicy};
+use serde_json::json;
+
+use super::{
+    chaos::{ChaosProxy, Fault, Plan},
+    common::{
+        self, Server,
+        catalog::{entitlements, put_ok, standard_catalog},
+    },
+    config, rt, stored_ids,
+};
+
+const SUBSCRIBERS: usize = 5;
+
+fn events_to_send() -> usize {
+    std::env::var("FAULT_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000)
+}
+
+/// The faults, one phase each, in order; every third phase also restarts the server.
+fn phases() -> Vec<Fault> {
+    vec![
+        Fault::Latency {
+            base: Duration::from_millis(5),
+            jitter: Duration::from_millis(40),
+        },
+        Fault::ResetRequest { within: 64 * 1024 },
+        Fault::ResetResponse { within: 200 },
+        Fault::Stall {
+            hold: Duration::from_secs(3),
+        },
+        Fault::Bandwidth {
+            bytes_per_sec: 256 * 1024,
+        },
+        Fault::Status(503),
+        Fault::Status(429),
+    ]
+}
+
+fn client_config(key: &str, endpoint: &str, events: usize) -> Config {
+    let mut c = config(key, endpoint);
+    c.source = "fault-run".into();
+    c.request_timeout = Duration::from_secs(2);
+    c.retry.max_delay = Duration::from_millis(500);
+    c.retry.max_retry_after = Duration::from_secs(1);
+    c.max_queue_size = events.max(1_000);
+    c.overflow = OverflowPolicy::Block;
+    c.fetch_schemas = false;
+    c
+}
+
+#[test]
+fn events_through_every_fault_are_stored_exactly_once_and_subscribers_converge() {
+    let total = events_to_send();
+    let rt = rt();
+    let dir = common::tempdir();
+    // Short answer TTLs: a subscriber whose stream is down revalidates soon after.
+    common::write_config(dir.path(), "[entitlements]\nttl_ms = 5000\n");
+    let mut server = Server::start_in(dir.clone(), &[]);
+    let (sk, ak) = (server.sk().to_owned(), server.ak().to_owned());
+    let customers: Vec<String> = (0..SUBSCRIBERS).map(|i| format!("sub-{i}")).collect();
+    rt.block_on(async {
+        standard_catalog(&server, &ak).await;
+        for c in &customers {
+            put_ok(&server, &ak, &format!("customers/{c}"), json!({"plan":"pro"})).await;
+        }
+    });
+    let proxy = rt.block_on(ChaosProxy::start(&server.url, 0x5eed));
+
+    // The subscribers: each caches its customer's answer, which opens its stream.
+    let subscribers: Vec<Client> = customers
+        .iter()
+        .map(|c| {
+            let mut config = client_config(&sk, &proxy.url, 1_000);
+            config.source = "fault-run-subscriber".into();
+            let client = Client::new(config).unwrap();
+            let answer = client.entitlement(c, "tier").unwrap();
+            assert_eq!(answer.value.as_deref(), Some(&json!({"seats": 10})), "{answer:?}");
+            client
+        })
+        .collect();
+
+    // The producer.
+    let client = Client::new(client_config(&sk, &proxy.url, total)).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let producer = {
+        let (client, done) = (client.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut accepted = HashSet::with_capacity(total);
+            // Spread over about five seconds, so the faults meet the traffic.
+            let pace = Duration::from_secs(5).as_secs_f64() / total as f64;
+            for i in 0..total {
+                if i % 1_000 == 0 {
+                    let due = Duration::from_secs_f64(pace * i as f64);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let id = format!("ev-{i}");
+                client
+                    .track(
+                        "api.call",
+                        &format!("c{}", i % 100),
+                        json!({"tokens": 1}),
+                        Some(id.clone()),
+                        None,
+                    )
+                    .unwrap();
+                accepted.insert(id);
+            }
+            done.store(true, Ordering::Release);
+            accepted
+        })
+    };
+
+    // The faults, phase after phase, until the producer is done (and each at least once).
+    let faults = phases();
+    let (mut phase, mut restarts, mut changes) = (0usize, 0u64, 0u64);
+    while !done.load(Ordering::Acquire) || phase < faults.len() {
+        let fault = faults[phase % faults.len()];
+        // A storm: every connection opened in this phase gets the fault.
+        proxy.set_plan(Plan {
+            rate: 1.0,
+            faults: vec![fault],
+        });
+        proxy.cut_all();
+        if phase % 3 == 2 {
+            server.kill9();
+            proxy.set_upstream(None);
+            std::thread::sleep(Duration::from_millis(300));
+            server = Server::start_in(dir.clone(), &[]);
+            proxy.set_upstream(Some(&server.url));
+            restarts += 1;
+        }
+        // A catalog change for one subscriber's customer, straight to the server.
+        let customer = &customers[phase % SUBSCRIBERS];
+        let seats = 100 + phase;
+        rt.block_on(put_ok(
+            &server,
+            &ak,
+            &format!("customers/{customer}"),
+            json!({"plan":"pro","overrides":{"tier":{"value":{"seats": seats}}}}),
+        ));
+        changes += 1;
+        std::thread::sleep(Duration::from_millis(700));
+        phase += 1;
+    }
+    let accepted = producer.join().unwrap();
+    proxy.set_plan(Plan::clean());
+    client.flush(Duration::from_secs(300)).unwrap();
+    let sent_in = started.elapsed();
+
+    // Stored == accepted, nothing twice.
+    let stored = stored_ids(&rt, &server, &sk);
+    let unique: HashSet<&String> = stored.iter().collect();
+    let duplicated = stored.len() - unique.len();
+    let lost = accepted.iter().filter(|id| !unique.contains(id)).count();
+    let stats = client.stats();
+
+    // Every subscriber ends with the server's answer for its customer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut converged = 0;
+    for (client, customer) in subscribers.iter().zip(&customers) {
+        let want = rt.block_on(entitlements(&server, &sk, customer));
+        let want_version = want["version"].as_u64().unwrap();
+        loop {
+            let got = client.cached_entitlement(customer, "tier").unwrap();
+            if got.version == Some(want_version) && got.value.as_deref() == Some(&want["entitlements"]["tier"]["value"])
+            {
+                converged += 1;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{customer}: holds {got:?}, the server says {want}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let mut table = String::from("\nfault run summary\n");
+    table.push_str(&format!(
+        "  {:<28} {:>10}\n",
+        "events tracked (accepted)",
+        accepted.len()
+    ));
+    table.push_str(&format!("  {:<28} {:>10}\n", "events stored", unique.len()));
+    table.push_str(&format!("  {:<28} {:>10}\n", "lost", lost));
+    table.push_str(&format!("  {:<28} {:>10}\n", "stored twice", duplicated));
+    table.push_str(&format!("  {:<28} {:>10}\n", "resent, deduplicated", stats.duplicates));
+    table.push_str(&format!("  {:<28} {:>10}\n", "SDK retries", stats.retried));
+    table.push_str(&format!("  {:<28} {:>10}\n", "server kill -9 + restart", restarts));
+    table.push_str(&format!("  {:<28} {:>10}\n", "catalog changes", changes));
+    table.push_str(&format!(
+        "  {:<28} {:>7} of {SUBSCRIBERS}\n",
+        "subscribers converged", converged
+    ));
+    table.push_str(&format!("  {:<28} {:>10}\n", "proxy connections", proxy.connections()));
+    for (fault, count) in proxy.injected() {
+        table.push_str(&format!("  fault: {fault:<21} {count:>10}\n"));
+    }
+    table.push_str(&format!(
+        "  {:<28} {:>9.1}s\n",
+        "time to deliver",
+        sent_in.as_secs_f64()
+    ));
+    eprintln!("{table}");
+
+    assert_eq!(lost, 0, "{table}");
+    assert_eq!(duplicated, 0, "{table}");
+    assert_eq!(unique.len(), accepted.len(), "{table}");
+    assert_eq!(stats.dropped, 0, "{table}");
+    assert!(stats.retried > 0, "the faults reached the client: {table}");
+    for fault in faults {
+        assert!(
+            proxy.injected().contains_key(fault.name()),
+            "{} never injected: {table}",
+            fault.name()
+        );
+    }
+    for subscriber in subscribers {
+        subscriber.shutdown(Duration::from_secs(5)).unwrap();
+    }
+    client.shutdown(Duration::from_secs(5)).unwrap();
+}
+
+/// Resident memory of this process, bytes (Linux).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[test]
+fn memory_stays_bounded_while_the_server_is_down_under_constant_load() {
+    let Some(rss_start) = rss_bytes() else {
+        eprintln!("SKIPPED: /proc/self/statm is not readable here, RSS cannot be measured");
+        return;
+    };
+    const QUEUE: usize = 20_000;
+    let rt = rt();
+    let server = Server::start();
+    let proxy = rt.block_on(ChaosProxy::start(&server.url, 7));
+    proxy.set_upstream(None); // the server is "down": every connection is refused
+    let mut c = config(server.sk(), &proxy.url);
+    c.max_queue_size = QUEUE;
+    c.fetch_schemas = false;
+    // Waiting events are bounded by max_queue_size; batches in flight (being retried) come on top.
+    let held_at_most = (QUEUE + c.max_in_flight * c.flush_at) as u64;
+    let client = Client::new(c).unwrap();
+
+    let pad = "x".repeat(200);
+    let mut accepted = HashSet::new();
+    let mut refused = 0u64;
+    let mut track = |i: usize| match client.track(
+        "api.call",
+        "c1",
+        json!({"tokens": i, "pad": pad}),
+        Some(format!("out-{i}")),
+        None,
+    ) {
+        Ok(id) => {
+            accepted.insert(id);
+        }
+        Err(e) => {
+            assert_eq!(e.code(), "queue_full", "{e}");
+            refused += 1;
+        }
+    };
+    // Fill the queue, then keep the load on for three seconds.
+    let mut i = 0;
+    while i < QUEUE {
+        track(i);
+        i += 1;
+    }
+    let rss_full = rss_bytes().unwrap();
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(3) {
+        track(i);
+        i += 1;
+    }
+    let rss_after = rss_bytes().unwrap();
+    let stats = client.stats();
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let summary = format!(
+        "outage: {i} events tracked, {} accepted, {refused} refused (queue_full); {} held (waiting + in flight; max_queue_size {QUEUE}); \
+         RSS {:.1} MiB at start, {:.1} MiB with the queue full, {:.1} MiB after 3 s more load",
+        accepted.len(),
+        stats.queue_length,
+        mib(rss_start),
+        mib(rss_full),
+        mib(rss_after),
+    );
+    eprintln!("{summary}");
+    assert!(refused > 0 && i > 2 * QUEUE, "{summary}");
+    assert!(stats.queue_length <= held_at_most, "{summary}");
+    assert_eq!(stats.dropped, refused, "{summary}");
+    assert!(
+        rss_after.saturating_sub(rss_full) < 32 * 1024 * 1024,
+        "memory grew under constant load with the queue full: {summary}"
+    );
+
+    // The server comes back: everything accepted arrives, once.
+    proxy.set_upstream(Some(&server.url));
+    client.flush(Duration::from_secs(120)).unwrap();
+    super::assert_exactly_once(&stored_ids(&rt, &server, server.sk()), &accepted);
+    client.shutdown(Duration::from_secs(5)).unwrap();
+}
