@@ -266,3 +266,144 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// Every documented operation (`openapi.json`), called with project B's secret and admin keys
+/// on project A's resources: no answer shows A's data, and afterwards A's data is exactly
+/// as before.
+#[tokio::test]
+async fn no_documented_endpoint_lets_one_project_read_or_change_another() {
+    let s = Server::start();
+    let (a_sk, a_ak) = (s.sk().to_owned(), s.ak().to_owned());
+    // Project A's data, marked with text that never appears in a request.
+    s.call(
+        "PUT",
+        "/v1/admin/schemas/alpha.type",
+        &a_ak,
+        Some(json!({"type":"object","title":"alpha-schema-marker"})),
+    )
+    .await;
+    for (path, body) in [
+        ("features/alpha-feat", json!({"kind":"config"})),
+        (
+            "plans/alpha-plan",
+            json!({"features":{"alpha-feat":{"value":"alpha-config-marker"}}}),
+        ),
+        ("customers/alpha-cust", json!({"plan":"alpha-plan"})),
+    ] {
+        common::catalog::put_ok(&s, &a_ak, path, body).await;
+    }
+    let mut event = ev("alpha-event");
+    event["type"] = json!("alpha.type");
+    event["subject"] = json!("alpha-cust");
+    event["data"] = json!({"note": "alpha-data-marker"});
+    assert_eq!(s.send(&[event]).await.1["accepted"], 1);
+    let (_, keys) = s.get("/v1/admin/keys", &a_ak).await;
+    let a_key_id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
+    let markers = [
+        "alpha-schema-marker",
+        "alpha-config-marker",
+        "alpha-data-marker",
+        a_key_id.as_str(),
+    ];
+
+    let snapshot = |s: &Server| {
+        let (sk, ak) = (a_sk.clone(), a_ak.clone());
+        let s_url = s.url.clone();
+        async move {
+            let http = reqwest::Client::new();
+            let mut out = Vec::new();
+            for (path, key) in [
+                ("/v1/events?limit=1000", &sk),
+                ("/v1/schema", &sk),
+                ("/v1/admin/schemas", &ak),
+                ("/v1/admin/settings", &ak),
+                ("/v1/admin/keys", &ak),
+                ("/v1/admin/features", &ak),
+                ("/v1/admin/plans", &ak),
+                ("/v1/admin/customers", &ak),
+                ("/v1/customers/alpha-cust/entitlements", &sk),
+                ("/v1/customers/alpha-cust/usage", &sk),
+            ] {
+                let resp = http
+                    .get(format!("{s_url}{path}"))
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200, "{path}");
+                out.push((path, resp.json::<Value>().await.unwrap()));
+            }
+            out
+        }
+    };
+    let before = snapshot(&s).await;
+
+    // Project B.
+    let out = common::cli(s.dir.path(), &["admin", "project", "create", "beta"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b_keys = [
+        common::key_line(&out.stdout, "secret"),
+        common::key_line(&out.stdout, "admin"),
+    ];
+
+    let doc: Value = serde_json::from_str(meterline_server::health::OPENAPI_JSON).unwrap();
+    let mut calls = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{type}", "alpha.type")
+            .replace("{id}", &a_key_id)
+            .replace("{subject}", "alpha-cust")
+            .replace(
+                "{key}",
+                if path.contains("/plans/") {
+                    "alpha-plan"
+                } else {
+                    "alpha-feat"
+                },
+            );
+        let body = if path.contains("/features/") {
+            json!({"kind":"boolean"})
+        } else if path.contains("/plans/") {
+            json!({"features":{}})
+        } else if path.contains("/customers/") {
+            json!({})
+        } else if path.contains("/schemas/") {
+            json!({"type":"object"})
+        } else if path.ends_with("/settings") {
+            json!({"strict_types": true})
+        } else if path.ends_with("/keys") {
+            json!({"kind":"secret"})
+        } else {
+            json!([ev("alpha-event")])
+        };
+        for method in item.as_object().unwrap().keys().filter(|m| *m != "parameters") {
+            for key in &b_keys {
+                let resp = s
+                    .http
+                    .request(method.to_uppercase().parse().unwrap(), format!("{}{concrete}", s.url))
+                    .bearer_auth(key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                // Unescaped text: /metrics and /openapi.json are not JSON objects of data.
+                let text = resp.text().await.unwrap();
+                assert!(status.as_u16() < 500, "{method} {concrete}: {status} {text}");
+                // (An id the request itself carries may be echoed in the error.)
+                for marker in markers.iter().filter(|m| !concrete.contains(**m)) {
+                    assert!(
+                        !text.contains(marker),
+                        "{method} {concrete} with a project B key shows A's {marker:?}: {text}"
+                    );
+                }
+                calls += 1;
+            }
+        }
+    }
+    assert!(calls >= 56, "{calls} calls");
+    let after = snapshot(&s).await;
+    for ((path, was), (_, now)) in before.iter().zip(&after) {
+        assert_eq!(was, now, "project A's {path} changed");
+    }
+}
