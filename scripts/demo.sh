@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job in one command: start meterline-server on its embedded SQLite, run the quick
-# start (track events, read entitlements when available, print what the server stored), stop.
+# starts (read entitlements, track events, print what the server stored), stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -15,7 +15,9 @@ rm -rf "$demo_dir" && mkdir -p "$demo_dir"
 log="$demo_dir/server.log"
 
 step "Starting meterline-server (SQLite file $demo_dir/meterline.db)"
-target/debug/meterline-server serve --bind 127.0.0.1:0 --database-url "sqlite://$demo_dir/meterline.db" >"$log" 2>&1 &
+# examples/quickstart.toml: the demo catalog (plans free and pro, customers customer-42 and customer-7).
+target/debug/meterline-server serve --bind 127.0.0.1:0 --database-url "sqlite://$demo_dir/meterline.db" \
+  --config examples/quickstart.toml >"$log" 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
