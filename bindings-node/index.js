@@ -526,7 +526,10 @@ class Client extends EventEmitter {
     try {
       this.#native.primeEntitlements(JSON.stringify(payload));
     } catch (e) {
-      throw toError(e);
+      const error = toError(e);
+      // The core names the field inside the answer (`/subject`); the argument is `payload`.
+      if (error instanceof ArgumentError) error.argument = 'payload';
+      throw error;
     }
   }
 
