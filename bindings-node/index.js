@@ -465,7 +465,7 @@ class Client extends EventEmitter {
       checkName('subject', subject);
       checkName('feature', feature);
       const answer = this.#native.entitlement(subject, feature);
-      return answer instanceof Promise ? answer.then(undefined, rejectWith) : Promise.resolve(answer);
+      return typeof answer === 'string' ? Promise.resolve(JSON.parse(answer)) : answer.then(JSON.parse, rejectWith);
     } catch (e) {
       return Promise.reject(toError(e));
     }
@@ -481,7 +481,7 @@ class Client extends EventEmitter {
     checkName('subject', subject);
     checkName('feature', feature);
     try {
-      return this.#native.cachedEntitlement(subject, feature);
+      return JSON.parse(this.#native.cachedEntitlement(subject, feature));
     } catch (e) {
       throw toError(e);
     }

@@ -73,13 +73,15 @@ export declare class NativeClient {
    * (or a stale or backoff answer) is returned as the answer itself, without a thread hop;
    * a miss returns a promise that settles when the shared fetch lands (at most
    * `entitlementTimeoutMs`). Throws an argument or `client_closed` report.
+   * The answer is JSON text (see [`AnswerJson`]).
    */
-  entitlement(subject: string, feature: string): Entitlement | Promise<Entitlement>
+  entitlement(subject: string, feature: string): string | Promise<string>
   /**
    * The core's `cached_entitlement`: never waits. A miss answers the fallback (reason
-   * `not cached yet: fetching in the background`) and starts one fetch.
+   * `not cached yet: fetching in the background`) and starts one fetch. JSON text, as
+   * [`NativeClient::entitlement`].
    */
-  cachedEntitlement(subject: string, feature: string): Entitlement
+  cachedEntitlement(subject: string, feature: string): string
   /**
    * Mints a customer token for `subject`, valid `ttlMs` (1 s–30 days, rounded up to whole
    * seconds). Throws a `ConfigError` report without a secret key.
@@ -107,46 +109,6 @@ export interface ConnectionChange {
   connected: boolean
   /** `connected`, or why the connection was lost. */
   reason: string
-}
-
-/**
- * One feature's entitlement for one subject, as `entitlement()` answers it (the core's
- * `EntitlementAnswer` with camelCase keys; absent values are `null`).
- */
-export interface Entitlement {
-  /** The customer. */
-  subject: string
-  /** The feature key. */
-  feature: string
-  /**
-   * `boolean`, `metered` or `config`; `null` when the feature is not in the subject's plan
-   * or for a deny-by-default fallback.
-   */
-  kind: 'boolean' | 'metered' | 'config' | null
-  /** Whether the subject may use the feature now. */
-  hasAccess: boolean
-  /** Metered: the limit of the current period (`null`: unlimited or unknown). */
-  limit: number | null
-  /**
-   * Metered: the usage in the current period, including events this client tracked that
-   * the server has not counted yet.
-   */
-  usage: number | null
-  /** Metered: `limit - usage`, never below 0. */
-  remaining: number | null
-  /** Config: the feature's value. */
-  value: any | null
-  /** Metered: end of the current period (RFC 3339, UTC). */
-  periodEnd: string | null
-  /** The server answer's `version`; `null` for a fallback. */
-  version: number | null
-  /** Where the answer came from: `fresh`, `cache`, `stale` or `fallback`. */
-  source: 'fresh' | 'cache' | 'stale' | 'fallback'
-  /**
-   * Why the answer is not a plain fresh or cached one (`feature not in plan`,
-   * `server unreachable: …`, `timeout after 1s`, `forbidden: …`).
-   */
-  reason: string | null
 }
 
 /** A core error as it crosses into JavaScript (internal; the JS layer wraps it). */
