@@ -124,7 +124,9 @@ impl NativeClient {
         let client = self.client(env)?.clone();
         let mut pending: AnswerFuture = Box::pin(async move { client.entitlement_async(&subject, &feature).await });
         match pending.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(done) => done.map(|a| Either::A(answer_json(&a))).map_err(|e| e.into_napi_err(env)),
+            Poll::Ready(done) => done
+                .map(|a| Either::A(answer_json(&a)))
+                .map_err(|e| e.into_napi_err(env)),
             // The next poll, on napi-rs's runtime, registers the real waker.
             Poll::Pending => env
                 .spawn_future_with_callback(async move { Ok(pending.await) }, |env, done| {
