@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { ArgumentError, Client, ConfigError } from '../index.mjs';
+import { ArgumentError, Client, ConfigError, MeterlineError, StreamError } from '../index.mjs';
 import { DEAD_ENDPOINT, admin, eventually, requestCount, seedCatalog, startServer } from './helpers.mjs';
 
 const ENTITLEMENTS_ROUTE = '/v1/customers/{subject}/entitlements';
@@ -166,6 +166,28 @@ describe('realtime', () => {
       await c.shutdown();
     }
   });
+});
+
+test("a stream the server does not offer is a StreamError on 'error'; answers still come", async () => {
+  const c = new Client({
+    apiKey: server.secretKey,
+    endpoint: server.url,
+    streamEndpoint: `${server.url.replace('http', 'ws')}/v1/no-stream-here`,
+  });
+  const errors = [];
+  c.on('error', (e) => errors.push(e));
+  try {
+    assert.equal((await c.entitlement('c1', 'sso')).source, 'fresh');
+    const err = await eventually(() => errors.find((e) => e instanceof StreamError), 'a StreamError');
+    assert.ok(err instanceof MeterlineError);
+    assert.equal(err.name, 'StreamError');
+    assert.equal(err.code, 'stream_unavailable');
+    assert.match(err.message, /^stream: stream_unavailable: /);
+    assert.equal(c.stats().streamConnected, false);
+    assert.equal((await c.entitlement('c1', 'tier')).source, 'cache');
+  } finally {
+    await c.shutdown();
+  }
 });
 
 describe('server down', () => {
