@@ -321,13 +321,18 @@ describe('listeners', () => {
     c.on('connection', () => {
       throw new Error('boom');
     });
+    c.on('connection', async () => {
+      throw new Error('async boom');
+    });
     c.on('connection', (change) => good.push(change));
     try {
       await c.entitlement('c1', 'sso');
-      await eventually(() => warnings.some((w) => w.code === 'listener_failed'), 'the listener_failed warning');
-      const w = warnings.find((x) => x.code === 'listener_failed');
+      const failed = () => warnings.filter((w) => w.code === 'listener_failed');
+      await eventually(() => failed().length === 2, 'two listener_failed warnings');
+      const [w, rejected] = failed();
       assert.match(w.message, /'connection' listener threw: boom/);
       assert.equal(w.cause.message, 'boom');
+      assert.match(rejected.message, /'connection' listener threw: async boom/);
       assert.equal(good.length, 1, 'the other listener still ran');
       assert.equal((await c.entitlement('c1', 'tier')).source, 'cache');
       assert.equal(c.stats().streamConnected, true);
