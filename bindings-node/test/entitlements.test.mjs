@@ -25,6 +25,26 @@ function client(options = {}) {
   return c;
 }
 
+/**
+ * Changes `subject`'s `tier` value through the admin API until the client's cached answer
+ * shows it, and returns that answer. The client reports 'connection' before its subscribe
+ * frames reach the server, and a change made before the subscription is live is only
+ * picked up at the TTL: so each attempt waits up to 3 s, then changes the value again.
+ */
+async function changeTierUntilSeen(c, subject) {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const seats = 100 + attempt;
+    await admin(server, 'PUT', `customers/${subject}`, { plan: 'pro', overrides: { tier: { value: { seats } } } });
+    const deadline = Date.now() + 3_000;
+    while (Date.now() < deadline) {
+      const a = c.cachedEntitlement(subject, 'tier');
+      if (a.value?.seats === seats) return a;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  throw new Error(`the stream never delivered a change of ${subject}`);
+}
+
 describe('round trip', () => {
   test('boolean, metered and config answers; fresh, then from the cache', async () => {
     const c = client({ stream: false });
@@ -125,15 +145,13 @@ describe('realtime', () => {
       assert.deepEqual(changes[0], { connected: true, reason: 'connected' });
       assert.equal(c.stats().streamConnected, true);
 
-      await admin(server, 'PUT', 'customers/realtime', { plan: 'pro', overrides: { tier: { value: { seats: 42 } } } });
-      const after = await eventually(() => {
-        const a = c.cachedEntitlement('realtime', 'tier');
-        return a.value?.seats === 42 && a;
-      }, 'the stream update');
+      const fetches = await requestCount(server, ENTITLEMENTS_ROUTE);
+      const after = await changeTierUntilSeen(c, 'realtime');
       assert.equal(after.source, 'cache');
       assert.ok(after.version > before.version);
       // Answered from the pushed update: no second fetch.
       assert.equal(c.stats().cacheMisses, 1);
+      assert.equal(await requestCount(server, ENTITLEMENTS_ROUTE), fetches);
     } finally {
       await c.shutdown();
     }
@@ -147,7 +165,8 @@ describe('realtime', () => {
     try {
       const fresh = await c.entitlement('limited', 'calls');
       assert.equal(fresh.hasAccess, true);
-      await eventually(() => c.stats().streamConnected, 'the stream');
+      // The subscription is live once a change of the subject comes over the stream.
+      await changeTierUntilSeen(c, 'limited');
       for (let i = 0; i < 5; i++) c.track('api.call', 'limited', { i });
       // Counted locally at once, before the server has seen anything.
       const local = c.cachedEntitlement('limited', 'calls');
