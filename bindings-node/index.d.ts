@@ -3,9 +3,9 @@
 
 import { EventEmitter } from 'node:events';
 
-import type { RetryDecisionOutput, RetryPolicyInput, Stats } from './native';
+import type { ConnectionChange, RetryDecisionOutput, RetryPolicyInput, Stats, UsageThreshold } from './native';
 
-export type { Stats };
+export type { ConnectionChange, Stats, UsageThreshold };
 
 /** What a full queue does with a new event. */
 export type OverflowPolicy = 'drop_newest' | 'drop_oldest' | 'block';
@@ -52,6 +52,90 @@ export interface ClientOptions {
   schemas?: Record<string, object | boolean>;
   /** Concurrent batch requests (1–64). Default 2. */
   maxInFlight?: number;
+  /** Most subjects whose entitlements are cached (1–1,000,000; least recently used evicted). Default 10,000. */
+  cacheSize?: number;
+  /** How long `entitlement()` waits for the server on a miss before the fallback (1 ms–60 s). Default 1000 ms. */
+  entitlementTimeoutMs?: number;
+  /** How long past its TTL a cached answer is still served, as `stale` (≤ 365 days). Default 24 h. */
+  maxStaleMs?: number;
+  /** Caps the server's TTL of cached answers (> 0). Default: the server decides. */
+  maxTtlMs?: number;
+  /** What `entitlement()` answers when nothing usable is cached and the server cannot answer. Default: deny. */
+  fallbacks?: Fallbacks;
+  /** Keep the cache current over the realtime stream (opened when the first answer is cached). Default true. */
+  stream?: boolean;
+  /** The stream's URL. Default: the endpoint with `ws://`/`wss://` and `/v1/stream`. */
+  streamEndpoint?: string;
+  /** With a publishable key (`ml_pk_…`): the customer token minted by `customerToken()` on the backend. */
+  customerToken?: string;
+}
+
+/**
+ * One feature's fallback: `true`/`false` (access), `{ value }` (a config feature's value,
+ * access granted) or `{ limit }` (a metered feature's limit; access while it is above 0).
+ */
+export type Fallback = boolean | { value: JsonValue } | { limit: number };
+
+/** The `fallbacks` option: per feature, and a default for every other feature (none: deny). */
+export interface Fallbacks {
+  features?: Record<string, Fallback>;
+  default?: Fallback | null;
+}
+
+/** Where an entitlement answer came from. */
+export type EntitlementSource = 'fresh' | 'cache' | 'stale' | 'fallback';
+
+/** One feature's entitlement for one subject. Absent values are `null`. */
+export interface Entitlement {
+  /** The customer. */
+  subject: string;
+  /** The feature key. */
+  feature: string;
+  /** The feature's kind; `null` when the feature is not in the plan, or for a deny-by-default fallback. */
+  kind: 'boolean' | 'metered' | 'config' | null;
+  /** Whether the subject may use the feature now. */
+  hasAccess: boolean;
+  /** Metered: the limit of the current period (`null`: unlimited or unknown). */
+  limit: number | null;
+  /** Metered: usage in the current period, including events this client tracked that the server has not counted yet. */
+  usage: number | null;
+  /** Metered: `limit - usage`, never below 0. */
+  remaining: number | null;
+  /** Config: the feature's value. */
+  value: JsonValue | null;
+  /** Metered: end of the current period (RFC 3339, UTC). */
+  periodEnd: string | null;
+  /** The server answer's version; `null` for a fallback. */
+  version: number | null;
+  /** `fresh` (fetched for this call), `cache` (within the TTL), `stale` (past it), `fallback`. */
+  source: EntitlementSource;
+  /** Why the answer is not a plain fresh or cached one: `feature not in plan`, `server unreachable: …`, `timeout after 1s`, `forbidden: …`. */
+  reason: string | null;
+}
+
+/** A feature's entitlement as the server answers it (snake_case), for `primeEntitlements()`. */
+export interface ServerEntitlement {
+  kind: 'boolean' | 'metered' | 'config';
+  has_access: boolean;
+  limit?: number | null;
+  usage?: number | null;
+  remaining?: number | null;
+  value?: JsonValue;
+  period?: string;
+  period_start?: string;
+  period_end?: string;
+  event_type?: string;
+  aggregation?: string;
+  property?: string;
+  [key: string]: unknown;
+}
+
+/** The body of `GET /v1/customers/{subject}/entitlements`, for `primeEntitlements()`. */
+export interface EntitlementsPayload {
+  subject: string;
+  version: number;
+  ttl_ms: number;
+  entitlements: Record<string, ServerEntitlement>;
 }
 
 /** Per-call options of `track()`. */
@@ -113,12 +197,17 @@ export declare class ClosedError extends MeterlineError {}
 /** The server could not be reached or the connection broke (`network_error`). */
 export declare class NetworkError extends MeterlineError {}
 
-/** A method was called with an argument of the wrong type (`invalid_argument`). */
+/** A method was called with a wrong argument: wrong type, empty, too long, out of range (`invalid_argument`). */
 export declare class ArgumentError extends MeterlineError {
-  constructor(message: string, options?: MeterlineErrorOptions & { argument?: string });
-  /** The parameter at fault. */
+  constructor(message: string, options?: MeterlineErrorOptions & { argument?: string; path?: string });
+  /** The parameter at fault (`subject`, `feature`, `ttlMs`, `payload`, `timeoutMs` …). */
   readonly argument?: string;
+  /** JSON pointer of the value at fault (`/subject`, `/ttl`, `/entitlements/sso`), when known. */
+  readonly path?: string;
 }
+
+/** The realtime stream reported a problem: an `error` frame or an unexpected close (`code` is the server's). */
+export declare class StreamError extends MeterlineError {}
 
 /** Events a `Client` emits. */
 export interface ClientEvents {
@@ -128,10 +217,18 @@ export interface ClientEvents {
    * schema refresh that failed. A listener that throws is reported as a process warning.
    */
   error: [error: MeterlineError];
+  /**
+   * A metered feature of a cached subject crossed a threshold of its limit (stream
+   * `usage.threshold`). Delivered at least once: dedupe by `seq`.
+   */
+  usageThreshold: [event: UsageThreshold];
+  /** The realtime stream connected (`{ connected: true, reason: 'connected' }`) or was lost (why). */
+  connection: [change: ConnectionChange];
 }
 
 /**
- * Sends usage events to a meterline server.
+ * Sends usage events to a meterline server and answers entitlements from a local cache kept
+ * current over the realtime stream.
  *
  * ```ts
  * const client = new Client({ apiKey: process.env.METERLINE_API_KEY!, endpoint: 'http://127.0.0.1:8080' });
@@ -169,6 +266,43 @@ export declare class Client extends EventEmitter {
   /** A snapshot of the counters. */
   stats(): Stats;
 
+  /**
+   * Whether `subject` may use `feature`, with the details and where the answer came from.
+   * A cached answer resolves without leaving the JavaScript thread; a miss waits for one
+   * shared fetch, at most `entitlementTimeoutMs`, then resolves the configured fallback
+   * (`reason` says why). Never rejects for network or server failures.
+   *
+   * @throws {ArgumentError} (rejects) `subject`/`feature` not a 1–256 character string.
+   * @throws {ClosedError} (rejects) after `shutdown()`.
+   */
+  entitlement(subject: string, feature: string): Promise<Entitlement>;
+
+  /**
+   * `entitlement()` without ever waiting: the cached answer, or on a miss the fallback at
+   * once (reason `not cached yet: fetching in the background`) while one fetch fills the cache.
+   *
+   * @throws {ArgumentError} `subject`/`feature` not a 1–256 character string.
+   * @throws {ClosedError} after `shutdown()`.
+   */
+  cachedEntitlement(subject: string, feature: string): Entitlement;
+
+  /**
+   * Mints a customer token for `subject`, valid `ttlMs` (1 s–30 days, rounded up to whole
+   * seconds), for a browser or app with a publishable key. Offline.
+   *
+   * @throws {ConfigError} (`apiKey`) unless the client has a secret key.
+   * @throws {ArgumentError} a bad `subject` or `ttlMs`.
+   */
+  customerToken(subject: string, ttlMs: number): string;
+
+  /**
+   * Caches an entitlement answer obtained elsewhere (the body of
+   * `GET /v1/customers/{subject}/entitlements`); an older version than the cached one is ignored.
+   *
+   * @throws {ArgumentError} (`payload`) not such an answer.
+   */
+  primeEntitlements(payload: EntitlementsPayload): void;
+
   /** `await using client = new Client(…)`: shuts the client down at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void>;
 
@@ -191,3 +325,10 @@ export declare function _retryDecision(
   nowMs: number,
   retryAfter?: string | null,
 ): RetryDecisionOutput;
+
+/**
+ * Conformance only (`tests/vectors/entitlements.json`, `stream.json`): the core's sans-I/O
+ * entitlement cache with an explicit clock; values cross as JSON text. Not part of the
+ * supported API; it may change without notice.
+ */
+export { _EntitlementCache } from './native';

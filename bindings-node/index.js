@@ -77,14 +77,19 @@ class NetworkError extends MeterlineError {
   }
 }
 
-/** A method was called with an argument of the wrong type (`invalid_argument`). */
+/** A method was called with a wrong argument: of the wrong type, empty, too long, out of range (`invalid_argument`). */
 class ArgumentError extends MeterlineError {
   constructor(message, options = {}) {
     super(message, { code: 'invalid_argument', ...options });
-    /** The parameter at fault. */
+    /** The parameter at fault (`subject`, `feature`, `ttlMs`, `payload` …). */
     this.argument = options.argument;
+    /** Where inside the argument, as a JSON pointer, when it is structured (`/features/sso`). */
+    if (options.path !== undefined) this.path = options.path;
   }
 }
+
+/** The realtime stream reported a problem: an `error` frame or an unexpected close (`code` is the server's). */
+class StreamError extends MeterlineError {}
 
 const ERROR_CLASSES = {
   MeterlineError,
@@ -95,6 +100,8 @@ const ERROR_CLASSES = {
   QueueFullError,
   ClosedError,
   NetworkError,
+  StreamError,
+  ArgumentError,
 };
 
 /** Builds the class an error report of the native layer names (see src/error.rs). */
@@ -284,6 +291,50 @@ function checkTimeout(timeoutMs) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Entitlement arguments
+
+/** 30 days: the longest customer token `customerToken()` mints. */
+const MAX_TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
+
+/**
+ * `subject` / `feature` must be strings that are valid Unicode; empty and over-long strings
+ * are the core's to refuse (it names the argument, too).
+ */
+function checkName(argument, value) {
+  if (typeof value !== 'string') {
+    throw new ArgumentError(`\`${argument}\` must be a string, got ${describe(value)}`, {
+      argument,
+      path: `/${argument}`,
+    });
+  }
+  if (!value.isWellFormed()) {
+    throw new ArgumentError(`\`${argument}\` is not valid Unicode (a lone UTF-16 surrogate)`, {
+      argument,
+      path: `/${argument}`,
+    });
+  }
+}
+
+/** A JSON object argument or option: checked as `data` is, the failure named as `name`. */
+function checkJsonObject(value, name, makeError) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw makeError('', `must be an object, got ${describe(value)}`);
+  }
+  try {
+    checkObject(value, [], []);
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
+    // "invalid_event at /x: detail" → "detail"
+    throw makeError(e.path, e.message.replace(/^[a-z_]+( at [^:]*)?: /, ''));
+  }
+}
+
+/** Entitlement answers are promises even on a cache hit; errors become `MeterlineError`s. */
+function rejectWith(e) {
+  throw toError(e);
+}
+
+// ---------------------------------------------------------------------------------------
 // Process lifecycle: flush live clients on `beforeExit`
 
 /** Clients not shut down yet. Weak: forgetting a client must not keep it alive. */
@@ -335,10 +386,20 @@ class Client extends EventEmitter {
     }
     // The native side holds only a weak path back to this object, so a client the
     // application forgets can still be collected (its queue is then flushed off-thread).
+    if (options.fallbacks !== undefined && options.fallbacks !== null) {
+      checkJsonObject(options.fallbacks, 'fallbacks', (path, detail) => {
+        const where = path ? `fallbacks${path.replaceAll('/', '.')}` : 'fallbacks';
+        return new ConfigError(`invalid option \`${where}\`: ${detail}`, { option: 'fallbacks', path });
+      });
+      // What reaches Rust is plain JSON (`toJSON` applied, `undefined` properties left out).
+      options = { ...options, fallbacks: JSON.parse(JSON.stringify(options.fallbacks)) };
+    }
     const ref = new WeakRef(this);
     const dispatch = (report) => ref.deref()?.#report(fromReport(report));
+    const onUsageThreshold = (event) => ref.deref()?.#dispatch('usageThreshold', event);
+    const onConnection = (change) => ref.deref()?.#dispatch('connection', change);
     try {
-      this.#native = new native.NativeClient(options, dispatch);
+      this.#native = new native.NativeClient(options, dispatch, onUsageThreshold, onConnection);
     } catch (e) {
       throw toError(e);
     }
@@ -391,6 +452,87 @@ class Client extends EventEmitter {
     return this.#native.stats();
   }
 
+  /**
+   * Whether `subject` may use `feature`, with the details (`kind`, `limit`, `usage`,
+   * `remaining`, `value` …) and where the answer came from (`source`). A cached answer
+   * resolves without leaving the JavaScript thread; a miss waits for one shared fetch, at
+   * most `entitlementTimeoutMs`, then resolves the configured fallback (`reason` says why).
+   * Never rejects for network or server failures; rejects with `ArgumentError` for a bad
+   * `subject`/`feature` and `ClosedError` after `shutdown()`.
+   */
+  entitlement(subject, feature) {
+    try {
+      checkName('subject', subject);
+      checkName('feature', feature);
+      const answer = this.#native.entitlement(subject, feature);
+      return typeof answer === 'string' ? Promise.resolve(JSON.parse(answer)) : answer.then(JSON.parse, rejectWith);
+    } catch (e) {
+      return Promise.reject(toError(e));
+    }
+  }
+
+  /**
+   * `entitlement()` without ever waiting, for synchronous code: the cached answer (`cache`,
+   * or `stale` while it revalidates), or on a miss the configured fallback at once (reason
+   * `not cached yet: fetching in the background`) while one fetch fills the cache.
+   * Throws `ArgumentError` / `ClosedError` like `entitlement()` rejects.
+   */
+  cachedEntitlement(subject, feature) {
+    checkName('subject', subject);
+    checkName('feature', feature);
+    try {
+      return JSON.parse(this.#native.cachedEntitlement(subject, feature));
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /**
+   * Mints a customer token for `subject`, valid `ttlMs` (1 s–30 days, rounded up to whole
+   * seconds), for a browser or app that uses a publishable key. Offline: no request.
+   * Throws `ConfigError` (`apiKey`) unless the client has a secret key, `ArgumentError` for a
+   * bad `subject` or `ttlMs`.
+   */
+  customerToken(subject, ttlMs) {
+    checkName('subject', subject);
+    if (typeof ttlMs !== 'number' || !(ttlMs > 0) || ttlMs > MAX_TOKEN_TTL_MS) {
+      throw new ArgumentError(
+        `\`ttlMs\` must be a number of milliseconds > 0 and at most 30 days (${MAX_TOKEN_TTL_MS}), got ${
+          typeof ttlMs === 'number' ? ttlMs : describe(ttlMs)
+        }`,
+        { argument: 'ttlMs', path: '/ttl' },
+      );
+    }
+    try {
+      return this.#native.customerToken(subject, ttlMs);
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /**
+   * Caches an entitlement answer obtained elsewhere (bootstrapped into the page, fetched by
+   * another service): the body of `GET /v1/customers/{subject}/entitlements`, i.e.
+   * `{ subject, version, ttl_ms, entitlements }`. An answer older than the cached one is
+   * ignored. Throws `ArgumentError` (`payload`) when it is not such an answer.
+   */
+  primeEntitlements(payload) {
+    checkJsonObject(
+      payload,
+      'payload',
+      (path, detail) =>
+        new ArgumentError(`\`payload\`${path ? ` at ${path}` : ''}: ${detail}`, { argument: 'payload', path }),
+    );
+    try {
+      this.#native.primeEntitlements(JSON.stringify(payload));
+    } catch (e) {
+      const error = toError(e);
+      // The core names the field inside the answer (`/subject`); the argument is `payload`.
+      if (error instanceof ArgumentError) error.argument = 'payload';
+      throw error;
+    }
+  }
+
   /** `await using client = new Client(…)` shuts the client down at the end of the scope. */
   [Symbol.asyncDispose]() {
     return this.shutdown();
@@ -414,28 +556,36 @@ class Client extends EventEmitter {
    * with no listener the error itself becomes a warning instead of crashing the process.
    */
   #report(error) {
-    const listeners = this.rawListeners('error');
-    if (listeners.length === 0) {
+    if (this.listenerCount('error') === 0) {
       process.emitWarning(error);
       return;
     }
-    for (const listener of listeners) {
+    this.#dispatch('error', error);
+  }
+
+  /**
+   * Calls each listener of `event` with `payload`. A listener that throws or rejects is
+   * reported as a process warning (`listener_failed`); the other listeners still run and the
+   * client carries on.
+   */
+  #dispatch(event, payload) {
+    for (const listener of this.rawListeners(event)) {
       try {
-        const result = Reflect.apply(listener, this, [error]);
+        const result = Reflect.apply(listener, this, [payload]);
         if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
-          result.then(undefined, listenerFailed);
+          result.then(undefined, (thrown) => listenerFailed(event, thrown));
         }
       } catch (thrown) {
-        listenerFailed(thrown);
+        listenerFailed(event, thrown);
       }
     }
   }
 }
 
-function listenerFailed(thrown) {
+function listenerFailed(event, thrown) {
   process.emitWarning(
     new MeterlineError(
-      `a meterline 'error' listener threw: ${thrown && thrown.message ? thrown.message : String(thrown)}`,
+      `a meterline '${event}' listener threw: ${thrown && thrown.message ? thrown.message : String(thrown)}`,
       {
         code: 'listener_failed',
         cause: thrown,
@@ -450,6 +600,12 @@ function listenerFailed(thrown) {
  */
 const _retryDecision = native._retryDecision;
 
+/**
+ * Conformance only (tests/vectors/entitlements.json, stream.json): the core's sans-I/O
+ * entitlement cache with an explicit clock. Not part of the supported API.
+ */
+const _EntitlementCache = native._EntitlementCache;
+
 module.exports = {
   Client,
   MeterlineError,
@@ -461,5 +617,7 @@ module.exports = {
   ClosedError,
   NetworkError,
   ArgumentError,
+  StreamError,
   _retryDecision,
+  _EntitlementCache,
 };

@@ -13,7 +13,9 @@ export const {
   ClosedError,
   NetworkError,
   ArgumentError,
+  StreamError,
   _retryDecision,
+  _EntitlementCache,
 } = meterline;
 
 export default meterline;

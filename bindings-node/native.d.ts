@@ -9,13 +9,46 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The core's `EntitlementCache`, with the fetch tickets it hands out kept per subject. */
+export declare class _EntitlementCache {
+  /** A fresh cache; `settings` is the JSON of the vectors' `settings` object. */
+  constructor(settings: string)
+  /** `lookup` → `{result: hit|stale|backoff|miss, answer?, revalidate?}` as JSON. */
+  lookup(subject: string, feature: string, now: number): string
+  /** `begin_fetch`; returns the ticket's ETag and keeps the ticket for `completeFetch`. */
+  beginFetch(subject: string, countedThrough: number): string | null
+  /**
+   * `complete_fetch` of the subject's oldest open ticket; `result` as JSON (see
+   * [`Completion`]). Returns `{added, evicted, refetch}` as JSON.
+   */
+  completeFetch(subject: string, result: string, now: number, jitter: number): string
+  /** `answer(subject, feature, source)` as JSON (`null` when nothing is cached). */
+  answer(subject: string, feature: string, source: string): string
+  /** `answer_or_fallback` as JSON. */
+  answerOrFallback(subject: string, feature: string, reason: string, now: number): string
+  /** `insert` of a payload (JSON); returns `{added, evicted, refetch}` as JSON. */
+  insert(payload: string, etag: string | undefined | null, now: number, countedThrough: number): string
+  /** `record_event`; `data` is the event's data as JSON. Returns whether it counted. */
+  recordEvent(eventType: string, subject: string, data: string, at: number, mark: number): boolean
+  /** `apply` of a server frame (JSON); returns the effect as JSON. */
+  apply(message: string, now: number, countedThrough: number): string
+  /** `take_refetch_due`. */
+  takeRefetchDue(): Array<string>
+  /** `mark_all_for_refetch`. */
+  markAllForRefetch(): void
+  /** `{last_seq, subjects, versions}` as JSON. */
+  state(): string
+}
+export type VectorCache = _EntitlementCache
+
 /** The native half of `meterline.Client` (internal: use the `Client` class of the package). */
 export declare class NativeClient {
   /**
-   * Starts a client: `options` as documented for `new Client()`, `onError` receives
-   * background errors as error reports. Throws a `ConfigError` report naming the option.
+   * Starts a client: `options` as documented for `new Client()`. The listeners receive,
+   * on the JS thread, background errors (as error reports), the stream's usage threshold
+   * messages and its connection changes. Throws a `ConfigError` report naming the option.
    */
-  constructor(options: object, onError?: ((arg: ErrorReport) => void) | undefined | null)
+  constructor(options: object, onError?: ((arg: ErrorReport) => void) | undefined | null, onUsageThreshold?: ((arg: UsageThreshold) => void) | undefined | null, onConnection?: ((arg: ConnectionChange) => void) | undefined | null)
   /**
    * Validates and queues one event; `call` is `JSON.stringify([type, subject, data, id,
    * time])` (`id`/`time` `null` when not given). Returns the event id. Throws a
@@ -35,6 +68,30 @@ export declare class NativeClient {
   shutdown(timeoutMs: number): Promise<void>
   /** A snapshot of the counters. */
   stats(): Stats
+  /**
+   * The core's `entitlement_async`. It is polled once on the calling thread: a cache hit
+   * (or a stale or backoff answer) is returned as the answer itself, without a thread hop;
+   * a miss returns a promise that settles when the shared fetch lands (at most
+   * `entitlementTimeoutMs`). Throws an argument or `client_closed` report.
+   * The answer is JSON text (see [`AnswerJson`]).
+   */
+  entitlement(subject: string, feature: string): string | Promise<string>
+  /**
+   * The core's `cached_entitlement`: never waits. A miss answers the fallback (reason
+   * `not cached yet: fetching in the background`) and starts one fetch. JSON text, as
+   * [`NativeClient::entitlement`].
+   */
+  cachedEntitlement(subject: string, feature: string): string
+  /**
+   * Mints a customer token for `subject`, valid `ttlMs` (1 s–30 days, rounded up to whole
+   * seconds). Throws a `ConfigError` report without a secret key.
+   */
+  customerToken(subject: string, ttlMs: number): string
+  /**
+   * Caches an entitlement answer obtained elsewhere; `payload` is the JSON text of a
+   * `GET /v1/customers/{subject}/entitlements` answer.
+   */
+  primeEntitlements(payload: string): void
 }
 
 /**
@@ -46,11 +103,20 @@ export declare class NativeClient {
  */
 export declare function _retryDecision(policy: RetryPolicyInput, outcome: number | string, retry: number, jitter: number, nowMs: number, retryAfter?: string | undefined | null): RetryDecisionOutput
 
+/** The realtime stream connected (`connected: true`, reason `connected`) or was lost (why). */
+export interface ConnectionChange {
+  /** Whether the stream is connected now. */
+  connected: boolean
+  /** `connected`, or why the connection was lost. */
+  reason: string
+}
+
 /** A core error as it crosses into JavaScript (internal; the JS layer wraps it). */
 export interface ErrorReport {
   /**
    * The JS class to build: `ValidationError`, `ConfigError`, `AuthError`, `TimeoutError`,
-   * `QueueFullError`, `ClosedError`, `NetworkError` or `MeterlineError`.
+   * `QueueFullError`, `ClosedError`, `NetworkError`, `StreamError`, `ArgumentError` or
+   * `MeterlineError`.
    */
   kind: string
   /** Stable, machine-readable code (the HTTP API's spelling). */
@@ -61,6 +127,11 @@ export interface ErrorReport {
   path?: string
   /** The option at fault, as named in JavaScript (`flushAt` …) — configuration errors. */
   option?: string
+  /**
+   * The call argument at fault, as named in JavaScript (`subject`, `feature`, `ttlMs` …)
+   * — argument errors.
+   */
+  argument?: string
   /** HTTP status, when the server answered with an error. */
   status?: number
   /** Id of the event a server rejection is about. */
@@ -111,6 +182,29 @@ export interface Stats {
   cacheHits: number
   /** Entitlement cache misses. */
   cacheMisses: number
+  /** Entitlement answers with source `stale`. */
+  staleAnswers: number
+  /** Entitlement answers with source `fallback`. */
+  fallbackAnswers: number
   /** Whether the realtime stream is connected. */
   streamConnected: boolean
+}
+
+/**
+ * A stream `usage.threshold` message: a metered feature of a cached subject crossed a
+ * fraction of its limit. Delivered at least once (dedupe by `seq`).
+ */
+export interface UsageThreshold {
+  /** The message's sequence number. */
+  seq: number
+  /** The customer. */
+  subject: string
+  /** The metered feature. */
+  feature: string
+  /** The threshold crossed, as a fraction of the limit (0.8, 1.0). */
+  threshold: number
+  /** Usage after the crossing. */
+  usage: number
+  /** The limit. */
+  limit: number
 }

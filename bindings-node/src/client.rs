@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use meterline_core::{
     Client, ValidationError,
-    runtime::native::{Callbacks, ErrorCallback},
+    runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, UsageThresholdCallback},
 };
 use napi::{
     Env, Result,
@@ -18,13 +18,19 @@ use serde_json::Value;
 
 use crate::{
     config::config_from_js,
+    entitlements::{ConnectionChange, UsageThreshold},
     error::{ErrorReport, IntoNapiErr},
     stats::Stats,
 };
 
-/// The JS function that receives background errors. Weak: it never keeps the event loop
+/// A JS function the worker thread calls with `T`. Weak: it never keeps the event loop
 /// alive.
-type ErrorListener = ThreadsafeFunction<ErrorReport, (), ErrorReport, napi::Status, false, true>;
+type Listener<T> = ThreadsafeFunction<T, (), T, napi::Status, false, true>;
+
+/// Wraps `f` in a weak thread-safe function (see [`Listener`]).
+fn listener<T: 'static + napi::bindgen_prelude::ToNapiValue>(f: Function<T, ()>) -> Result<Listener<T>> {
+    f.build_threadsafe_function::<T>().weak::<true>().build()
+}
 
 /// One `track()` call as the JS layer sends it: `JSON.stringify([type, subject, data, id,
 /// time])` — one string crossing instead of five values (DESIGN/TOOLCHAIN: the cheapest
@@ -41,23 +47,45 @@ pub struct NativeClient {
 
 #[napi]
 impl NativeClient {
-    /// Starts a client: `options` as documented for `new Client()`, `onError` receives
-    /// background errors as error reports. Throws a `ConfigError` report naming the option.
+    /// Starts a client: `options` as documented for `new Client()`. The listeners receive,
+    /// on the JS thread, background errors (as error reports), the stream's usage threshold
+    /// messages and its connection changes. Throws a `ConfigError` report naming the option.
     #[napi(constructor)]
-    pub fn new(env: &Env, options: Object, on_error: Option<Function<ErrorReport, ()>>) -> Result<Self> {
+    pub fn new(
+        env: &Env,
+        options: Object,
+        on_error: Option<Function<ErrorReport, ()>>,
+        on_usage_threshold: Option<Function<UsageThreshold, ()>>,
+        on_connection: Option<Function<ConnectionChange, ()>>,
+    ) -> Result<Self> {
         let config = config_from_js(&options).map_err(|r| r.into_napi_err(env))?;
+        // Every call is non-blocking: the worker never waits for the JS thread. A call fails
+        // only while the environment is going away, when nobody is left to listen.
         let mut callbacks = Callbacks::default();
-        if let Some(listener) = on_error {
-            let tsfn: ErrorListener = listener
-                .build_threadsafe_function::<ErrorReport>()
-                .weak::<true>()
-                .build()?;
+        if let Some(f) = on_error {
+            let tsfn = listener(f)?;
             let on_error: ErrorCallback = Arc::new(move |err| {
-                // Non-blocking: the worker never waits for the JS thread. The call fails only
-                // while the environment is going away, when nobody is left to listen.
                 let _ = tsfn.call(ErrorReport::from(err), ThreadsafeFunctionCallMode::NonBlocking);
             });
             callbacks.on_error = Some(on_error);
+        }
+        if let Some(f) = on_usage_threshold {
+            let tsfn = listener(f)?;
+            let on_usage: UsageThresholdCallback = Arc::new(move |event| {
+                let _ = tsfn.call(UsageThreshold::from(event), ThreadsafeFunctionCallMode::NonBlocking);
+            });
+            callbacks.on_usage_threshold = Some(on_usage);
+        }
+        if let Some(f) = on_connection {
+            let tsfn = listener(f)?;
+            let on_connection: ConnectionCallback = Arc::new(move |connected, reason| {
+                let change = ConnectionChange {
+                    connected,
+                    reason: reason.to_owned(),
+                };
+                let _ = tsfn.call(change, ThreadsafeFunctionCallMode::NonBlocking);
+            });
+            callbacks.on_connection_change = Some(on_connection);
         }
         let client = Client::with_callbacks(config, callbacks).map_err(|e| e.into_napi_err(env))?;
         Ok(NativeClient { inner: Some(client) })
@@ -110,7 +138,8 @@ impl NativeClient {
         Ok(self.client(env)?.stats().into())
     }
 
-    fn client(&self, env: &Env) -> Result<&Client> {
+    /// The core client, or a `client_closed` report once it was released.
+    pub(crate) fn client(&self, env: &Env) -> Result<&Client> {
         self.inner
             .as_ref()
             .ok_or_else(|| meterline_core::Error::Closed.into_napi_err(env))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use meterline_core::{Config, codec::Encoding};
+use meterline_core::{Config, Fallbacks, codec::Encoding};
 use napi::{
     JsValue, ValueType,
     bindgen_prelude::{Object, Unknown},
@@ -30,6 +30,14 @@ const OPTIONS: &[(&str, &str)] = &[
     ("fetchSchemas", "fetch_schemas"),
     ("schemas", "schemas"),
     ("maxInFlight", "max_in_flight"),
+    ("cacheSize", "cache_size"),
+    ("entitlementTimeoutMs", "entitlement_timeout"),
+    ("maxStaleMs", "max_stale"),
+    ("maxTtlMs", "max_ttl"),
+    ("fallbacks", "fallbacks"),
+    ("stream", "stream"),
+    ("streamEndpoint", "stream_endpoint"),
+    ("customerToken", "customer_token"),
 ];
 
 /// The JavaScript name of a core option (`flush_interval` → `flushIntervalMs`), so a
@@ -98,6 +106,30 @@ pub fn config_from_js(options: &Object) -> Result<Config, Box<ErrorReport>> {
     }
     if let Some(n) = reader.count("maxInFlight")? {
         config.max_in_flight = n;
+    }
+    if let Some(n) = reader.count("cacheSize")? {
+        config.cache_size = n;
+    }
+    if let Some(d) = reader.millis("entitlementTimeoutMs")? {
+        config.entitlement_timeout = d;
+    }
+    if let Some(d) = reader.millis("maxStaleMs")? {
+        config.max_stale = d;
+    }
+    if let Some(d) = reader.millis("maxTtlMs")? {
+        config.max_ttl = Some(d);
+    }
+    if let Some(fallbacks) = reader.fallbacks()? {
+        config.fallbacks = fallbacks;
+    }
+    if let Some(b) = reader.boolean("stream")? {
+        config.stream = b;
+    }
+    if let Some(url) = reader.string("streamEndpoint")? {
+        config.stream_endpoint = Some(url);
+    }
+    if let Some(token) = reader.string("customerToken")? {
+        config.customer_token = Some(token);
     }
     // Range checks are the core's; run them here so the error names the JS option.
     config.validate().map_err(|e| report_core(&e))?;
@@ -204,6 +236,37 @@ impl<'env> Reader<'_, 'env> {
             Value::Object(map) => Ok(Some(map.into_iter().collect())),
             _ => Err(bad(NAME, "must be an object mapping event types to JSON Schemas")),
         }
+    }
+}
+
+impl Reader<'_, '_> {
+    /// `fallbacks`: `{ features: { [feature]: spec }, default: spec }` in the core's neutral
+    /// spelling (`true`/`false`, `{ value: json }`, `{ limit: n }`), parsed by
+    /// [`Fallbacks::from_json`]. The JS layer has already refused what JSON cannot carry
+    /// (BigInt, functions, NaN …) with the path inside the option.
+    fn fallbacks(&self) -> Result<Option<Fallbacks>, Box<ErrorReport>> {
+        const NAME: &str = "fallbacks";
+        match self.value(NAME)? {
+            None => return Ok(None),
+            Some((v, ValueType::Object)) if !v.is_array().unwrap_or(false) => {}
+            Some((v, ty)) => {
+                let got = if v.is_array().unwrap_or(false) {
+                    "an array"
+                } else {
+                    js_type(ty)
+                };
+                return Err(bad(
+                    NAME,
+                    format!("must be an object like {{ features: {{ sso: true }}, default: false }}, got {got}"),
+                ));
+            }
+        }
+        let value: Value = self
+            .0
+            .get(NAME)
+            .map_err(|e| bad(NAME, format!("must be JSON: {}", e.reason)))?
+            .unwrap_or(Value::Null);
+        Fallbacks::from_json(&value).map(Some).map_err(|e| report_core(&e))
     }
 }
 

@@ -16,7 +16,8 @@ use crate::config::js_option_name;
 #[derive(Debug, Clone)]
 pub struct ErrorReport {
     /// The JS class to build: `ValidationError`, `ConfigError`, `AuthError`, `TimeoutError`,
-    /// `QueueFullError`, `ClosedError`, `NetworkError` or `MeterlineError`.
+    /// `QueueFullError`, `ClosedError`, `NetworkError`, `StreamError`, `ArgumentError` or
+    /// `MeterlineError`.
     pub kind: String,
     /// Stable, machine-readable code (the HTTP API's spelling).
     pub code: String,
@@ -26,6 +27,9 @@ pub struct ErrorReport {
     pub path: Option<String>,
     /// The option at fault, as named in JavaScript (`flushAt` …) — configuration errors.
     pub option: Option<String>,
+    /// The call argument at fault, as named in JavaScript (`subject`, `feature`, `ttlMs` …)
+    /// — argument errors.
+    pub argument: Option<String>,
     /// HTTP status, when the server answered with an error.
     pub status: Option<u32>,
     /// Id of the event a server rejection is about.
@@ -40,6 +44,7 @@ impl ErrorReport {
             message,
             path: None,
             option: None,
+            argument: None,
             status: None,
             event_id: None,
         }
@@ -58,13 +63,26 @@ impl ErrorReport {
         }
     }
 
-    /// A validation error with a JSON pointer.
+    /// A validation error with a JSON pointer. The core's `invalid_argument` (a bad
+    /// `subject`, `feature` or `ttl` of an entitlement call) is an `ArgumentError` naming the
+    /// JavaScript parameter, like every other wrong argument of the package.
     pub fn validation(err: &ValidationError) -> Self {
         let message = if err.path.is_empty() {
             format!("{}: {}", err.code, err.message)
         } else {
             err.to_string()
         };
+        if err.code == "invalid_argument" {
+            let argument = match err.path.trim_start_matches('/') {
+                "ttl" => "ttlMs",
+                other => other,
+            };
+            return ErrorReport {
+                path: Some(err.path.clone()),
+                argument: Some(argument.to_owned()),
+                ..ErrorReport::new("ArgumentError", err.code, message)
+            };
+        }
         ErrorReport {
             path: Some(err.path.clone()),
             ..ErrorReport::new("ValidationError", err.code, message)
@@ -90,6 +108,9 @@ impl ErrorReport {
         }
         if let Some(option) = &self.option {
             obj.set("option", option.as_str())?;
+        }
+        if let Some(argument) = &self.argument {
+            obj.set("argument", argument.as_str())?;
         }
         if let Some(status) = self.status {
             obj.set("status", status)?;
@@ -125,6 +146,7 @@ impl From<&CoreError> for ErrorReport {
                 ..ErrorReport::new("ValidationError", code, err.to_string())
             },
             CoreError::Codec { .. } => ErrorReport::new("MeterlineError", code, err.to_string()),
+            CoreError::Stream { .. } => ErrorReport::new("StreamError", code, err.to_string()),
             // `Error` is non-exhaustive: a variant added to the core later is still a
             // `MeterlineError` with its stable code until it gets a class of its own.
             _ => ErrorReport::new("MeterlineError", code, err.to_string()),

@@ -7,6 +7,8 @@
 
 pub mod client;
 pub mod config;
+pub mod entitlement_cache;
+pub mod entitlements;
 pub mod error;
 pub mod retry;
 pub mod stats;

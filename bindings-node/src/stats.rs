@@ -28,6 +28,10 @@ pub struct Stats {
     pub cache_hits: f64,
     /// Entitlement cache misses.
     pub cache_misses: f64,
+    /// Entitlement answers with source `stale`.
+    pub stale_answers: f64,
+    /// Entitlement answers with source `fallback`.
+    pub fallback_answers: f64,
     /// Whether the realtime stream is connected.
     pub stream_connected: bool,
 }
@@ -47,6 +51,8 @@ impl From<meterline_core::Stats> for Stats {
             spool_length: s.spool_length as f64,
             cache_hits: s.cache_hits as f64,
             cache_misses: s.cache_misses as f64,
+            stale_answers: s.stale_answers as f64,
+            fallback_answers: s.fallback_answers as f64,
             stream_connected: s.stream_connected,
         }
     }

@@ -261,3 +261,156 @@ describe('the process stays healthy', () => {
     assert.ok(process.memoryUsage().rss - rss < 200 * 1024 * 1024);
   });
 });
+
+describe('entitlement options of new Client()', () => {
+  const base = () => ({ apiKey: server.secretKey, endpoint: server.url });
+  const longKey = 'f'.repeat(300);
+  const cases = [
+    ['cacheSize zero', { cacheSize: 0 }, 'cacheSize'],
+    ['cacheSize negative', { cacheSize: -1 }, 'cacheSize'],
+    ['cacheSize fractional', { cacheSize: 1.5 }, 'cacheSize'],
+    ['cacheSize a string', { cacheSize: '10' }, 'cacheSize'],
+    ['cacheSize a BigInt', { cacheSize: 10n }, 'cacheSize'],
+    ['cacheSize too large', { cacheSize: 2_000_000 }, 'cacheSize'],
+    ['entitlementTimeoutMs zero', { entitlementTimeoutMs: 0 }, 'entitlementTimeoutMs'],
+    ['entitlementTimeoutMs over a minute', { entitlementTimeoutMs: 61_000 }, 'entitlementTimeoutMs'],
+    ['entitlementTimeoutMs NaN', { entitlementTimeoutMs: NaN }, 'entitlementTimeoutMs'],
+    ['entitlementTimeoutMs Infinity', { entitlementTimeoutMs: Infinity }, 'entitlementTimeoutMs'],
+    ['maxStaleMs negative', { maxStaleMs: -1 }, 'maxStaleMs'],
+    ['maxStaleMs over a year', { maxStaleMs: 366 * 24 * 3600 * 1000 }, 'maxStaleMs'],
+    ['maxStaleMs a symbol', { maxStaleMs: Symbol('x') }, 'maxStaleMs'],
+    ['maxTtlMs zero', { maxTtlMs: 0 }, 'maxTtlMs'],
+    ['maxTtlMs a boolean', { maxTtlMs: true }, 'maxTtlMs'],
+    ['stream a string', { stream: 'yes' }, 'stream'],
+    ['stream a number', { stream: 1 }, 'stream'],
+    ['streamEndpoint a number', { streamEndpoint: 5 }, 'streamEndpoint'],
+    ['streamEndpoint not a websocket URL', { streamEndpoint: 'ftp://x' }, 'streamEndpoint'],
+    ['customerToken a function', { customerToken: () => 'x' }, 'customerToken'],
+    ['customerToken with a secret key', { customerToken: 'a.b.c' }, 'customerToken'],
+    ['fallbacks a string', { fallbacks: 'deny' }, 'fallbacks'],
+    ['fallbacks an array', { fallbacks: [true] }, 'fallbacks'],
+    ['fallbacks an unknown key', { fallbacks: { feature: {} } }, 'fallbacks'],
+    ['fallbacks.features an array', { fallbacks: { features: [] } }, 'fallbacks'],
+    ['fallback a string', { fallbacks: { features: { sso: 'yes' } } }, 'fallbacks'],
+    ['fallback a bare number', { fallbacks: { features: { calls: 10 } } }, 'fallbacks'],
+    ['fallback limit negative', { fallbacks: { features: { calls: { limit: -1 } } } }, 'fallbacks'],
+    ['fallback limit a string', { fallbacks: { features: { calls: { limit: '10' } } } }, 'fallbacks'],
+    ['fallback limit NaN', { fallbacks: { features: { calls: { limit: NaN } } } }, 'fallbacks'],
+    ['fallback limit a BigInt', { fallbacks: { features: { calls: { limit: 10n } } } }, 'fallbacks'],
+    ['fallback a function', { fallbacks: { features: { sso: () => true } } }, 'fallbacks'],
+    ['fallback value a symbol', { fallbacks: { features: { tier: { value: Symbol('x') } } } }, 'fallbacks'],
+    ['fallback with two keys', { fallbacks: { features: { tier: { value: 1, limit: 2 } } } }, 'fallbacks'],
+    ['fallback default malformed', { fallbacks: { default: { limit: Infinity } } }, 'fallbacks'],
+    ['fallback feature key too long', { fallbacks: { features: { [longKey]: true } } }, 'fallbacks'],
+    ['fallback feature key empty', { fallbacks: { features: { '': true } } }, 'fallbacks'],
+    ['fallbacks cyclic', { fallbacks: cyclic() }, 'fallbacks'],
+  ];
+  for (const [name, patch, option] of cases) {
+    test(name, () =>
+      refused(() => new Client({ ...base(), ...patch }), ConfigError, { option, code: 'invalid_config' }),
+    );
+  }
+
+  test('a fallback error names the path inside the option', () => {
+    assert.throws(
+      () => new Client({ ...base(), fallbacks: { features: { calls: { limit: 10n } } } }),
+      /`fallbacks\.features\.calls\.limit`: a BigInt/,
+    );
+    assert.throws(() => new Client({ ...base(), fallbacks: { features: { sso: 'yes' } } }), /feature "sso"/);
+  });
+
+  test('every entitlement option is accepted', async () => {
+    const c = new Client({
+      ...base(),
+      fetchSchemas: false,
+      cacheSize: 100,
+      entitlementTimeoutMs: 2_000,
+      maxStaleMs: 60_000,
+      maxTtlMs: 30_000,
+      stream: false,
+      streamEndpoint: server.url.replace('http', 'ws') + '/v1/stream',
+      fallbacks: {
+        features: { sso: true, calls: { limit: 10 }, tier: { value: { seats: 1, at: new Date(0) } }, off: undefined },
+        default: false,
+      },
+    });
+    const a = await c.entitlement('nobody', 'sso');
+    assert.equal(a.source, 'fresh');
+    await c.shutdown();
+  });
+});
+
+describe('entitlement arguments', () => {
+  const wrong = [
+    ['a BigInt', 1n],
+    ['a function', () => 'c1'],
+    ['a symbol', Symbol('c1')],
+    ['a number', 42],
+    ['null', null],
+    ['undefined', undefined],
+    ['an object', { toString: () => 'c1' }],
+    ['a lone surrogate', 'c\uD800'],
+    ['empty', ''],
+    ['over 256 characters', 'x'.repeat(257)],
+  ];
+  for (const [what, value] of wrong) {
+    for (const argument of ['subject', 'feature']) {
+      const args = argument === 'subject' ? [value, 'sso'] : ['c1', value];
+      test(`${argument} ${what}`, async () => {
+        const fields = { argument, code: 'invalid_argument', path: `/${argument}` };
+        refused(() => client.cachedEntitlement(...args), ArgumentError, fields);
+        await assert.rejects(client.entitlement(...args), (e) => {
+          assert.ok(e instanceof ArgumentError, `${e.name}: ${e.message}`);
+          for (const [k, v] of Object.entries(fields)) assert.equal(e[k], v);
+          return true;
+        });
+        if (argument === 'subject') refused(() => client.customerToken(value, 60_000), ArgumentError, fields);
+      });
+    }
+  }
+
+  test('256 characters are fine', async () => {
+    const a = await client.entitlement('s'.repeat(256), 'f'.repeat(256));
+    assert.equal(a.subject.length, 256);
+  });
+
+  const ttls = [
+    ['zero', 0],
+    ['negative', -1_000],
+    ['NaN', NaN],
+    ['Infinity', Infinity],
+    ['over 30 days', 30 * 24 * 3600 * 1000 + 1],
+    ['a string', '60000'],
+    ['a BigInt', 60_000n],
+    ['missing', undefined],
+  ];
+  for (const [what, ttl] of ttls) {
+    test(`customerToken ttlMs ${what}`, () =>
+      refused(() => client.customerToken('c1', ttl), ArgumentError, { argument: 'ttlMs', code: 'invalid_argument' }));
+  }
+
+  test('customerToken ttlMs of exactly 30 days is fine', () => {
+    assert.match(client.customerToken('c1', 30 * 24 * 3600 * 1000), /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  });
+
+  const payloads = [
+    ['null', null],
+    ['a string', '{"subject":"c1"}'],
+    ['an array', []],
+    ['missing fields', { subject: 'c1' }],
+    ['a wrong-typed version', { subject: 'c1', version: 'one', ttl_ms: 1, entitlements: {} }],
+    ['a negative ttl_ms', { subject: 'c1', version: 1, ttl_ms: -1, entitlements: {} }],
+    ['an unknown kind', { subject: 'c1', version: 1, ttl_ms: 1, entitlements: { x: { kind: 'magic' } } }],
+    ['a BigInt inside', { subject: 'c1', version: 1n, ttl_ms: 1, entitlements: {} }],
+    ['a function inside', { subject: 'c1', version: 1, ttl_ms: 1, entitlements: { f: () => 1 } }],
+    ['a cycle', cyclic()],
+    ['an empty subject', { subject: '', version: 1, ttl_ms: 1, entitlements: {} }],
+  ];
+  for (const [what, payload] of payloads) {
+    test(`primeEntitlements payload ${what}`, () =>
+      refused(() => client.primeEntitlements(payload), ArgumentError, {
+        argument: 'payload',
+        code: 'invalid_argument',
+      }));
+  }
+});

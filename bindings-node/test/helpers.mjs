@@ -125,3 +125,52 @@ export function runNode(args, { env = {}, timeoutMs = 60_000, cwd = packageDir }
 export function fixture(name) {
   return join(packageDir, 'test', 'fixtures', name);
 }
+
+/** Calls the admin API (`/v1/admin/<path>`) with the server's admin key; resolves to the JSON body. */
+export async function admin(server, method, path, body) {
+  const res = await fetch(`${server.url}/v1/admin/${path}`, {
+    method,
+    headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} /v1/admin/${path}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? null : res.json();
+}
+
+/**
+ * A catalog for entitlement tests: features `calls` (metered on `api.call`, counted),
+ * `sso` (boolean), `tier` (config); plan `pro` ({calls: limit, thresholds 0.8 and 1}, sso,
+ * tier {seats: 3}); customers `subjects` on `pro`.
+ */
+export async function seedCatalog(server, { limit = 5, subjects = ['c1'] } = {}) {
+  await admin(server, 'PUT', 'features/calls', { kind: 'metered', event_type: 'api.call' });
+  await admin(server, 'PUT', 'features/sso', { kind: 'boolean' });
+  await admin(server, 'PUT', 'features/tier', { kind: 'config' });
+  await admin(server, 'PUT', 'plans/pro', {
+    features: { calls: { limit, thresholds: [0.8, 1.0] }, sso: {}, tier: { value: { seats: 3 } } },
+  });
+  for (const subject of subjects) await admin(server, 'PUT', `customers/${subject}`, { plan: 'pro' });
+}
+
+/** Polls `check()` until it returns a truthy value (resolved to), or fails after `timeoutMs`. */
+export async function eventually(check, what, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await check();
+    if (got) return got;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The server's count of HTTP requests to `route` (from `/metrics`). */
+export async function requestCount(server, route) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('meterline_http_request_duration_seconds_count{') && line.includes(`route="${route}"`)) {
+      n += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return n;
+}

@@ -5,7 +5,7 @@ import { mkdirSync, symlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { fixture, packageDir, runNode, startServer, storedEvents } from './helpers.mjs';
+import { fixture, packageDir, runNode, seedCatalog, startServer, storedEvents } from './helpers.mjs';
 
 let server;
 let env;
@@ -80,4 +80,28 @@ test('worker_threads: a client per worker, terminated and unflushed workers incl
   // The worker that ended without flushing: its beforeExit (or the release of its client
   // when the worker's environment is torn down) still delivers.
   assert.equal(bySubject['worker-3'], 200, JSON.stringify(bySubject));
+});
+
+test('a client with the stream open does not keep an idle process alive, nor after shutdown()', async () => {
+  await seedCatalog(server, { subjects: ['idle-stream'] });
+  for (const shutdown of ['', '1']) {
+    const run = await runNode([fixture('entitlement_idle.mjs')], {
+      env: { ...env, SUBJECT: 'idle-stream', SHUTDOWN: shutdown },
+      timeoutMs: 30_000,
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout.trim()), { source: 'fresh', hasAccess: true, stream: true });
+    // It exits by itself: well before the runner's 30 s kill (the stream pings every 20 s).
+    assert.ok(run.ms < 10_000, `took ${run.ms} ms`);
+  }
+});
+
+test('worker_threads: entitlement() in two workers and the main thread at once', async () => {
+  await seedCatalog(server, { subjects: ['in-worker'] });
+  const run = await runNode([fixture('entitlement_worker.mjs')], { env: { ...env, SUBJECT: 'in-worker' } });
+  assert.equal(run.code, 0, run.stderr);
+  const { workers, main } = JSON.parse(run.stdout.trim().split('\n').pop());
+  const expected = { fresh: 'fresh', value: { seats: 3 }, cached: 'cache', sso: true, stream: true };
+  assert.deepEqual(main, expected);
+  for (const w of workers) assert.deepEqual(w, { code: 0, result: expected });
 });

@@ -96,9 +96,15 @@ test('examples/node-quickstart runs from the installed package', async () => {
   copyFileSync(join(packageDir, '..', 'examples', 'node-quickstart', 'index.mjs'), join(fresh, 'example.mjs'));
   const run = await runNode(['example.mjs'], {
     cwd: fresh,
-    env: { METERLINE_API_KEY: server.secretKey, METERLINE_ENDPOINT: server.url },
+    env: { METERLINE_API_KEY: server.secretKey, METERLINE_ENDPOINT: server.url, METERLINE_ADMIN_KEY: server.adminKey },
   });
   assert.equal(run.code, 0, run.stderr);
+  // The README quick start's event for customer-42 already counts (usage is per period).
+  const [, usage] =
+    /api_calls for customer-42: hasAccess=true usage=(\d+) remaining=\d+ \(fresh\)/.exec(run.stdout) ?? [];
+  assert.ok(usage !== undefined, run.stdout);
+  const after = Number(usage) + 5;
+  assert.match(run.stdout, new RegExp(`after 5 calls: usage=${after} remaining=${100 - after} \\(cache\\)`));
   assert.match(run.stdout, /refused as expected: invalid_event at \/data\/tokens/);
   assert.match(run.stdout, /stats: enqueued=6 sent=6 duplicates=0 rejected=0/);
   assert.match(run.stdout, /the server stored 7 events:/); // 6 + the README quick start's one

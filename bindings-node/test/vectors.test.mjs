@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
-import { Client, ValidationError, _retryDecision } from '../index.mjs';
+import { Client, ValidationError, _EntitlementCache, _retryDecision } from '../index.mjs';
 import { DEAD_ENDPOINT, repoDir } from './helpers.mjs';
 
 const vector = (name) => JSON.parse(readFileSync(join(repoDir, 'tests', 'vectors', name), 'utf8'));
@@ -88,3 +88,65 @@ describe('retry.json', () => {
     });
   }
 });
+
+/** Every key of `want` must match in `got` (numbers numerically), as the Rust runner checks. */
+function matches(ctx, got, want) {
+  if (want !== null && typeof want === 'object' && !Array.isArray(want)) {
+    for (const [key, w] of Object.entries(want)) matches(`${ctx}.${key}`, got?.[key], w);
+  } else if (Array.isArray(want)) {
+    assert.ok(Array.isArray(got) && got.length === want.length, `${ctx}: got ${JSON.stringify(got)}`);
+    want.forEach((w, i) => matches(`${ctx}[${i}]`, got[i], w));
+  } else {
+    assert.deepEqual(got, want, ctx);
+  }
+}
+
+/** One vector step through the core's EntitlementCache (the `_EntitlementCache` surface). */
+function step(cache, payloads, s) {
+  const payload = (p) => JSON.stringify(typeof p === 'string' ? payloads[p] : p);
+  switch (s.op) {
+    case 'lookup':
+      return JSON.parse(cache.lookup(s.subject, s.feature, s.now));
+    case 'begin_fetch':
+      return { etag: cache.beginFetch(s.subject, s.counted_through) };
+    case 'complete_fetch': {
+      const r = { ...s.result };
+      if (r.fetched !== undefined) r.fetched = JSON.parse(payload(r.fetched));
+      return JSON.parse(cache.completeFetch(s.subject, JSON.stringify(r), s.now, s.jitter));
+    }
+    case 'answer':
+      return { answer: JSON.parse(cache.answer(s.subject, s.feature, s.source)) };
+    case 'answer_or_fallback':
+      return { answer: JSON.parse(cache.answerOrFallback(s.subject, s.feature, s.reason, s.now)) };
+    case 'insert':
+      return JSON.parse(cache.insert(payload(s.payload), s.etag ?? null, s.now, s.counted_through));
+    case 'record_event':
+      return { counted: cache.recordEvent(s.type, s.subject, JSON.stringify(s.data), s.at, s.mark) };
+    case 'apply':
+      return JSON.parse(cache.apply(JSON.stringify(s.message), s.now, s.counted_through));
+    case 'take_refetch_due':
+      return { subjects: cache.takeRefetchDue() };
+    case 'mark_all_for_refetch':
+      cache.markAllForRefetch();
+      return {};
+    case 'state':
+      return JSON.parse(cache.state());
+    default:
+      throw new Error(`unknown op ${s.op}`);
+  }
+}
+
+for (const file of ['entitlements.json', 'stream.json']) {
+  describe(file, () => {
+    const doc = vector(file);
+    for (const scenario of doc.scenarios) {
+      test(scenario.name, () => {
+        const cache = new _EntitlementCache(JSON.stringify(scenario.settings ?? {}));
+        scenario.steps.forEach((s, i) => {
+          const got = step(cache, doc.payloads ?? {}, s);
+          if (s.expect !== undefined) matches(`${file}: step ${i} (${s.op})`, got, s.expect);
+        });
+      });
+    }
+  });
+}

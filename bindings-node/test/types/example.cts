@@ -7,6 +7,11 @@ const client = new meterline.Client({
 });
 const id: string = client.track('api.call', 'customer-42', { tokens: 1 });
 client.once('error', (err: meterline.MeterlineError) => console.error(err.code));
-void client.shutdown().then(() => console.log(id, client.stats().enqueued));
+client.on('connection', (change: meterline.ConnectionChange) => console.log(change.connected));
+void client
+  .entitlement('customer-42', 'sso')
+  .then((a: meterline.Entitlement) => console.log(a.hasAccess, a.source))
+  .then(() => client.shutdown())
+  .then(() => console.log(id, client.stats().enqueued, client.stats().fallbackAnswers));
 
 export = client;

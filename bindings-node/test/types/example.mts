@@ -1,13 +1,20 @@
 // Type-checked with `tsc --noEmit` (ESM): the public API as a TypeScript user writes it.
 import meterline, {
+  ArgumentError,
   Client,
   ConfigError,
   MeterlineError,
   QueueFullError,
+  StreamError,
   ValidationError,
   type ClientOptions,
+  type ConnectionChange,
+  type Entitlement,
+  type EntitlementSource,
+  type Fallbacks,
   type Stats,
   type TrackOptions,
+  type UsageThreshold,
 } from 'meterline';
 
 const options: ClientOptions = {
@@ -56,6 +63,70 @@ export async function main(): Promise<Stats> {
   const sent: number = stats.sent;
   console.log(sent, meterline.Client === Client);
   return stats;
+}
+
+const fallbacks: Fallbacks = {
+  features: { sso: true, api_calls: { limit: 100 }, tier: { value: { seats: 3 } } },
+  default: false,
+};
+
+export async function entitlements(): Promise<Entitlement> {
+  await using client = new Client({
+    ...options,
+    cacheSize: 1_000,
+    entitlementTimeoutMs: 500,
+    maxStaleMs: 3_600_000,
+    maxTtlMs: 60_000,
+    stream: true,
+    fallbacks,
+  });
+  client.on('usageThreshold', (e: UsageThreshold) =>
+    console.log(e.seq, e.subject, e.feature, e.threshold, e.usage, e.limit),
+  );
+  client.on('connection', ({ connected, reason }: ConnectionChange) => console.log(connected, reason));
+  client.on('error', (err) => {
+    if (err instanceof StreamError) console.log('stream', err.code);
+  });
+
+  const answer = await client.entitlement('customer-42', 'api_calls');
+  const source: EntitlementSource = answer.source;
+  const remaining: number | null = answer.remaining;
+  if (!answer.hasAccess) console.log(answer.reason ?? 'no access', source, remaining, answer.limit, answer.usage);
+  const tier = client.cachedEntitlement('customer-42', 'tier');
+  if (tier.kind === 'config') console.log(tier.value, tier.version, tier.periodEnd);
+
+  const token: string = client.customerToken('customer-42', 15 * 60_000);
+  const browser = new Client({
+    apiKey: 'ml_pk_example_0123456789abcdef0123',
+    endpoint: options.endpoint,
+    customerToken: token,
+  });
+  await browser.shutdown();
+
+  client.primeEntitlements({
+    subject: 'customer-7',
+    version: 1,
+    ttl_ms: 60_000,
+    entitlements: { sso: { kind: 'boolean', has_access: true } },
+  });
+  try {
+    client.cachedEntitlement('', 'sso');
+  } catch (err) {
+    if (err instanceof ArgumentError) console.log(err.argument, err.path);
+  }
+  const { cacheHits, cacheMisses, staleAnswers, fallbackAnswers, streamConnected } = client.stats();
+  console.log(cacheHits, cacheMisses, staleAnswers, fallbackAnswers, streamConnected);
+  return answer;
+}
+
+// @ts-expect-error: a fallback is a boolean, { value } or { limit }
+new Client({ ...options, fallbacks: { features: { sso: 'yes' } } });
+// @ts-expect-error: entitlement() answers a promise
+client0().entitlement('c1', 'sso').hasAccess;
+// @ts-expect-error: ttlMs is a number
+client0().customerToken('c1', '60s');
+function client0(): Client {
+  return new Client(options);
 }
 
 // @ts-expect-error: data must be an object
