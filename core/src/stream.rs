@@ -140,6 +140,11 @@ pub struct SchemaUpdated {
     pub etag: String,
 }
 
+/// Response header of `GET /v1/customers/{subject}/entitlements`: the project's stream seq
+/// the answer is current to. A client subscribing the subject afterwards sends it as `since`,
+/// so a change made between the fetch and the subscription is replayed, not missed.
+pub const STREAM_SEQ_HEADER: &str = "meterline-stream-seq";
+
 /// How a stream connection ended, or why it could not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disconnect {

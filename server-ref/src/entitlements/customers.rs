@@ -14,8 +14,13 @@ use sha2::{Digest, Sha256};
 use super::{answer, change::Collection};
 use crate::{app::AppState, auth::Caller, error::ApiError, schemas::etag_matches};
 
+/// The project's stream seq when an entitlement answer was read (see
+/// `meterline_core::stream::STREAM_SEQ_HEADER`).
+use meterline_core::stream::STREAM_SEQ_HEADER;
+
 /// `GET /v1/customers/{subject}/entitlements` → the entitlement answer (DESIGN §4); a
 /// subject that is not a customer has none (and `version` 0 unless it was one before).
+/// `Meterline-Stream-Seq` says which stream seq the answer is current to.
 pub async fn get_entitlements(
     State(state): State<AppState>,
     caller: Caller,
@@ -24,6 +29,13 @@ pub async fn get_entitlements(
 ) -> Result<Response, ApiError> {
     caller.require_subject(&subject)?;
     Collection::Customers.check_id(&subject)?;
+    // Read before the answer: every stream message after this seq is either in the answer
+    // or still to come, so a client subscribing with `since` = this misses nothing.
+    let stream_seq = state
+        .store
+        .stream_seq(caller.project_id)
+        .await
+        .map_err(|e| ApiError::internal("reading the stream seq failed", e))?;
     let mut conn = state
         .store
         .read_connection()
@@ -51,6 +63,7 @@ pub async fn get_entitlements(
     let headers = response.headers_mut();
     headers.insert(header::ETAG, etag_header);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    headers.insert(STREAM_SEQ_HEADER, HeaderValue::from(stream_seq));
     Ok(response)
 }
 

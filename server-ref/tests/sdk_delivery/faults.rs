@@ -327,3 +327,52 @@ fn memory_stays_bounded_while_the_server_is_down_under_constant_load() {
     super::assert_exactly_once(&stored_ids(&rt, &server, server.sk()), &accepted);
     client.shutdown(Duration::from_secs(5)).unwrap();
 }
+
+/// A catalog change made after a subject's answer was fetched but before its subscription
+/// is live (here: the stream's connection is slowed by the proxy) still reaches the cache:
+/// the subscription replays from the stream seq the answer was current to.
+#[test]
+fn a_change_between_the_fetch_and_the_subscription_is_not_missed() {
+    let rt = rt();
+    let server = Server::start();
+    let (sk, ak) = (server.sk().to_owned(), server.ak().to_owned());
+    rt.block_on(async {
+        standard_catalog(&server, &ak).await;
+        put_ok(&server, &ak, "customers/gap", json!({"plan":"pro"})).await;
+    });
+    let proxy = rt.block_on(ChaosProxy::start(&server.url, 11));
+    proxy.set_plan(Plan {
+        rate: 1.0,
+        faults: vec![Fault::Latency {
+            base: Duration::from_millis(700),
+            jitter: Duration::ZERO,
+        }],
+    });
+    let mut c = config(&sk, &server.url);
+    c.fetch_schemas = false;
+    c.stream_endpoint = Some(format!("{}/v1/stream", proxy.url.replace("http://", "ws://")));
+    let client = Client::new(c).unwrap();
+    let first = client.entitlement("gap", "tier").unwrap();
+    assert_eq!(first.value.as_deref(), Some(&json!({"seats": 10})));
+    // The stream is still connecting (each way of the handshake waits 700 ms).
+    assert!(!client.stats().stream_connected);
+    rt.block_on(put_ok(
+        &server,
+        &ak,
+        "customers/gap",
+        json!({"plan":"pro","overrides":{"tier":{"value":{"seats": 99}}}}),
+    ));
+    // The answer's TTL is a minute: only the stream can bring the change this soon.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = client.cached_entitlement("gap", "tier").unwrap();
+        if now.value.as_deref() == Some(&json!({"seats": 99})) {
+            assert_eq!(now.source.as_str(), "cache", "{now:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the change never arrived: {now:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(client.stats().cache_misses, 1, "no second fetch");
+    client.shutdown(Duration::from_secs(5)).unwrap();
+}

@@ -294,7 +294,7 @@ impl Client {
         let ents = &self.shared.entitlements;
         let subject = answer.subject.clone();
         let completion = lock(&ents.cache).insert(answer, None, ents.clock.now_ms(), counted_through);
-        fetch::after_completion(&self.shared, &subject, &completion);
+        fetch::after_completion(&self.shared, &subject, &completion, None);
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use crate::{
     entitlement_cache::{FetchCompletion, FetchResult},
     error::Error,
     retry::parse_retry_after,
+    stream::STREAM_SEQ_HEADER,
     wire::ErrorBody,
 };
 
@@ -100,7 +101,7 @@ async fn fetch_and_store(shared: &Arc<Shared>, subject: &str) -> Landing {
         let counted_through = shared.pipeline.lock().low_watermark();
         let ticket = lock(&ents.cache).begin_fetch(subject, counted_through);
         let etag = ticket.etag.clone().filter(|_| conditional);
-        let (result, error) = get(shared, subject, etag.as_deref()).await;
+        let (result, error, as_of) = get(shared, subject, etag.as_deref()).await;
         let landing = match &result {
             FetchResult::Fetched { answer, .. } => Landing::Answered(Some(Arc::new(answer.clone()))),
             FetchResult::NotModified => Landing::Answered(None),
@@ -112,7 +113,7 @@ async fn fetch_and_store(shared: &Arc<Shared>, subject: &str) -> Landing {
             Some(err) => report(shared, "entitlements", &err),
             None => lock(&ents.throttle).clear(),
         }
-        after_completion(shared, subject, &completion);
+        after_completion(shared, subject, &completion, as_of);
         if completion.refetch && conditional {
             conditional = false;
             continue;
@@ -121,12 +122,14 @@ async fn fetch_and_store(shared: &Arc<Shared>, subject: &str) -> Landing {
     }
 }
 
-/// Keeps the stream's subscriptions in step with the cache.
-pub(crate) fn after_completion(shared: &Arc<Shared>, subject: &str, completion: &FetchCompletion) {
+/// Keeps the stream's subscriptions in step with the cache. `as_of`: the stream seq the
+/// stored answer is current to (the server's `Meterline-Stream-Seq`), the `since` of the
+/// subject's subscription.
+pub(crate) fn after_completion(shared: &Arc<Shared>, subject: &str, completion: &FetchCompletion, as_of: Option<u64>) {
     let ents = &shared.entitlements;
     if completion.added {
         ents.any_cached.store(true, std::sync::atomic::Ordering::Relaxed);
-        ents.stream.subscribe(shared, subject);
+        ents.stream.subscribe(shared, subject, as_of);
     }
     if let Some(evicted) = &completion.evicted {
         ents.stream.unsubscribe(evicted);
@@ -146,7 +149,7 @@ pub(crate) fn report(shared: &Shared, context: &str, err: &Error) {
 
 /// One `GET`; failures come back as [`FetchResult::Failed`] with the reason the answers
 /// carry, and the error to report.
-async fn get(shared: &Shared, subject: &str, etag: Option<&str>) -> (FetchResult, Option<Error>) {
+async fn get(shared: &Shared, subject: &str, etag: Option<&str>) -> (FetchResult, Option<Error>, Option<u64>) {
     let mut url = shared.entitlements.base_url.clone();
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().extend(["v1", "customers", subject, "entitlements"]);
@@ -156,7 +159,7 @@ async fn get(shared: &Shared, subject: &str, etag: Option<&str>) -> (FetchResult
         request = request.header(IF_NONE_MATCH, etag);
     }
     let failed = |reason: String, retry_after: Option<Duration>, err: Error| {
-        (FetchResult::Failed { reason, retry_after }, Some(err))
+        (FetchResult::Failed { reason, retry_after }, Some(err), None)
     };
     let resp = match request.send().await {
         Ok(resp) => resp,
@@ -170,8 +173,13 @@ async fn get(shared: &Shared, subject: &str, etag: Option<&str>) -> (FetchResult
         }
     };
     let status = resp.status();
+    let as_of = resp
+        .headers()
+        .get(STREAM_SEQ_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if status == StatusCode::NOT_MODIFIED {
-        return (FetchResult::NotModified, None);
+        return (FetchResult::NotModified, None, as_of);
     }
     if status == StatusCode::OK {
         let etag = resp
@@ -180,7 +188,7 @@ async fn get(shared: &Shared, subject: &str, etag: Option<&str>) -> (FetchResult
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         return match resp.json::<Entitlements>().await {
-            Ok(answer) if answer.subject == subject => (FetchResult::Fetched { answer, etag }, None),
+            Ok(answer) if answer.subject == subject => (FetchResult::Fetched { answer, etag }, None, as_of),
             Ok(answer) => {
                 let message = format!("asked for subject {subject:?}, got {:?}", answer.subject);
                 failed(

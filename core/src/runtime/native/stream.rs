@@ -49,7 +49,8 @@ const MAX_INCOMING: usize = 1024 * 1024;
 /// A change of the subscribed set, sent by the fetch side.
 #[derive(Debug)]
 enum Command {
-    Subscribe(String),
+    /// A newly cached subject, and the stream seq its answer is current to.
+    Subscribe(String, Option<u64>),
     Unsubscribe(String),
 }
 
@@ -76,15 +77,16 @@ impl StreamControl {
         }
     }
 
-    /// Subscribes `subject`, starting the stream task on first use (if `stream` is on).
-    pub fn subscribe(&self, shared: &Arc<Shared>, subject: &str) {
+    /// Subscribes `subject`, starting the stream task on first use (if `stream` is on);
+    /// `as_of` is the stream seq its cached answer is current to.
+    pub fn subscribe(&self, shared: &Arc<Shared>, subject: &str, as_of: Option<u64>) {
         if !shared.config.stream || *self.closing.borrow() {
             return;
         }
         if let Some(rx) = lock(&self.rx).take() {
             *lock(&self.task) = Some(shared.runtime.spawn(run(shared.clone(), rx)));
         }
-        let _ = self.tx.send(Command::Subscribe(subject.to_owned()));
+        let _ = self.tx.send(Command::Subscribe(subject.to_owned(), as_of));
     }
 
     /// Unsubscribes `subject` (nothing to do before the task started).
@@ -145,11 +147,22 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
     let mut attempt = 0u32;
     let mut connected_before = false;
     let mut reported_down = false;
+    // The earliest `as_of` of the subjects added while no socket was open: the first
+    // subscribe of the next session must replay from there too.
+    let mut floor = None;
     loop {
         if *closing.borrow_and_update() {
             return;
         }
-        let ended = session(&shared, &mut commands, &mut subjects, &mut closing, connected_before).await;
+        let ended = session(
+            &shared,
+            &mut commands,
+            &mut subjects,
+            &mut closing,
+            connected_before,
+            &mut floor,
+        )
+        .await;
         let Ended::Lost {
             why,
             reason,
@@ -183,6 +196,9 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                 _ = closing.changed() => return,
                 command = commands.recv() => match command {
                     Some(command) => {
+                        if let Command::Subscribe(_, as_of) = &command {
+                            floor = earliest(floor, *as_of);
+                        }
                         apply_command(&mut subjects, command, None);
                     }
                     None => return,
@@ -221,6 +237,7 @@ async fn session(
     subjects: &mut BTreeSet<String>,
     closing: &mut watch::Receiver<bool>,
     reconnect: bool,
+    floor: &mut Option<u64>,
 ) -> Ended {
     let request = match request(shared) {
         Ok(request) => request,
@@ -259,6 +276,14 @@ async fn session(
         };
         shared.runtime.spawn(refetch_all(shared.clone(), due));
     }
+    // Subjects resubscribed on a resume are covered by `since`; subjects added while
+    // disconnected by their `as_of` (without either, the refetch above covers them).
+    let floor = floor.take();
+    let since = if reconnect && since.is_none() {
+        None
+    } else {
+        earliest(since, floor)
+    };
     for frame in subscribe_frames(subjects, since) {
         if let Err(e) = ws.send(Message::text(frame)).await {
             return lost(Disconnect::Network, e.to_string(), false);
@@ -370,14 +395,14 @@ fn handle(shared: &Arc<Shared>, text: &str) -> bool {
 /// Updates the subscribed set; returns the frame to send, if any.
 fn apply_command(subjects: &mut BTreeSet<String>, command: Command, since: Option<u64>) -> Option<String> {
     match command {
-        Command::Subscribe(subject) => {
+        Command::Subscribe(subject, as_of) => {
             if subjects.contains(&subject) || subjects.len() >= MAX_SUBJECTS {
                 return None;
             }
             subjects.insert(subject.clone());
             let op = ClientOp::Subscribe {
                 subjects: vec![subject],
-                since,
+                since: earliest(since, as_of),
             };
             serde_json::to_string(&op).ok()
         }
@@ -390,6 +415,15 @@ fn apply_command(subjects: &mut BTreeSet<String>, command: Command, since: Optio
             })
             .ok()
         }
+    }
+}
+
+/// The earlier of two resume points: a replay from it covers both (a replay from too early
+/// only repeats messages, which the cache ignores by version).
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -448,14 +482,23 @@ mod tests {
     fn commands_keep_the_set_bounded_and_unique() {
         let mut set = BTreeSet::new();
         assert!(
-            apply_command(&mut set, Command::Subscribe("a".into()), Some(3)).is_some_and(|f| f.contains("\"since\":3"))
+            apply_command(&mut set, Command::Subscribe("a".into(), None), Some(3))
+                .is_some_and(|f| f.contains("\"since\":3"))
         );
-        assert!(apply_command(&mut set, Command::Subscribe("a".into()), None).is_none());
+        assert!(apply_command(&mut set, Command::Subscribe("a".into(), None), None).is_none());
+        // A new subject replays from the earlier of the stream's position and its answer's.
+        let frame = apply_command(&mut set, Command::Subscribe("x".into(), Some(2)), Some(3)).unwrap();
+        assert!(frame.contains("\"since\":2"), "{frame}");
+        let frame = apply_command(&mut set, Command::Subscribe("y".into(), Some(9)), None).unwrap();
+        assert!(frame.contains("\"since\":9"), "{frame}");
+        assert_eq!(earliest(Some(4), Some(5)), Some(4));
+        assert_eq!(earliest(None, Some(5)), Some(5));
+        assert_eq!(earliest(None, None), None);
         assert!(apply_command(&mut set, Command::Unsubscribe("b".into()), None).is_none());
         assert!(apply_command(&mut set, Command::Unsubscribe("a".into()), None).is_some());
         for i in 0..MAX_SUBJECTS {
-            apply_command(&mut set, Command::Subscribe(i.to_string()), None);
+            apply_command(&mut set, Command::Subscribe(i.to_string(), None), None);
         }
-        assert!(apply_command(&mut set, Command::Subscribe("over".into()), None).is_none());
+        assert!(apply_command(&mut set, Command::Subscribe("over".into(), None), None).is_none());
     }
 }
