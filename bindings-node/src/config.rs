@@ -212,7 +212,17 @@ impl<'env> Reader<'_, 'env> {
     /// `schemas`: `{ [eventType]: JSONSchema }`.
     fn schemas(&self) -> Result<Option<Vec<(String, Value)>>, Box<ErrorReport>> {
         const NAME: &str = "schemas";
-        match self.value(NAME)? {
+        let shape = "an object mapping event types to JSON Schemas";
+        match self.json_object(NAME, shape)? {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(map.into_iter().collect())),
+            Some(_) => Err(bad(NAME, format!("must be {shape}"))),
+        }
+    }
+
+    /// An option that must be a plain object, read as JSON; `shape` describes it in errors.
+    fn json_object(&self, name: &str, shape: &str) -> Result<Option<Value>, Box<ErrorReport>> {
+        match self.value(name)? {
             None => return Ok(None),
             Some((v, ValueType::Object)) if !v.is_array().unwrap_or(false) => {}
             Some((v, ty)) => {
@@ -221,21 +231,15 @@ impl<'env> Reader<'_, 'env> {
                 } else {
                     js_type(ty)
                 };
-                return Err(bad(
-                    NAME,
-                    format!("must be an object mapping event types to JSON Schemas, got {got}"),
-                ));
+                return Err(bad(name, format!("must be {shape}, got {got}")));
             }
         }
         let value: Value = self
             .0
-            .get(NAME)
-            .map_err(|e| bad(NAME, format!("must be JSON (event type → JSON Schema): {}", e.reason)))?
+            .get(name)
+            .map_err(|e| bad(name, format!("must be JSON ({shape}): {}", e.reason)))?
             .unwrap_or(Value::Null);
-        match value {
-            Value::Object(map) => Ok(Some(map.into_iter().collect())),
-            _ => Err(bad(NAME, "must be an object mapping event types to JSON Schemas")),
-        }
+        Ok(Some(value))
     }
 }
 
@@ -245,28 +249,11 @@ impl Reader<'_, '_> {
     /// [`Fallbacks::from_json`]. The JS layer has already refused what JSON cannot carry
     /// (BigInt, functions, NaN …) with the path inside the option.
     fn fallbacks(&self) -> Result<Option<Fallbacks>, Box<ErrorReport>> {
-        const NAME: &str = "fallbacks";
-        match self.value(NAME)? {
-            None => return Ok(None),
-            Some((v, ValueType::Object)) if !v.is_array().unwrap_or(false) => {}
-            Some((v, ty)) => {
-                let got = if v.is_array().unwrap_or(false) {
-                    "an array"
-                } else {
-                    js_type(ty)
-                };
-                return Err(bad(
-                    NAME,
-                    format!("must be an object like {{ features: {{ sso: true }}, default: false }}, got {got}"),
-                ));
-            }
+        let shape = "an object like { features: { sso: true }, default: false }";
+        match self.json_object("fallbacks", shape)? {
+            None => Ok(None),
+            Some(value) => Fallbacks::from_json(&value).map(Some).map_err(|e| report_core(&e)),
         }
-        let value: Value = self
-            .0
-            .get(NAME)
-            .map_err(|e| bad(NAME, format!("must be JSON: {}", e.reason)))?
-            .unwrap_or(Value::Null);
-        Fallbacks::from_json(&value).map(Some).map_err(|e| report_core(&e))
     }
 }
 
