@@ -321,10 +321,14 @@ impl NativeClient {
         subject: &Bound<'_, PyAny>,
         feature: &Bound<'_, PyAny>,
     ) -> PyResult<Entitlement> {
-        let fut = self.answer_future(subject, feature)?;
-        let answer = match entitlements::poll_once(fut) {
-            Ok(ready) => ready,
-            Err(pending) => py.detach(move || entitlements::block_on(pending)),
+        let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
+        let feature = entitlements::arg_str(feature, "feature").map_err(IntoPyErr::into_py_err)?;
+        let client = self.current().map_err(IntoPyErr::into_py_err)?;
+        // On the stack, borrowing the arguments: a hit allocates nothing but the answer object.
+        let mut fut = std::pin::pin!(client.entitlement_async(subject, feature));
+        let answer = match entitlements::poll_once(fut.as_mut()) {
+            Some(ready) => ready,
+            None => py.detach(move || entitlements::block_on(fut)),
         };
         answer.map(Entitlement).map_err(IntoPyErr::into_py_err)
     }
@@ -337,16 +341,16 @@ impl NativeClient {
         subject: &Bound<'_, PyAny>,
         feature: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let fut = self.answer_future(subject, feature)?;
-        match entitlements::poll_once(fut) {
-            Ok(ready) => {
+        let mut fut = self.answer_future(subject, feature)?;
+        match entitlements::poll_once(fut.as_mut()) {
+            Some(ready) => {
                 let answer = ready.map_err(IntoPyErr::into_py_err)?;
                 Ok(Bound::new(py, Entitlement(answer))?.into_any())
             }
-            Err(pending) => {
+            None => {
                 runtime::handle()?;
                 future_into_py::<AsyncRuntime, _, _>(py, async move {
-                    pending.await.map(Entitlement).map_err(IntoPyErr::into_py_err)
+                    fut.await.map(Entitlement).map_err(IntoPyErr::into_py_err)
                 })
             }
         }

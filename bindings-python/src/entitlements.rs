@@ -257,12 +257,12 @@ pub fn prime_payload(obj: &Bound<'_, PyAny>) -> Result<Entitlements, ValidationE
 pub type AnswerFuture = Pin<Box<dyn Future<Output = Result<EntitlementAnswer, Error>> + Send>>;
 
 /// Polls `fut` once on the caller's thread: a cache hit (and every argument error) is ready
-/// at once. `Err(fut)`: it must wait for the fetch.
-pub fn poll_once(mut fut: AnswerFuture) -> Result<Result<EntitlementAnswer, Error>, AnswerFuture> {
+/// at once. `None`: it must wait for the fetch (poll it again later).
+pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Option<F::Output> {
     let mut cx = Context::from_waker(Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        Poll::Ready(out) => Ok(out),
-        Poll::Pending => Err(fut),
+    match fut.poll(&mut cx) {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
     }
 }
 
@@ -280,7 +280,7 @@ impl Wake for Unpark {
 
 /// Drives `fut` to completion on this thread (which must not hold the GIL). The client's
 /// worker runs the fetch and its `entitlement_timeout`, so this wait is bounded.
-pub fn block_on(mut fut: AnswerFuture) -> Result<EntitlementAnswer, Error> {
+pub fn block_on<F: Future>(mut fut: Pin<&mut F>) -> F::Output {
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     loop {
