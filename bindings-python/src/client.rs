@@ -13,7 +13,8 @@ use std::{
 
 use meterline_core::{
     Client, Config, Error,
-    runtime::native::{Callbacks, ErrorCallback},
+    entitlement_cache::UsageThresholdEvent,
+    runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, UsageThresholdCallback},
 };
 use pyo3::{
     PyTraverseError, PyVisit,
@@ -27,6 +28,7 @@ use pyo3_async_runtimes::generic::future_into_py;
 use crate::{
     config::{self, Options},
     convert,
+    entitlements::{self, Entitlement},
     error::{IntoPyErr, to_py_err},
     fork,
     notices::{self, Callback, Notice},
@@ -46,6 +48,8 @@ pub struct NativeClient {
     config: Config,
     callbacks: Callbacks,
     on_error: Option<Arc<Callback>>,
+    on_threshold: Option<Arc<Callback>>,
+    on_connection: Option<Arc<Callback>>,
     /// `overflow="block"`: `track()` may wait for room, so it releases the GIL.
     may_block: bool,
 }
@@ -107,8 +111,10 @@ impl NativeClient {
         api_key, endpoint=None, *, source=None, flush_at=None, max_batch_bytes=None,
         flush_interval=None, max_queue_size=None, overflow=None, block_timeout=None,
         compression=None, request_timeout=None, strict_types=None, fetch_schemas=None,
-        schema_refresh_interval=None, schemas=None, max_in_flight=None, on_error=None,
-        **options
+        schema_refresh_interval=None, schemas=None, max_in_flight=None, cache_size=None,
+        entitlement_timeout=None, max_stale=None, max_ttl=None, fallbacks=None, stream=None,
+        stream_endpoint=None, customer_token=None, on_error=None, on_usage_threshold=None,
+        on_connection_change=None, **options
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -128,7 +134,17 @@ impl NativeClient {
         schema_refresh_interval: Option<&Bound<'_, PyAny>>,
         schemas: Option<&Bound<'_, PyAny>>,
         max_in_flight: Option<&Bound<'_, PyAny>>,
+        cache_size: Option<&Bound<'_, PyAny>>,
+        entitlement_timeout: Option<&Bound<'_, PyAny>>,
+        max_stale: Option<&Bound<'_, PyAny>>,
+        max_ttl: Option<&Bound<'_, PyAny>>,
+        fallbacks: Option<&Bound<'_, PyAny>>,
+        stream: Option<&Bound<'_, PyAny>>,
+        stream_endpoint: Option<&Bound<'_, PyAny>>,
+        customer_token: Option<&Bound<'_, PyAny>>,
         on_error: Option<&Bound<'_, PyAny>>,
+        on_usage_threshold: Option<&Bound<'_, PyAny>>,
+        on_connection_change: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let given = Options {
@@ -146,18 +162,19 @@ impl NativeClient {
             schema_refresh_interval,
             schemas,
             max_in_flight,
+            cache_size,
+            entitlement_timeout,
+            max_stale,
+            max_ttl,
+            fallbacks,
+            stream,
+            stream_endpoint,
+            customer_token,
         };
         let config = config::build(api_key, endpoint, &given, options)?;
-        let on_error = match on_error.filter(|c| !c.is_none()) {
-            None => None,
-            Some(callable) if callable.is_callable() => Some(Arc::new(Callback::new(callable.clone().unbind()))),
-            Some(other) => {
-                return Err(crate::error::config_error(
-                    "on_error",
-                    format!("must be callable, got {}", other.get_type().name()?),
-                ));
-            }
-        };
+        let on_error = callback("on_error", on_error)?;
+        let on_threshold = callback("on_usage_threshold", on_usage_threshold)?;
+        let on_connection = callback("on_connection_change", on_connection_change)?;
         let callbacks = Callbacks {
             on_error: on_error.clone().map(|callback| -> ErrorCallback {
                 Arc::new(move |error: &Error| {
@@ -167,7 +184,23 @@ impl NativeClient {
                     })
                 })
             }),
-            ..Callbacks::default()
+            on_usage_threshold: on_threshold.clone().map(|callback| -> UsageThresholdCallback {
+                Arc::new(move |event: &UsageThresholdEvent| {
+                    notices::push(Notice::Threshold {
+                        callback: callback.clone(),
+                        event: event.clone(),
+                    })
+                })
+            }),
+            on_connection_change: on_connection.clone().map(|callback| -> ConnectionCallback {
+                Arc::new(move |connected: bool, reason: &str| {
+                    notices::push(Notice::Connection {
+                        callback: callback.clone(),
+                        connected,
+                        reason: reason.to_owned(),
+                    })
+                })
+            }),
         };
         let client = Client::with_callbacks(config.clone(), callbacks.clone()).map_err(IntoPyErr::into_py_err)?;
         Ok(NativeClient {
@@ -180,6 +213,8 @@ impl NativeClient {
             config,
             callbacks,
             on_error,
+            on_threshold,
+            on_connection,
         })
     }
 
@@ -278,6 +313,85 @@ impl NativeClient {
         })
     }
 
+    /// Whether `subject` may use `feature`: a cache hit is answered on this thread; a miss
+    /// waits (GIL released) for the shared fetch, at most `entitlement_timeout`.
+    fn entitlement(
+        &self,
+        py: Python<'_>,
+        subject: &Bound<'_, PyAny>,
+        feature: &Bound<'_, PyAny>,
+    ) -> PyResult<Entitlement> {
+        let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
+        let feature = entitlements::arg_str(feature, "feature").map_err(IntoPyErr::into_py_err)?;
+        let client = self.current().map_err(IntoPyErr::into_py_err)?;
+        // On the stack, borrowing the arguments: a hit allocates nothing but the answer object.
+        let mut fut = std::pin::pin!(client.entitlement_async(subject, feature));
+        let answer = match entitlements::poll_once(fut.as_mut()) {
+            Some(ready) => ready,
+            None => py.detach(move || entitlements::block_on(fut)),
+        };
+        answer.map(Entitlement).map_err(IntoPyErr::into_py_err)
+    }
+
+    /// `entitlement()` for asyncio: the `Entitlement` itself on a cache hit (no thread hop),
+    /// else an awaitable resolving to it.
+    fn _entitlement_async<'py>(
+        &self,
+        py: Python<'py>,
+        subject: &Bound<'_, PyAny>,
+        feature: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut fut = self.answer_future(subject, feature)?;
+        match entitlements::poll_once(fut.as_mut()) {
+            Some(ready) => {
+                let answer = ready.map_err(IntoPyErr::into_py_err)?;
+                Ok(Bound::new(py, Entitlement(answer))?.into_any())
+            }
+            None => {
+                runtime::handle()?;
+                future_into_py::<AsyncRuntime, _, _>(py, async move {
+                    fut.await.map(Entitlement).map_err(IntoPyErr::into_py_err)
+                })
+            }
+        }
+    }
+
+    /// The cached answer without ever waiting (on a miss: the fallback, while one
+    /// background fetch fills the cache).
+    fn cached_entitlement(&self, subject: &Bound<'_, PyAny>, feature: &Bound<'_, PyAny>) -> PyResult<Entitlement> {
+        let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
+        let feature = entitlements::arg_str(feature, "feature").map_err(IntoPyErr::into_py_err)?;
+        let answer = {
+            let mut slot = self.lock();
+            slot.client(&self.config, &self.callbacks)
+                .and_then(|client| client.cached_entitlement(subject, feature))
+        };
+        answer.map(Entitlement).map_err(IntoPyErr::into_py_err)
+    }
+
+    /// Mints a customer token for `subject` valid for `ttl` (seconds or a `timedelta`).
+    fn customer_token(&self, subject: &Bound<'_, PyAny>, ttl: &Bound<'_, PyAny>) -> PyResult<String> {
+        let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
+        let ttl = entitlements::ttl(ttl).map_err(IntoPyErr::into_py_err)?;
+        let token = {
+            let mut slot = self.lock();
+            slot.client(&self.config, &self.callbacks)
+                .and_then(|client| client.customer_token(subject, ttl))
+        };
+        token.map_err(IntoPyErr::into_py_err)
+    }
+
+    /// Caches the server's entitlements JSON body for its subject, as if just fetched.
+    fn prime_entitlements(&self, payload: &Bound<'_, PyAny>) -> PyResult<()> {
+        let answer = entitlements::prime_payload(payload).map_err(IntoPyErr::into_py_err)?;
+        let primed = {
+            let mut slot = self.lock();
+            slot.client(&self.config, &self.callbacks)
+                .and_then(|client| client.prime_entitlements(answer))
+        };
+        primed.map_err(IntoPyErr::into_py_err)
+    }
+
     /// The core's counters as a dict (`meterline.Stats` is built from it).
     fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = match self.in_this_process() {
@@ -316,20 +430,41 @@ impl NativeClient {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        match &self.on_error {
-            Some(callback) => callback.visit(&visit),
-            None => Ok(()),
+        for callback in [&self.on_error, &self.on_threshold, &self.on_connection]
+            .into_iter()
+            .flatten()
+        {
+            callback.visit(&visit)?;
         }
+        Ok(())
     }
 
     fn __clear__(&self) {
-        if let Some(callback) = &self.on_error {
+        for callback in [&self.on_error, &self.on_threshold, &self.on_connection]
+            .into_iter()
+            .flatten()
+        {
             callback.clear();
         }
     }
 }
 
 impl NativeClient {
+    /// The owned entitlement future for `subject`/`feature` (not polled yet).
+    fn answer_future(
+        &self,
+        subject: &Bound<'_, PyAny>,
+        feature: &Bound<'_, PyAny>,
+    ) -> PyResult<entitlements::AnswerFuture> {
+        let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
+        let feature = entitlements::arg_str(feature, "feature").map_err(IntoPyErr::into_py_err)?;
+        let client = self.current().map_err(IntoPyErr::into_py_err)?;
+        let (subject, feature) = (Arc::<str>::from(subject), Arc::<str>::from(feature));
+        Ok(Box::pin(
+            async move { client.entitlement_async(&subject, &feature).await },
+        ))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -366,6 +501,18 @@ impl Drop for NativeClient {
             // The last handle's drop flushes (bounded by the core); do not hold the GIL.
             Python::attach(|py| py.detach(move || drop(client)));
         }
+    }
+}
+
+/// A callback option: `None` or a callable (else `ConfigError` naming it).
+fn callback(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<Callback>>> {
+    match value.filter(|c| !c.is_none()) {
+        None => Ok(None),
+        Some(callable) if callable.is_callable() => Ok(Some(Arc::new(Callback::new(callable.clone().unbind())))),
+        Some(other) => Err(crate::error::config_error(
+            name,
+            format!("must be callable, got {}", other.get_type().name()?),
+        )),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use meterline_core::{Config, OverflowPolicy, codec::Encoding};
+use meterline_core::{Config, Fallbacks, OverflowPolicy, codec::Encoding};
 use pyo3::{
     prelude::*,
     types::{PyBool, PyDict, PyFloat, PyInt, PyString},
@@ -35,7 +35,17 @@ pub const OPTIONS: &[&str] = &[
     "schema_refresh_interval",
     "schemas",
     "max_in_flight",
+    "cache_size",
+    "entitlement_timeout",
+    "max_stale",
+    "max_ttl",
+    "fallbacks",
+    "stream",
+    "stream_endpoint",
+    "customer_token",
     "on_error",
+    "on_usage_threshold",
+    "on_connection_change",
 ];
 
 /// The options as passed (each `None` when left at its default).
@@ -55,6 +65,14 @@ pub struct Options<'a, 'py> {
     pub schema_refresh_interval: Option<&'a Bound<'py, PyAny>>,
     pub schemas: Option<&'a Bound<'py, PyAny>>,
     pub max_in_flight: Option<&'a Bound<'py, PyAny>>,
+    pub cache_size: Option<&'a Bound<'py, PyAny>>,
+    pub entitlement_timeout: Option<&'a Bound<'py, PyAny>>,
+    pub max_stale: Option<&'a Bound<'py, PyAny>>,
+    pub max_ttl: Option<&'a Bound<'py, PyAny>>,
+    pub fallbacks: Option<&'a Bound<'py, PyAny>>,
+    pub stream: Option<&'a Bound<'py, PyAny>>,
+    pub stream_endpoint: Option<&'a Bound<'py, PyAny>>,
+    pub customer_token: Option<&'a Bound<'py, PyAny>>,
 }
 
 /// Builds the core configuration; `unknown` holds the keyword arguments nobody claimed.
@@ -117,6 +135,25 @@ pub fn build(
         config.schemas = schema_list(schemas)?;
     }
     set(&mut config.max_in_flight, count("max_in_flight", o.max_in_flight)?);
+    set(&mut config.cache_size, count("cache_size", o.cache_size)?);
+    set(
+        &mut config.entitlement_timeout,
+        seconds("entitlement_timeout", o.entitlement_timeout)?,
+    );
+    set(&mut config.max_stale, seconds("max_stale", o.max_stale)?);
+    if let Some(max_ttl) = seconds("max_ttl", o.max_ttl)? {
+        config.max_ttl = Some(max_ttl);
+    }
+    if let Some(fallbacks) = given(o.fallbacks) {
+        config.fallbacks = fallback_set(fallbacks)?;
+    }
+    set(&mut config.stream, boolean("stream", o.stream)?);
+    if let Some(url) = string("stream_endpoint", o.stream_endpoint)? {
+        config.stream_endpoint = Some(url);
+    }
+    if let Some(token) = string("customer_token", o.customer_token)? {
+        config.customer_token = Some(token);
+    }
     Ok(config)
 }
 
@@ -213,4 +250,13 @@ fn schema_list(value: &Bound<'_, PyAny>) -> PyResult<Vec<(String, serde_json::Va
         )),
         Err(e) => Err(config_error("schemas", format!("{} at {}", e.message(), e.path("")))),
     }
+}
+
+/// `fallbacks`: `{"features": {key: spec}, "default": spec}` in the core's neutral spelling
+/// (`True`/`False`, `{"value": …}`, `{"limit": n}`), parsed by the core's
+/// `Fallbacks::from_json` so every binding accepts exactly the same documents.
+fn fallback_set(value: &Bound<'_, PyAny>) -> PyResult<Fallbacks> {
+    let json =
+        convert::to_json(value).map_err(|e| config_error("fallbacks", format!("{} at {}", e.message(), e.path(""))))?;
+    Fallbacks::from_json(&json).map_err(IntoPyErr::into_py_err)
 }

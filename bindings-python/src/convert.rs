@@ -277,7 +277,7 @@ fn refusal(obj: &Bound<'_, PyAny>) -> String {
     format!("values of type {name} cannot be sent as JSON{hint}")
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())

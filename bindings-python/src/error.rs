@@ -13,6 +13,7 @@
 //! | `Network` | `NetworkError` |
 //! | `Http` | `ServerError(status)` |
 //! | `Codec` | `CodecError` |
+//! | `Stream` | `StreamError` (its `code` is the server's or `stream_closed`) |
 //! | anything newer | `MeterlineError` with the core's `code` |
 //!
 //! The message is the core error's `Display` text; `code` is always the core's `code()`.
@@ -69,6 +70,7 @@ pub fn to_py_err(py: Python<'_>, err: &Error) -> PyErr {
         Error::Network(_) => build(py, "NetworkError", message, code, |_| Ok(())),
         Error::Http { status, .. } => build(py, "ServerError", message, code, |kw| kw.set_item("status", *status)),
         Error::Codec { .. } => build(py, "CodecError", message, code, |_| Ok(())),
+        Error::Stream { .. } => build(py, "StreamError", message, code, |_| Ok(())),
         _ => build(py, "MeterlineError", message, code, |_| Ok(())),
     };
     built.unwrap_or_else(|failure| failure)

@@ -9,12 +9,14 @@
 mod client;
 mod config;
 mod convert;
+mod entitlements;
 mod error;
 mod fork;
 mod logging;
 mod notices;
 mod retry;
 mod runtime;
+mod vectors;
 
 use pyo3::prelude::*;
 
@@ -25,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
     m.add_class::<client::NativeClient>()?;
+    m.add_class::<entitlements::Entitlement>()?;
     m.add_function(wrap_pyfunction!(notices::_take_notices, m)?)?;
     m.add_function(wrap_pyfunction!(notices::_wake_notices, m)?)?;
     m.add_function(wrap_pyfunction!(notices::_close_notices, m)?)?;
@@ -33,5 +36,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fork::_after_fork_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(retry::_retry_decision, m)?)?;
+    m.add_class::<vectors::VectorCache>()?;
     Ok(())
 }

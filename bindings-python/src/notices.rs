@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use meterline_core::Error;
+use meterline_core::{Error, entitlement_cache::UsageThresholdEvent};
 use pyo3::{prelude::*, types::PyTuple};
 
 use crate::error::to_py_err;
@@ -41,6 +41,22 @@ pub enum Notice {
         callback: Arc<Callback>,
         /// What went wrong.
         error: Error,
+    },
+    /// A stream `usage.threshold` message for a client's `on_usage_threshold`.
+    Threshold {
+        /// The client's callback.
+        callback: Arc<Callback>,
+        /// The crossing.
+        event: UsageThresholdEvent,
+    },
+    /// The stream connected or was lost, for a client's `on_connection_change`.
+    Connection {
+        /// The client's callback.
+        callback: Arc<Callback>,
+        /// Whether it is connected now.
+        connected: bool,
+        /// `"connected"`, or why it was lost.
+        reason: String,
     },
 }
 
@@ -127,11 +143,14 @@ fn after_exit(notice: &Notice) {
         Notice::Log { level, message } if *level >= 30 => eprintln!("meterline: {message}"),
         Notice::Log { .. } => {}
         Notice::Error { error, .. } => eprintln!("meterline: background error after exit: {error}"),
+        Notice::Threshold { .. } | Notice::Connection { .. } => {}
     }
 }
 
 /// Waits up to `timeout` seconds for notices and returns them all as tuples:
-/// `("log", level, message)` or `("error", callback, exception)`.
+/// `("log", level, message)`, `("error", callback, exception)`,
+/// `("threshold", callback, (seq, subject, feature, threshold, usage, limit))` or
+/// `("connection", callback, (connected, reason))`.
 #[pyfunction]
 pub fn _take_notices(py: Python<'_>, timeout: f64) -> PyResult<Vec<Bound<'_, PyTuple>>> {
     let wait = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::from_secs(1));
@@ -159,6 +178,22 @@ pub fn _take_notices(py: Python<'_>, timeout: f64) -> PyResult<Vec<Bound<'_, PyT
                 if let Some(callable) = callback.get(py) {
                     let exception = to_py_err(py, &error).into_value(py);
                     out.push(("error", callable, exception).into_pyobject(py)?);
+                }
+            }
+            Notice::Threshold { callback, event } => {
+                if let Some(callable) = callback.get(py) {
+                    let e = event;
+                    let fields = (e.seq, e.subject, e.feature, e.threshold, e.usage, e.limit);
+                    out.push(("threshold", callable, fields).into_pyobject(py)?);
+                }
+            }
+            Notice::Connection {
+                callback,
+                connected,
+                reason,
+            } => {
+                if let Some(callable) = callback.get(py) {
+                    out.push(("connection", callable, (connected, reason)).into_pyobject(py)?);
                 }
             }
         }

@@ -95,7 +95,8 @@ def test_stats_is_a_frozen_dataclass(server: Server) -> None:
         stats.sent = 3  # type: ignore[misc]
     assert set(dataclasses.asdict(stats)) == {
         "enqueued", "sent", "duplicates", "rejected", "dropped", "retried", "batches",
-        "queue_length", "spool_length", "cache_hits", "cache_misses", "stream_connected",
+        "queue_length", "spool_length", "cache_hits", "cache_misses", "stale_answers",
+        "fallback_answers", "stream_connected",
     }  # fmt: skip
 
 

@@ -3,8 +3,8 @@
     METERLINE_API_KEY=ml_sk_... METERLINE_ENDPOINT=http://127.0.0.1:8080 python quickstart.py
 
 Tracks a few billable events for two customers, shows an invalid event being refused,
-flushes, prints the client's counters, and prints what the server stored (read back through
-``GET /v1/events`` with urllib).
+asks one customer's entitlement, flushes, prints the client's counters, and prints what
+the server stored (read back through ``GET /v1/events`` with urllib).
 """
 
 from __future__ import annotations
@@ -49,6 +49,15 @@ def main() -> int:
             client.track("api.call", "customer-42", {"tokens": float("nan")})
         except meterline.ValidationError as error:
             print(f"refused as expected: {error}")
+
+        # Entitlements: answered from a local cache kept current by the server's stream; a
+        # miss waits at most entitlement_timeout, then answers the fallback with a reason.
+        answer = client.entitlement("customer-42", "api_calls")
+        print(
+            f"entitlement api_calls for customer-42: has_access={answer.has_access} "
+            f"kind={answer.kind} usage={answer.usage} limit={answer.limit} "
+            f"source={answer.source} reason={answer.reason}"
+        )
 
         client.flush(timeout=10)
         stats = client.stats()

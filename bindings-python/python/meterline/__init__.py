@@ -8,12 +8,15 @@ meterline server, retrying with the same event ids so each one is stored exactly
 
     with meterline.Client("ml_sk_...", "http://127.0.0.1:8080") as client:
         client.track("api.call", "customer-42", {"tokens": 1234, "model": "m-large"})
+        if client.entitlement("customer-42", "api_calls").has_access:
+            ...
 
 See the package README for the options, asyncio, errors, logging and fork safety.
 """
 
 from meterline._client import DEFAULT_ENDPOINT, AsyncClient, Client, Stats
-from meterline._native import __version__
+from meterline._native import Entitlement, __version__
+from meterline._types import UsageThreshold
 from meterline.errors import (
     AuthError,
     ClosedError,
@@ -25,6 +28,7 @@ from meterline.errors import (
     QueueFullError,
     RejectedError,
     ServerError,
+    StreamError,
     TimeoutError,
     ValidationError,
 )
@@ -37,6 +41,7 @@ __all__ = [
     "ClosedError",
     "CodecError",
     "ConfigError",
+    "Entitlement",
     "ForbiddenError",
     "MeterlineError",
     "NetworkError",
@@ -44,7 +49,9 @@ __all__ = [
     "RejectedError",
     "ServerError",
     "Stats",
+    "StreamError",
     "TimeoutError",
+    "UsageThreshold",
     "ValidationError",
     "__version__",
 ]

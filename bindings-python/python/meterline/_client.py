@@ -8,7 +8,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from meterline import _lifecycle
-from meterline._native import NativeClient
+from meterline._native import Entitlement, NativeClient
+from meterline._types import UsageThreshold
 from meterline.errors import MeterlineError
 
 if TYPE_CHECKING:
@@ -45,9 +46,14 @@ class Stats:
     spool_length: int = 0
     """Events waiting in the disk spool."""
     cache_hits: int = 0
-    """Entitlement cache hits."""
+    """``entitlement()`` calls answered from the cache (within the TTL, or stale)."""
     cache_misses: int = 0
-    """Entitlement cache misses."""
+    """``entitlement()`` calls with nothing servable cached (a fetch, or a fallback while a
+    recent failure backs off)."""
+    stale_answers: int = 0
+    """``entitlement()`` answers with source ``"stale"``."""
+    fallback_answers: int = 0
+    """``entitlement()`` answers with source ``"fallback"``."""
     stream_connected: bool = False
     """Whether the realtime stream is connected."""
 
@@ -90,9 +96,29 @@ class Client(NativeClient):
         schema_refresh_interval: How often the schemas are refreshed (seconds).
         schemas: Local schemas, event type → JSON Schema (used with fetched ones).
         max_in_flight: Concurrent batch requests.
+        cache_size: Most subjects whose entitlements are cached (1-1,000,000; least recently
+            used evicted first).
+        entitlement_timeout: Longest wait of ``entitlement()`` on a cache miss before it
+            answers the fallback (seconds, more than 0 and at most 60).
+        max_stale: How long past its TTL a cached answer is still served as ``"stale"``
+            (seconds, at most 365 days).
+        max_ttl: Caps the server's TTL for cached answers (seconds; ``None``: the server's).
+        fallbacks: What ``entitlement()`` answers when nothing usable is cached and the
+            server cannot answer: ``{"features": {key: spec}, "default": spec}`` where a spec
+            is ``True``/``False``, ``{"value": <JSON>}`` or ``{"limit": n}``. Default: deny.
+        stream: Keep the cache current over the realtime stream (opened when the first
+            entitlement is cached).
+        stream_endpoint: The stream's URL (default: the endpoint's ``ws(s)://…/v1/stream``).
+        customer_token: With a publishable key (``ml_pk_…``): the token minted by the
+            backend's :meth:`customer_token`; required with one, refused otherwise.
         on_error: Called with a :class:`~meterline.MeterlineError` for each background
             failure (an event rejected by the server, a batch given up on, a failed schema
-            refresh), on meterline's dispatcher thread. An exception it raises is logged.
+            refresh, entitlement fetch and stream failures — the last two at most once a minute
+            per kind), on meterline's dispatcher thread. An exception it raises is logged.
+        on_usage_threshold: Called with a :class:`~meterline.UsageThreshold` when the stream
+            reports a crossing, on the dispatcher thread. An exception it raises is logged.
+        on_connection_change: Called with ``(connected, reason)`` when the stream connects
+            (``True, "connected"``) or is lost (``False``, why), on the dispatcher thread.
 
     Raises:
         ConfigError: An option is unknown, of the wrong type or out of range.
@@ -119,11 +145,25 @@ class Client(NativeClient):
         schema_refresh_interval: float = 300.0,
         schemas: Mapping[str, Mapping[str, Any]] | None = None,
         max_in_flight: int = 2,
+        cache_size: int = 10_000,
+        entitlement_timeout: float = 1.0,
+        max_stale: float = 86_400.0,
+        max_ttl: float | None = None,
+        fallbacks: Mapping[str, Any] | None = None,
+        stream: bool = True,
+        stream_endpoint: str | None = None,
+        customer_token: str | None = None,
         on_error: Callable[[MeterlineError], object] | None = None,
+        on_usage_threshold: Callable[[UsageThreshold], object] | None = None,
+        on_connection_change: Callable[[bool, str], object] | None = None,
     ) -> None:
         # The options were read and checked by NativeClient.__new__; only the process-wide
         # bookkeeping (exit flush, fork hooks, log dispatch) is left.
         _lifecycle.register(self)
+
+    # entitlement(), cached_entitlement(), customer_token() and prime_entitlements() are the
+    # native methods themselves (no Python frame on the hot path); see _native.pyi and the
+    # README for their documentation.
 
     def flush(self, timeout: float | None = None) -> None:
         """Sends everything queued so far and waits until the server has answered for it.
@@ -171,8 +211,10 @@ class Client(NativeClient):
 
 
 class AsyncClient(NativeClient):
-    """:class:`Client` for asyncio: ``flush`` and ``shutdown`` are coroutines that never
-    block the event loop; ``track`` stays a plain call (it never waits on the network — with
+    """:class:`Client` for asyncio: ``entitlement``, ``flush`` and ``shutdown`` are
+    coroutines that never block the event loop (``cached_entitlement``, ``customer_token``
+    and ``prime_entitlements`` never wait and stay plain calls); ``track`` stays a plain
+    call (it never waits on the network — with
     ``overflow="block"`` it may wait up to ``block_timeout`` for room, so prefer the default
     policy in async code). Takes the same arguments as :class:`Client`.
     """
@@ -198,7 +240,17 @@ class AsyncClient(NativeClient):
         schema_refresh_interval: float = 300.0,
         schemas: Mapping[str, Mapping[str, Any]] | None = None,
         max_in_flight: int = 2,
+        cache_size: int = 10_000,
+        entitlement_timeout: float = 1.0,
+        max_stale: float = 86_400.0,
+        max_ttl: float | None = None,
+        fallbacks: Mapping[str, Any] | None = None,
+        stream: bool = True,
+        stream_endpoint: str | None = None,
+        customer_token: str | None = None,
         on_error: Callable[[MeterlineError], object] | None = None,
+        on_usage_threshold: Callable[[UsageThreshold], object] | None = None,
+        on_connection_change: Callable[[bool, str], object] | None = None,
     ) -> None:
         _lifecycle.register(self)
 
@@ -214,6 +266,15 @@ class AsyncClient(NativeClient):
         error = await self._shutdown_async(timeout)
         if error is not None:
             raise error
+
+    # The async form of the native (blocking) method, by design.
+    async def entitlement(self, subject: str, feature: str) -> Entitlement:  # type: ignore[override]
+        """:meth:`Client.entitlement` for asyncio: a cache hit is answered at once; a miss
+        awaits the shared fetch without blocking the event loop."""
+        answer = self._entitlement_async(subject, feature)
+        if isinstance(answer, Entitlement):
+            return answer  # a cache hit: no thread hop, no asyncio future
+        return await answer
 
     def stats(self) -> Stats:
         """A snapshot of the counters."""

@@ -1,9 +1,10 @@
 """Process-wide bookkeeping: log and ``on_error`` delivery, exit flush, fork hooks.
 
-* **Delivery.** The core's background thread never calls into Python. It queues log records
-  and background errors in the native module; one daemon thread here
+* **Delivery.** The core's background thread never calls into Python. It queues log records,
+  background errors and stream notices in the native module; one daemon thread here
   (``meterline-dispatch``) takes them and calls the standard ``logging`` logger
-  ``"meterline"`` and the clients' ``on_error`` callbacks. An exception raised by a callback
+  ``"meterline"`` and the clients' ``on_error``, ``on_usage_threshold`` and
+  ``on_connection_change`` callbacks. An exception raised by a callback
   is logged and ignored.
 * **Exit.** Clients still open when the interpreter exits are shut down (``EXIT_TIMEOUT``
   seconds each), then the dispatcher delivers what is left and stops. Forked
@@ -26,6 +27,7 @@ from multiprocessing import util as _mp_util
 from typing import TYPE_CHECKING
 
 from meterline import _native
+from meterline._types import UsageThreshold
 
 if TYPE_CHECKING:
     from meterline._native import NativeClient
@@ -77,6 +79,26 @@ def _deliver(notices: Sequence[tuple[object, ...]]) -> None:
                     logger.exception(
                         "meterline: the on_error callback raised while handling %r; ignored",
                         error,
+                    )
+            case ("threshold", callback, tuple(fields)) if callable(callback):
+                event = UsageThreshold(*fields)
+                try:
+                    callback(event)
+                except Exception:
+                    logger.exception(
+                        "meterline: the on_usage_threshold callback raised while handling %r;"
+                        " ignored",
+                        event,
+                    )
+            case ("connection", callback, (bool(connected), str(reason))) if callable(callback):
+                try:
+                    callback(connected, reason)
+                except Exception:
+                    logger.exception(
+                        "meterline: the on_connection_change callback raised (connected=%s,"
+                        " reason=%r); ignored",
+                        connected,
+                        reason,
                     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "QueueFullError",
     "RejectedError",
     "ServerError",
+    "StreamError",
     "TimeoutError",
     "ValidationError",
 ]
@@ -181,4 +182,17 @@ class CodecError(MeterlineError):
     Schema (``code``: ``invalid_json``, ``invalid_schema``, ``payload_too_large``, ...)."""
 
     def __init__(self, message: str = "", *, code: str = "codec_error") -> None:
+        super().__init__(message, code=code)
+
+
+class StreamError(MeterlineError):
+    """The realtime entitlement stream reported a problem (passed to ``on_error``, never
+    raised by a call): the server's ``error`` message or an unexpected close.
+
+    Attributes:
+        code: The server's code (``bad_message``, ``too_many_subjects``, ...) or
+            ``stream_closed``.
+    """
+
+    def __init__(self, message: str = "", *, code: str = "stream_error") -> None:
         super().__init__(message, code=code)
