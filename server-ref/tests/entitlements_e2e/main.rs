@@ -13,6 +13,7 @@ mod common;
 mod auth;
 mod live;
 mod offline;
+mod usage;
 
 use std::{
     sync::{Arc, Mutex},
