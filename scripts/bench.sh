@@ -14,6 +14,8 @@ cargo bench --locked -p meterline-core --bench codec
 step "server: durable ingest from a loopback load vs. the bare parse ceiling"
 cargo build --locked --release -p meterline-server
 cargo bench --locked -p meterline-server --bench ingest
+step "server: admin change -> subscribed clients (1,000 stream connections + 20 core Clients)"
+cargo bench --locked -p meterline-server --bench propagation
 if [ -x scripts/bench-python.sh ]; then
   step "Python: meterline vs posthog vs segment"
   scripts/bench-python.sh

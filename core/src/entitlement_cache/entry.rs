@@ -108,6 +108,14 @@ impl Cached {
         }
     }
 
+    /// The highest mark of the local usage records kept (`None`: none kept).
+    pub fn last_local_mark(&self) -> Option<u64> {
+        self.features
+            .values()
+            .filter_map(|f| f.deltas.back().map(|d| d.mark))
+            .max()
+    }
+
     fn earliest_period_end(&self) -> Option<u64> {
         self.features
             .values()

@@ -22,7 +22,11 @@
 //! knows that every event with a smaller mark had been stored by the server (or given up on)
 //! before the request was sent. Records below it are dropped — the answer contains them —
 //! and the others are kept on top of the new answer. Events in flight while the request was
-//! sent may be counted twice until the next answer: the estimate errs towards denying.
+//! sent may be counted twice until the next answer: the estimate errs towards denying. A
+//! stream update is the common case (the server emits one when this client's own batch
+//! crosses a threshold, before the batch's answer arrives), so a subject updated over the
+//! stream on top of local records is refetched once those records have settled
+//! ([`EntitlementCache::settled`]).
 //!
 //! **Failures.** A failed fetch leaves a stale entry serving stale answers (with the failure
 //! as `reason`) and a missing one answering the fallback; either way no new fetch is started
@@ -158,6 +162,10 @@ pub struct EntitlementCache {
     pending: HashMap<String, u32>,
     settings: CacheSettings,
     last_seq: Option<u64>,
+    /// Subjects whose answer came over the stream while local usage records were kept on
+    /// top of it, with the mark past which those records are all settled: see
+    /// [`EntitlementCache::settled`].
+    unsettled: HashMap<Arc<str>, u64>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -172,6 +180,7 @@ impl EntitlementCache {
             pending: HashMap::new(),
             settings,
             last_seq: None,
+            unsettled: HashMap::new(),
         }
     }
 
@@ -315,6 +324,15 @@ impl EntitlementCache {
             if *count == 0 {
                 self.pending.remove(&ticket.subject);
             }
+        }
+        if !matches!(result, FetchResult::Failed { .. })
+            && self
+                .unsettled
+                .get(ticket.subject.as_str())
+                .is_some_and(|at| *at <= ticket.counted_through)
+        {
+            // This answer was asked for after those records settled: it counts them.
+            self.unsettled.remove(ticket.subject.as_str());
         }
         match result {
             FetchResult::Fetched { answer, etag } => {
@@ -485,6 +503,43 @@ impl EntitlementCache {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Remembers that `subject`'s answer just came over the stream with local usage kept on
+    /// top of it. A stream update is often caused by this client's own events (a threshold
+    /// crossed, access flipped), committed by the server while their batch was still in
+    /// flight: the answer may already count them, and keeping them would count them twice
+    /// until the next answer — the client would deny early.
+    fn note_unsettled(&mut self, subject: &str) {
+        let Some(entry) = self.entries.peek(subject) else {
+            return;
+        };
+        if let Some(mark) = entry.data.as_ref().and_then(Cached::last_local_mark) {
+            let settled_at = mark.saturating_add(1);
+            let at = self.unsettled.entry(Arc::from(subject)).or_insert(settled_at);
+            *at = (*at).max(settled_at);
+        }
+    }
+
+    /// The subjects to refetch now that every event below `counted_through` has been
+    /// stored by the server (or given up on): those whose streamed answer was kept under
+    /// local usage records that are all settled by now. Their refetch (with this
+    /// `counted_through`) replaces the estimate with the server's exact count. Cheap when
+    /// nothing is unsettled: call it after every batch.
+    pub fn settled(&mut self, counted_through: u64) -> Vec<String> {
+        if self.unsettled.is_empty() {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        self.unsettled.retain(|subject, at| {
+            if *at > counted_through {
+                return true;
+            }
+            due.push(subject.to_string());
+            false
+        });
+        due.retain(|subject| self.entries.contains(subject.as_str()));
+        due
     }
 
     /// The last stream `seq` applied: resume with `since` = this.

@@ -94,6 +94,7 @@ impl EntitlementCache {
                     // Being fetched: keep it; the fetch's answer replaces it only if not older.
                     self.store(&subject, data, None, counted_through, now);
                 }
+                self.note_unsettled(&subject);
                 StreamEffect::Updated { subject }
             }
             ServerMessage::UsageThreshold { seq, subject, data } => {

@@ -289,3 +289,40 @@ fn answers_too_old_to_serve_still_back_off_after_a_failure() {
     assert!(matches!(c.lookup("c1", "sso", too_old + 1), Lookup::Backoff(a) if a.source == Source::Fallback));
     assert_eq!(c.lookup("c1", "sso", too_old + 1_000), Lookup::Miss);
 }
+
+#[test]
+fn a_streamed_answer_over_local_usage_is_refetched_once_that_usage_settles() {
+    let mut c = cache();
+    fetch(&mut c, "c1", fetched(answer(1, 0)), T0, 0);
+    let data = Map::new();
+    for mark in 0..5 {
+        assert!(c.record_event("api.call", "c1", &data, T0, mark));
+    }
+    // The server committed the batch and streamed its answer before the batch's 202 came.
+    let update = |seq: u64, usage: u64| ServerMessage::EntitlementsUpdated {
+        seq,
+        subject: "c1".into(),
+        data: answer(seq, usage),
+    };
+    c.apply(update(2, 5), T0, 0);
+    assert_eq!(
+        hit(c.lookup("c1", "api_calls", T0)).usage,
+        Some(10.0),
+        "counted twice for now"
+    );
+    assert!(c.settled(4).is_empty(), "mark 4 is still in flight");
+    assert_eq!(c.settled(5), ["c1"]);
+    assert!(c.settled(5).is_empty(), "refetched once");
+    fetch(&mut c, "c1", fetched(answer(2, 5)), T0, 5);
+    assert_eq!(hit(c.lookup("c1", "api_calls", T0)).usage, Some(5.0));
+
+    // A fetch asked after the records settled resolves it without a second refetch.
+    assert!(c.record_event("api.call", "c1", &data, T0, 5));
+    c.apply(update(3, 6), T0, 5);
+    fetch(&mut c, "c1", fetched(answer(3, 6)), T0, 6);
+    assert!(c.settled(6).is_empty());
+    assert_eq!(hit(c.lookup("c1", "api_calls", T0)).usage, Some(6.0));
+    // No local records under a streamed answer: nothing to settle.
+    c.apply(update(4, 6), T0, 6);
+    assert!(c.settled(u64::MAX).is_empty());
+}

@@ -39,13 +39,18 @@ impl Server {
 
     /// A server on the database in `dir` (created on first use), with extra arguments.
     pub fn start_in(dir: Arc<tempfile::TempDir>, extra: &[&str]) -> Server {
+        Server::start_bound(dir, "127.0.0.1:0", extra)
+    }
+
+    /// [`Server::start_in`] listening on `bind` (a restart on the port a client knows).
+    pub fn start_bound(dir: Arc<tempfile::TempDir>, bind: &str, extra: &[&str]) -> Server {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path().join("server.log"))
             .unwrap();
         let mut child = Command::new(BIN)
-            .args(["--bind", "127.0.0.1:0", "--database-url", &db_url(dir.path())])
+            .args(["--bind", bind, "--database-url", &db_url(dir.path())])
             .args(extra)
             .current_dir(dir.path())
             .env("RUST_LOG", "info")

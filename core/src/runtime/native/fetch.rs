@@ -122,6 +122,21 @@ async fn fetch_and_store(shared: &Arc<Shared>, subject: &str) -> Landing {
     }
 }
 
+/// After a batch settled: refetches the subjects whose streamed answers may already count
+/// local usage still kept on top of them (see
+/// [`EntitlementCache::settled`](crate::entitlement_cache::EntitlementCache::settled)).
+pub(crate) fn refetch_settled(shared: &Arc<Shared>) {
+    let ents = &shared.entitlements;
+    if !ents.any_cached.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let counted_through = shared.pipeline.lock().low_watermark();
+    let due = lock(&ents.cache).settled(counted_through);
+    for subject in due {
+        start(shared, &subject);
+    }
+}
+
 /// Keeps the stream's subscriptions in step with the cache. `as_of`: the stream seq the
 /// stored answer is current to (the server's `Meterline-Stream-Seq`), the `since` of the
 /// subject's subscription.

@@ -82,6 +82,7 @@ async fn send_batch(shared: Arc<Shared>, first_seq: u64, events: Vec<Vec<u8>>) {
         }
     }
     shared.pipeline.settle(first_seq);
+    super::fetch::refetch_settled(&shared);
 }
 
 enum Delivered {

@@ -1,0 +1,303 @@
+//! Propagation latency: from an admin `PUT` being sent to each subscribed client seeing the
+//! change, against the optimised server binary on loopback.
+//!
+//! Observers of two kinds, each subscribed to its own customer:
+//! - raw stream connections (tokio-tungstenite): the time the `entitlements.updated` frame
+//!   arrives;
+//! - real core `Client`s: the time `cached_entitlement()` first answers the new value (one
+//!   thread sweeps them all, so this includes up to one sweep of polling).
+//!
+//! Rounds: `fan-out` rounds change the plan every observer's customer is on (one `PUT`, one
+//! update per observer); `single` rounds override one customer (one `PUT`, one observer).
+//!
+//! `cargo bench -p meterline-server --bench propagation`. Knobs: `BENCH_RAW` (raw
+//! connections, default 1000), `BENCH_CLIENTS` (real clients, default 20), `BENCH_ROUNDS`
+//! (fan-out rounds, default 10), `BENCH_SINGLE` (single rounds, default 50). Talks only to
+//! 127.0.0.1 and stops by itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use meterline_core::{Client, Config};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+
+/// A change an observer saw: which observer, the `tier` seats it now answers, and when.
+type Sighting = (usize, u64, Instant);
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn report(label: &str, mut ms: Vec<f64>, expected: usize) {
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "{label}: {} of {expected} sightings, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms.len(),
+        percentile(&ms, 50.0),
+        percentile(&ms, 99.0),
+        ms.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+async fn put(http: &reqwest::Client, base: &str, admin: &str, path: &str, body: Value) {
+    let resp = http
+        .put(format!("{base}/v1/admin/{path}"))
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
+}
+
+/// One raw stream connection subscribed to `subject`; reports every `tier` value it is sent.
+async fn raw_observer(url: String, key: String, subject: String, index: usize, seen: mpsc::Sender<Sighting>) {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let op = json!({"op": "subscribe", "subjects": [subject]});
+    ws.send(Message::text(op.to_string())).await.unwrap();
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else { continue };
+        let at = Instant::now();
+        let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+            continue;
+        };
+        if value["type"] == "subscribed" {
+            let _ = seen.send((index, 0, at));
+        } else if value["type"] == "entitlements.updated"
+            && let Some(seats) = value["data"]["entitlements"]["tier"]["value"]["seats"].as_u64()
+        {
+            let _ = seen.send((index, seats, at));
+        }
+    }
+}
+
+/// Collects sightings of `seats` until `expected` observers saw it (or 30 s passed).
+fn collect(rx: &mpsc::Receiver<Sighting>, seats: u64, expected: usize, sent: Instant) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ms = Vec::with_capacity(expected);
+    while ms.len() < expected {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((_, s, at)) if s == seats => ms.push(at.saturating_duration_since(sent).as_secs_f64() * 1e3),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    ms
+}
+
+fn main() {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with("--") && a != "propagation")
+    {
+        return;
+    }
+    let raw = knob("BENCH_RAW", 1000);
+    let clients = knob("BENCH_CLIENTS", 20);
+    let rounds = knob("BENCH_ROUNDS", 10);
+    let singles = knob("BENCH_SINGLE", 50);
+    let observers = raw + clients;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("meterline.toml"),
+        format!(
+            "[stream]\nping_interval_ms = 600000\nidle_timeout_ms = 1200000\nmax_connections = {}\n\
+             [limits]\nrequests_per_second = 100000\nburst = 100000\n",
+            observers + 10
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterline-server"))
+        .args(["--bind", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}", dir.path().join("bench.db").display()))
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start meterline-server");
+    let (mut secret, mut admin, mut base) = (String::new(), String::new(), String::new());
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(k) = line.strip_prefix("secret key: ") {
+            secret = k.to_owned();
+        } else if let Some(k) = line.strip_prefix("admin key: ") {
+            admin = k.to_owned();
+        } else if let Some(u) = line.strip_prefix("meterline-server listening on ") {
+            base = u.to_owned();
+            break;
+        }
+    }
+    let ws_url = base.replacen("http://", "ws://", 1) + "/v1/stream";
+    let subject = |i: usize| format!("customer-{i}");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    runtime.block_on(async {
+        put(&http, &base, &admin, "features/tier", json!({"kind": "config"})).await;
+        let plan = json!({"features": {"tier": {"value": {"seats": 1}}}});
+        put(&http, &base, &admin, "plans/pro", plan).await;
+        for i in 0..observers {
+            put(
+                &http,
+                &base,
+                &admin,
+                &format!("customers/{}", subject(i)),
+                json!({"plan": "pro"}),
+            )
+            .await;
+        }
+    });
+
+    let (tx, rx) = mpsc::channel::<Sighting>();
+    let started = Instant::now();
+    for i in 0..raw {
+        runtime.spawn(raw_observer(ws_url.clone(), secret.clone(), subject(i), i, tx.clone()));
+    }
+    let mut subscribed = 0;
+    while subscribed < raw {
+        let (_, seats, _) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("raw connections subscribe");
+        subscribed += usize::from(seats == 0);
+    }
+    // Real clients: cache the customer's answer (which opens and subscribes the stream).
+    let real: Vec<Client> = (raw..observers)
+        .map(|i| {
+            let mut c = Config::new(secret.as_str(), base.as_str());
+            c.fetch_schemas = false;
+            let client = Client::new(c).unwrap();
+            let answer = client.entitlement(&subject(i), "tier").unwrap();
+            assert!(answer.value.is_some(), "{answer:?}");
+            client
+        })
+        .collect();
+    let all_connected = Instant::now() + Duration::from_secs(60);
+    while !real.iter().all(|c| c.stats().stream_connected) {
+        assert!(Instant::now() < all_connected, "real clients' streams did not connect");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Subscribed is not visible from outside the client; give the subscribe frames a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    println!(
+        "{raw} raw stream connections + {clients} real core Clients subscribed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let (stop, tx) = (stop.clone(), tx.clone());
+        let subjects: Vec<String> = (raw..observers).map(subject).collect();
+        std::thread::spawn(move || {
+            let mut last = vec![1u64; real.len()];
+            while !stop.load(Ordering::Relaxed) {
+                for (j, client) in real.iter().enumerate() {
+                    let answer = client.cached_entitlement(&subjects[j], "tier").unwrap();
+                    let seats = answer.value.and_then(|v| v["seats"].as_u64()).unwrap_or(0);
+                    if seats != last[j] {
+                        last[j] = seats;
+                        let _ = tx.send((raw + j, seats, Instant::now()));
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            for client in real {
+                let _ = client.shutdown(Duration::from_secs(2));
+            }
+        })
+    };
+
+    let is_raw = |i: usize| i < raw;
+    let (mut fan_raw, mut fan_real, mut single_raw, mut single_real) = (vec![], vec![], vec![], vec![]);
+    let mut missing = 0;
+    for round in 0..rounds {
+        let seats = 100 + round as u64;
+        let plan = json!({"features": {"tier": {"value": {"seats": seats}}}});
+        let sent = Instant::now();
+        runtime.block_on(put(&http, &base, &admin, "plans/pro", plan));
+        let put_ms = sent.elapsed().as_secs_f64() * 1e3;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = 0;
+        while got < observers {
+            let Ok((i, s, at)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+                break;
+            };
+            if s != seats {
+                continue;
+            }
+            got += 1;
+            let ms = at.saturating_duration_since(sent).as_secs_f64() * 1e3;
+            if is_raw(i) { &mut fan_raw } else { &mut fan_real }.push(ms);
+        }
+        missing += observers - got;
+        println!("fan-out round {round}: PUT answered in {put_ms:.1} ms, {got}/{observers} observers saw it");
+    }
+    for round in 0..singles {
+        let i = (round * 7919) % observers;
+        let seats = 10_000 + round as u64;
+        let grant = json!({"overrides": {"tier": {"value": {"seats": seats}}}});
+        let sent = Instant::now();
+        runtime.block_on(put(&http, &base, &admin, &format!("customers/{}", subject(i)), grant));
+        let ms = collect(&rx, seats, 1, sent);
+        missing += 1 - ms.len();
+        if is_raw(i) { &mut single_raw } else { &mut single_real }.extend(ms);
+    }
+    stop.store(true, Ordering::Relaxed);
+    poller.join().unwrap();
+
+    println!("PUT sent -> observer saw the new value ({rounds} fan-out rounds, {singles} single rounds):");
+    report(
+        "  fan-out, raw stream connections (frame arrival)",
+        fan_raw,
+        rounds * raw,
+    );
+    report(
+        "  fan-out, real core Clients (cached_entitlement answers it)",
+        fan_real,
+        rounds * clients,
+    );
+    let single_expected = (0..singles).filter(|r| is_raw((r * 7919) % observers)).count();
+    report("  single customer, raw stream connections", single_raw, single_expected);
+    report(
+        "  single customer, real core Clients",
+        single_real,
+        singles - single_expected,
+    );
+    if missing > 0 {
+        println!("  {missing} expected sightings did not arrive within 30 s");
+    }
+    drop(runtime);
+    let _ = child.kill();
+    let _ = child.wait();
+}
