@@ -6,10 +6,14 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use meterline_core::{Client, Config, OverflowPolicy};
+use meterline_core::{Client, Config, OverflowPolicy, SpoolFsync};
 use serde_json::json;
 
 fn client() -> Client {
+    Client::new(config()).unwrap()
+}
+
+fn config() -> Config {
     let mut config = Config::new("ml_sk_bench_0123456789abcdef0123", "http://127.0.0.1:9");
     config.fetch_schemas = false;
     config.flush_interval = Duration::from_secs(3600);
@@ -22,7 +26,7 @@ fn client() -> Client {
             "tokens":{"type":"integer","minimum":0},"model":{"type":"string"},
             "region":{"type":"string"},"latency_ms":{"type":"number"},"cached":{"type":"boolean"}}}),
     )];
-    Client::new(config).unwrap()
+    config
 }
 
 fn track(c: &mut Criterion) {
@@ -66,5 +70,32 @@ fn track(c: &mut Criterion) {
     let _ = client.shutdown(Duration::from_millis(1));
 }
 
-criterion_group!(benches, track);
+/// The same event with the disk spool on, under each fsync policy (the spool directory is a
+/// temporary directory on the machine's disk; nothing is sent, so the spool only grows).
+fn track_spooled(c: &mut Criterion) {
+    let mut group = c.benchmark_group("track_spool");
+    group.sample_size(20).measurement_time(Duration::from_secs(3));
+    for policy in [SpoolFsync::Never, SpoolFsync::Interval, SpoolFsync::Always] {
+        if policy == SpoolFsync::Always {
+            group.sample_size(10);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config();
+        config.spool_dir = Some(dir.path().to_owned());
+        config.spool_fsync = policy;
+        let client = Client::new(config).unwrap();
+        group.bench_function(format!("5-field event, spool_fsync={}", policy.as_str()), |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                let data = json!({"tokens": i, "model": "m-large", "region": "eu-west-1", "latency_ms": 12.5, "cached": false});
+                client.track("api.request", "customer-42", data, None, None).unwrap()
+            })
+        });
+        let _ = client.shutdown(Duration::from_millis(1));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, track, track_spooled);
 criterion_main!(benches);

@@ -1,6 +1,6 @@
 //! Client options with their defaults (DESIGN §7) and their validation.
 
-use std::{str::FromStr, time::Duration};
+use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use serde_json::Value;
 
@@ -46,6 +46,50 @@ impl FromStr for OverflowPolicy {
             other => Err(Error::config(
                 "overflow",
                 format!("unknown policy {other:?}; use drop_newest, drop_oldest or block"),
+            )),
+        }
+    }
+}
+
+/// When the disk spool (`spool_dir`) forces its writes to the disk with `fsync`. Every
+/// policy survives a crash or `kill -9` of the process (each event is handed to the OS before
+/// `track()` returns); they differ in what a power loss or OS crash can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpoolFsync {
+    /// `fsync` before `track()` returns: nothing accepted is lost even to a power loss.
+    /// Slow (one `fsync` per event, milliseconds on most disks).
+    Always,
+    /// `fsync` in the background once a second (the default): a power loss or OS crash can
+    /// lose the events accepted in the last second.
+    #[default]
+    Interval,
+    /// Never `fsync` (the OS writes when it likes, typically within 30 s): survives process
+    /// crashes only.
+    Never,
+}
+
+impl SpoolFsync {
+    /// The option's spelling (`always`, `interval`, `never`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpoolFsync::Always => "always",
+            SpoolFsync::Interval => "interval",
+            SpoolFsync::Never => "never",
+        }
+    }
+}
+
+impl FromStr for SpoolFsync {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "always" => Ok(SpoolFsync::Always),
+            "interval" => Ok(SpoolFsync::Interval),
+            "never" => Ok(SpoolFsync::Never),
+            other => Err(Error::config(
+                "spool_fsync",
+                format!("unknown policy {other:?}; use always, interval or never"),
             )),
         }
     }
@@ -111,6 +155,14 @@ pub struct Config {
     /// `customer_token()`), sent as `X-Meterline-Customer-Token`. Required with a
     /// publishable key, refused with any other.
     pub customer_token: Option<String>,
+    /// A directory for the crash-safe disk spool (default: none, events wait in memory
+    /// only). Accepted events are written there before `track()` returns, removed once the
+    /// server has answered for them, and sent at the next start if the process died first.
+    /// `max_queue_size` and `overflow` bound it as they bound the memory queue. One client
+    /// per directory (a second one fails with `invalid_config`). Native runtime only.
+    pub spool_dir: Option<PathBuf>,
+    /// When the spool calls `fsync` (default [`SpoolFsync::Interval`], once a second).
+    pub spool_fsync: SpoolFsync,
 }
 
 impl Config {
@@ -142,6 +194,8 @@ impl Config {
             stream: true,
             stream_endpoint: None,
             customer_token: None,
+            spool_dir: None,
+            spool_fsync: SpoolFsync::Interval,
         }
     }
 
@@ -193,6 +247,14 @@ impl Config {
         }
         if self.retry.initial_delay.is_zero() || self.retry.max_delay < self.retry.initial_delay {
             return Err(Error::config("retry", "initial_delay must be > 0 and ≤ max_delay"));
+        }
+        if let Some(dir) = &self.spool_dir
+            && dir.as_os_str().is_empty()
+        {
+            return Err(Error::config(
+                "spool_dir",
+                "must not be empty (leave it unset for no spool)",
+            ));
         }
         self.validate_entitlements(&key)?;
         Ok(key)
@@ -348,6 +410,7 @@ mod tests {
                 "stream_endpoint",
             ),
             (Box::new(|c| c.customer_token = Some("a.b.c".into())), "customer_token"),
+            (Box::new(|c| c.spool_dir = Some(PathBuf::new())), "spool_dir"),
             (
                 Box::new(|c| c.api_key = "ml_pk_abc123_s3cr3ts3cr3ts3cr3t".into()),
                 "customer_token",
@@ -388,5 +451,11 @@ mod tests {
     fn parses_overflow_policies() {
         assert_eq!("block".parse::<OverflowPolicy>().unwrap(), OverflowPolicy::Block);
         assert!("explode".parse::<OverflowPolicy>().is_err());
+        assert_eq!("never".parse::<SpoolFsync>().unwrap(), SpoolFsync::Never);
+        assert_eq!(SpoolFsync::default().as_str(), "interval");
+        match "sometimes".parse::<SpoolFsync>() {
+            Err(Error::Config { field, .. }) => assert_eq!(field, "spool_fsync"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -143,6 +143,11 @@ pub enum Error {
         message: String,
     },
 
+    /// The disk spool (`spool_dir`) could not store an event (disk full, I/O error); the
+    /// event was not accepted.
+    #[error("spool_error: {0}")]
+    Spool(String),
+
     /// A body could not be encoded, decoded or decompressed.
     #[error("{code}: {message}")]
     Codec {
@@ -165,6 +170,7 @@ impl Error {
             Error::QueueFull { .. } => "queue_full",
             Error::Closed => "client_closed",
             Error::Network(_) => "network_error",
+            Error::Spool(_) => "spool_error",
             Error::Http { code, .. } => code,
             Error::Codec { code, .. } => code,
             Error::Stream { code, .. } => code,

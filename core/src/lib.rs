@@ -36,7 +36,7 @@ pub mod wire;
 #[cfg(feature = "native")]
 pub mod runtime;
 
-pub use config::{Config, OverflowPolicy};
+pub use config::{Config, OverflowPolicy, SpoolFsync};
 pub use entitlement_cache::{EntitlementAnswer, Fallback, Fallbacks, Source};
 pub use error::{Error, Result, ValidationError};
 pub use event::Event;

@@ -68,6 +68,18 @@ impl EventQueue {
         outcome
     }
 
+    /// The newest queued event.
+    pub fn back(&self) -> Option<&[u8]> {
+        self.items.back().map(Vec::as_slice)
+    }
+
+    /// Takes the newest queued event back out (it could not be written to the spool).
+    pub fn pop_back(&mut self) -> Option<Vec<u8>> {
+        let event = self.items.pop_back()?;
+        self.bytes -= event.len();
+        Some(event)
+    }
+
     /// Drops every queued event (shutdown gave up on them); returns how many.
     pub fn clear(&mut self) -> usize {
         let n = self.items.len();
@@ -182,6 +194,10 @@ mod tests {
     fn clear_empties() {
         let mut q = EventQueue::new(10, OverflowPolicy::DropNewest);
         q.push(ev(3));
+        q.push(ev(4));
+        assert_eq!(q.back(), Some(&ev(4)[..]));
+        assert_eq!(q.pop_back(), Some(ev(4)));
+        assert_eq!(q.bytes(), 3);
         q.push(ev(4));
         assert_eq!(q.clear(), 2);
         assert_eq!((q.len(), q.bytes()), (0, 0));

@@ -10,6 +10,7 @@ mod flight;
 mod pipeline;
 mod schemas;
 mod sender;
+mod spool;
 mod stream;
 
 use std::{
@@ -171,9 +172,26 @@ impl Client {
             .thread_name("meterline-worker")
             .build()
             .map_err(|e| Error::config("runtime", format!("cannot start the I/O runtime: {e}")))?;
+        let mut pipeline = Pipeline::new(rules, config.max_in_flight, config.max_queue_size, config.overflow);
+        if let Some(dir) = &config.spool_dir {
+            let (spool, mut recovered) = spool::Spool::open(dir, config.spool_fsync)?;
+            if let Some(report) = recovered.moved_aside.take() {
+                tracing::warn!("{report}");
+                callbacks.error(&report);
+            }
+            if recovered.skipped > 0 {
+                tracing::warn!(
+                    entries = recovered.skipped,
+                    spool_dir = %dir.display(),
+                    "skipped spool entries that are not events (counted as dropped)"
+                );
+                pipeline::Counters::add(&pipeline.counters.dropped, recovered.skipped);
+            }
+            pipeline.attach_spool(spool, recovered);
+        }
         let shared = Arc::new(Shared {
             ingest_url: format!("{}/v1/events", config.base_url()),
-            pipeline: Pipeline::new(rules, config.max_in_flight, config.max_queue_size, config.overflow),
+            pipeline,
             schemas: RwLock::new(registry),
             closed: AtomicBool::new(false),
             entitlements: EntitlementState::new(&config)?,
@@ -265,7 +283,7 @@ impl Client {
             OverflowPolicy::Block => self.shared.config.block_timeout,
             _ => Duration::ZERO,
         };
-        match self.shared.pipeline.push(bytes, block) {
+        match self.shared.pipeline.push(bytes, block)? {
             (Push::Queued | Push::Evicted, seq) => {
                 let time = time_given.then_some(time.as_str());
                 self.shared.record_usage(event_type, subject, &data, time, seq);

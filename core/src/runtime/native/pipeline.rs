@@ -16,8 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::spool::{Recovered, Spool};
 use crate::{
     config::OverflowPolicy,
+    error::Error,
     queue::{BatchRules, EventQueue, Push},
     stats::Stats,
 };
@@ -84,6 +86,28 @@ pub(crate) struct Pipeline {
     /// at once and what is left is counted as dropped.
     aborted: tokio::sync::watch::Sender<bool>,
     pub counters: Counters,
+    spool: Option<SpoolKeys>,
+}
+
+/// The disk spool with the map from the pipeline's sequence numbers to its keys: the
+/// replayed events keep their old keys (which may have gaps), new ones continue after the
+/// largest key found.
+#[derive(Debug)]
+struct SpoolKeys {
+    spool: Spool,
+    /// Keys of sequence numbers `0..replayed.len()`.
+    replayed: Vec<u64>,
+    /// Key of sequence number `s ≥ replayed.len()` is `base + s`.
+    base: u64,
+}
+
+impl SpoolKeys {
+    fn key(&self, seq: u64) -> u64 {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.replayed.get(i).copied())
+            .unwrap_or(self.base + seq)
+    }
 }
 
 impl Pipeline {
@@ -104,6 +128,45 @@ impl Pipeline {
             wake_sender: tokio::sync::Notify::new(),
             aborted: tokio::sync::watch::Sender::new(false),
             counters: Counters::default(),
+            spool: None,
+        }
+    }
+
+    /// Attaches the disk spool and queues what it held (oldest first, ahead of anything
+    /// new), under the same bound and overflow policy as new events. Events the bound
+    /// refuses are removed from the spool and counted as dropped.
+    pub fn attach_spool(&mut self, spool: Spool, recovered: Recovered) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut replayed = Vec::with_capacity(recovered.events.len());
+        let mut gone = Vec::new();
+        for (key, event) in recovered.events {
+            match state.queue.push(event) {
+                Push::Queued => replayed.push(key),
+                Push::Evicted => {
+                    let evicted = usize::try_from(state.head_seq).map_or(key, |i| replayed[i]);
+                    gone.push(evicted);
+                    state.head_seq += 1;
+                    replayed.push(key);
+                }
+                Push::Full(_) => gone.push(key),
+            }
+        }
+        Counters::add(&self.counters.dropped, gone.len() as u64);
+        if !gone.is_empty() {
+            tracing::warn!(
+                events = gone.len(),
+                "the spool held more events than max_queue_size; dropped by the overflow policy"
+            );
+            spool.remove(gone);
+        }
+        let base = recovered.next_key.saturating_sub(replayed.len() as u64);
+        self.spool = Some(SpoolKeys { spool, replayed, base });
+    }
+
+    /// Removes settled events `first_seq..first_seq + count` from the spool.
+    pub fn unspool(&self, first_seq: u64, count: u64) {
+        if let Some(s) = &self.spool {
+            s.spool.remove((first_seq..first_seq + count).map(|seq| s.key(seq)));
         }
     }
 
@@ -113,9 +176,10 @@ impl Pipeline {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues one serialized event. Under `block` waits up to `block_timeout` for room.
-    /// Returns the outcome and, when queued, the event's sequence number.
-    pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> (Push, u64) {
+    /// Queues one serialized event (and writes it to the spool, if any). Under `block`
+    /// waits up to `block_timeout` for room. Returns the outcome and, when queued, the
+    /// event's sequence number; fails when the spool cannot store the event.
+    pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> Result<(Push, u64), Error> {
         let event_len = event.len();
         let mut state = self.lock();
         let mut outcome = state.queue.push(event);
@@ -138,16 +202,31 @@ impl Pipeline {
         match outcome {
             Push::Queued => {}
             Push::Evicted => {
+                if let Some(s) = &self.spool {
+                    s.spool.remove([s.key(state.head_seq)]);
+                }
                 state.head_seq += 1;
                 Counters::add(&self.counters.dropped, 1);
             }
             Push::Full(_) => {
                 Counters::add(&self.counters.dropped, 1);
-                return (outcome, 0);
+                return Ok((outcome, 0));
+            }
+        }
+        let seq = state.next_seq() - 1;
+        if let Some(s) = &self.spool {
+            // Under the lock: the sender cannot take (and unspool) the event before it is
+            // written, and keys stay in sequence order.
+            let written = match state.queue.back() {
+                Some(event) => s.spool.insert(s.key(seq), event),
+                None => Ok(()),
+            };
+            if let Err(e) = written {
+                state.queue.pop_back();
+                return Err(e);
             }
         }
         Counters::add(&self.counters.enqueued, 1);
-        let seq = state.next_seq() - 1;
         // Wake the sender when a batch fills up — once per `flush_at` events, or when the
         // bytes first cross `max_batch_bytes` — not on every push while it is behind (each
         // wake is a syscall on the caller's thread); it re-checks the queue after each batch.
@@ -158,7 +237,7 @@ impl Pipeline {
         if due {
             self.wake_sender.notify_one();
         }
-        (outcome, seq)
+        Ok((outcome, seq))
     }
 
     /// Gives up on everything not yet delivered (shutdown's deadline passed).
@@ -248,6 +327,7 @@ impl Pipeline {
             retried: c.retried.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             queue_length,
+            spool_length: self.spool.as_ref().map_or(0, |s| s.spool.len()),
             ..Stats::default()
         }
     }

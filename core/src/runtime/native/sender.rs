@@ -60,7 +60,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 async fn send_batch(shared: Arc<Shared>, first_seq: u64, events: Vec<Vec<u8>>) {
     let count = events.len() as u64;
     let counters = &shared.pipeline.counters;
-    match deliver(&shared, &events).await {
+    let result = deliver(&shared, &events).await;
+    // The spool keeps a batch only while it may still succeed: at the next start it is sent
+    // again (network failures, 5xx, 408/429 retries exhausted, shutdown's deadline).
+    if result.as_ref().map_or_else(is_permanent, |_| true) {
+        shared.pipeline.unspool(first_seq, count);
+    }
+    match result {
         Ok(Delivered::Counted(resp)) => {
             Counters::add(&counters.sent, resp.accepted);
             Counters::add(&counters.duplicates, resp.duplicates);
@@ -83,6 +89,16 @@ async fn send_batch(shared: Arc<Shared>, first_seq: u64, events: Vec<Vec<u8>>) {
     }
     shared.pipeline.settle(first_seq);
     super::fetch::refetch_settled(&shared);
+}
+
+/// A failure that sending the same batch again cannot fix (a 4xx other than 408/429, or a
+/// body that cannot be encoded).
+fn is_permanent(err: &Error) -> bool {
+    match err {
+        Error::Http { status, .. } => (400..500).contains(status) && !matches!(status, 408 | 429),
+        Error::Unauthorized { .. } | Error::Forbidden { .. } | Error::Codec { .. } => true,
+        _ => false,
+    }
 }
 
 enum Delivered {
