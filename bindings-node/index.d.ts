@@ -68,6 +68,18 @@ export interface ClientOptions {
   streamEndpoint?: string;
   /** With a publishable key (`ml_pk_…`): the customer token minted by `customerToken()` on the backend. */
   customerToken?: string;
+  /**
+   * A directory for the crash-safe disk spool: accepted events are written there before
+   * `track()` returns, removed once the server answered for them, and sent first at the next
+   * start. One client per directory. Default: none (events wait in memory only).
+   */
+  spoolDir?: string;
+  /**
+   * When the spool calls fsync: `'always'` (before `track()` returns; slow), `'interval'`
+   * (the default; once a second, so a power loss can take the last second) or `'never'`
+   * (survives process crashes only).
+   */
+  spoolFsync?: 'always' | 'interval' | 'never';
 }
 
 /**

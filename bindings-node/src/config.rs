@@ -38,6 +38,8 @@ const OPTIONS: &[(&str, &str)] = &[
     ("stream", "stream"),
     ("streamEndpoint", "stream_endpoint"),
     ("customerToken", "customer_token"),
+    ("spoolDir", "spool_dir"),
+    ("spoolFsync", "spool_fsync"),
 ];
 
 /// The JavaScript name of a core option (`flush_interval` → `flushIntervalMs`), so a
@@ -127,6 +129,12 @@ pub fn config_from_js(options: &Object) -> Result<Config, Box<ErrorReport>> {
     }
     if let Some(url) = reader.string("streamEndpoint")? {
         config.stream_endpoint = Some(url);
+    }
+    if let Some(dir) = reader.string("spoolDir")? {
+        config.spool_dir = Some(dir.into());
+    }
+    if let Some(policy) = reader.string("spoolFsync")? {
+        config.spool_fsync = policy.parse().map_err(|e| report_core(&e))?;
     }
     if let Some(token) = reader.string("customerToken")? {
         config.customer_token = Some(token);

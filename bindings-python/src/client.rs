@@ -113,8 +113,8 @@ impl NativeClient {
         compression=None, request_timeout=None, strict_types=None, fetch_schemas=None,
         schema_refresh_interval=None, schemas=None, max_in_flight=None, cache_size=None,
         entitlement_timeout=None, max_stale=None, max_ttl=None, fallbacks=None, stream=None,
-        stream_endpoint=None, customer_token=None, on_error=None, on_usage_threshold=None,
-        on_connection_change=None, **options
+        stream_endpoint=None, customer_token=None, spool_dir=None, spool_fsync=None,
+        on_error=None, on_usage_threshold=None, on_connection_change=None, **options
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -142,6 +142,8 @@ impl NativeClient {
         stream: Option<&Bound<'_, PyAny>>,
         stream_endpoint: Option<&Bound<'_, PyAny>>,
         customer_token: Option<&Bound<'_, PyAny>>,
+        spool_dir: Option<&Bound<'_, PyAny>>,
+        spool_fsync: Option<&Bound<'_, PyAny>>,
         on_error: Option<&Bound<'_, PyAny>>,
         on_usage_threshold: Option<&Bound<'_, PyAny>>,
         on_connection_change: Option<&Bound<'_, PyAny>>,
@@ -170,6 +172,8 @@ impl NativeClient {
             stream,
             stream_endpoint,
             customer_token,
+            spool_dir,
+            spool_fsync,
         };
         let config = config::build(api_key, endpoint, &given, options)?;
         let on_error = callback("on_error", on_error)?;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use meterline_core::{Config, Fallbacks, OverflowPolicy, codec::Encoding};
+use meterline_core::{Config, Fallbacks, OverflowPolicy, codec::Encoding, config::SpoolFsync};
 use pyo3::{
     prelude::*,
     types::{PyBool, PyDict, PyFloat, PyInt, PyString},
@@ -43,6 +43,8 @@ pub const OPTIONS: &[&str] = &[
     "stream",
     "stream_endpoint",
     "customer_token",
+    "spool_dir",
+    "spool_fsync",
     "on_error",
     "on_usage_threshold",
     "on_connection_change",
@@ -73,6 +75,8 @@ pub struct Options<'a, 'py> {
     pub stream: Option<&'a Bound<'py, PyAny>>,
     pub stream_endpoint: Option<&'a Bound<'py, PyAny>>,
     pub customer_token: Option<&'a Bound<'py, PyAny>>,
+    pub spool_dir: Option<&'a Bound<'py, PyAny>>,
+    pub spool_fsync: Option<&'a Bound<'py, PyAny>>,
 }
 
 /// Builds the core configuration; `unknown` holds the keyword arguments nobody claimed.
@@ -153,6 +157,18 @@ pub fn build(
     }
     if let Some(token) = string("customer_token", o.customer_token)? {
         config.customer_token = Some(token);
+    }
+    if let Some(dir) = given(o.spool_dir) {
+        let path: std::path::PathBuf = dir.extract().map_err(|_| {
+            config_error(
+                "spool_dir",
+                format!("must be a str or os.PathLike, got {}", type_name(dir)),
+            )
+        })?;
+        config.spool_dir = Some(path);
+    }
+    if let Some(policy) = string("spool_fsync", o.spool_fsync)? {
+        config.spool_fsync = policy.parse::<SpoolFsync>().map_err(IntoPyErr::into_py_err)?;
     }
     Ok(config)
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from types import TracebackType
@@ -21,6 +22,7 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
 
 Overflow = Literal["drop_newest", "drop_oldest", "block"]
 Compression = Literal["gzip", "zstd", "identity"]
+SpoolFsync = Literal["always", "interval", "never"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,12 @@ class Client(NativeClient):
         stream_endpoint: The stream's URL (default: the endpoint's ``ws(s)://…/v1/stream``).
         customer_token: With a publishable key (``ml_pk_…``): the token minted by the
             backend's :meth:`customer_token`; required with one, refused otherwise.
+        spool_dir: A directory for the crash-safe disk spool: accepted events are written
+            there before ``track()`` returns, removed once the server answered for them, and
+            sent first at the next start (one client per directory). Default: none.
+        spool_fsync: When the spool calls fsync: ``"always"`` (before ``track()`` returns;
+            slow), ``"interval"`` (once a second: a power loss can take the last second) or
+            ``"never"`` (survives process crashes only).
         on_error: Called with a :class:`~meterline.MeterlineError` for each background
             failure (an event rejected by the server, a batch given up on, a failed schema
             refresh, entitlement fetch and stream failures — the last two at most once a minute
@@ -153,6 +161,8 @@ class Client(NativeClient):
         stream: bool = True,
         stream_endpoint: str | None = None,
         customer_token: str | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_fsync: SpoolFsync = "interval",
         on_error: Callable[[MeterlineError], object] | None = None,
         on_usage_threshold: Callable[[UsageThreshold], object] | None = None,
         on_connection_change: Callable[[bool, str], object] | None = None,
@@ -248,6 +258,8 @@ class AsyncClient(NativeClient):
         stream: bool = True,
         stream_endpoint: str | None = None,
         customer_token: str | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_fsync: SpoolFsync = "interval",
         on_error: Callable[[MeterlineError], object] | None = None,
         on_usage_threshold: Callable[[UsageThreshold], object] | None = None,
         on_connection_change: Callable[[bool, str], object] | None = None,

@@ -1,3 +1,4 @@
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, final
@@ -40,6 +41,8 @@ class NativeClient:
         stream: bool = True,
         stream_endpoint: str | None = None,
         customer_token: str | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_fsync: Literal["always", "interval", "never"] = "interval",
         on_error: Callable[[MeterlineError], object] | None = None,
         on_usage_threshold: Callable[[UsageThreshold], object] | None = None,
         on_connection_change: Callable[[bool, str], object] | None = None,
