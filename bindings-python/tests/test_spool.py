@@ -53,9 +53,11 @@ def test_spooled_events_are_sent_by_the_next_client(
 
 
 def test_one_client_per_spool_directory(server: Server, tmp_path: Path) -> None:
-    with meterline.Client(server.secret_key, server.endpoint, spool_dir=tmp_path):
-        with pytest.raises(meterline.ConfigError) as error:
-            meterline.Client(server.secret_key, server.endpoint, spool_dir=tmp_path)
+    with (
+        meterline.Client(server.secret_key, server.endpoint, spool_dir=tmp_path),
+        pytest.raises(meterline.ConfigError) as error,
+    ):
+        meterline.Client(server.secret_key, server.endpoint, spool_dir=tmp_path)
     assert "spool_dir" in str(error.value)
 
 
