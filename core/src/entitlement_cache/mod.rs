@@ -168,6 +168,20 @@ pub struct EntitlementCache {
     unsettled: HashMap<Arc<str>, u64>,
 }
 
+/// A lookup with nothing servable cached: the fallback while a failed fetch's backoff runs
+/// (no new request), else a miss.
+fn backoff_or_miss(entry: &Entry, settings: &CacheSettings, subject: &str, feature: &str, now: u64) -> Lookup {
+    match &entry.last_error {
+        Some(reason) if now < entry.retry_at => Lookup::Backoff(EntitlementAnswer::from_fallback(
+            subject,
+            feature,
+            settings.fallbacks.get(feature),
+            reason,
+        )),
+        _ => Lookup::Miss,
+    }
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -197,15 +211,7 @@ impl EntitlementCache {
             return Lookup::Miss;
         };
         let Some(data) = &entry.data else {
-            return match &entry.last_error {
-                Some(reason) if now < entry.retry_at => Lookup::Backoff(EntitlementAnswer::from_fallback(
-                    subject,
-                    feature,
-                    self.settings.fallbacks.get(feature),
-                    reason,
-                )),
-                _ => Lookup::Miss,
-            };
+            return backoff_or_miss(entry, &self.settings, subject, feature, now);
         };
         let cached = data.features.get(feature);
         if now < entry.expires_at && !entry.refetch_due {
@@ -220,15 +226,7 @@ impl EntitlementCache {
         }
         if now >= entry.expires_at.saturating_add(max_stale) {
             // Too old to serve: like a negative entry, honour the backoff of a failure.
-            return match &entry.last_error {
-                Some(reason) if now < entry.retry_at => Lookup::Backoff(EntitlementAnswer::from_fallback(
-                    subject,
-                    feature,
-                    self.settings.fallbacks.get(feature),
-                    reason,
-                )),
-                _ => Lookup::Miss,
-            };
+            return backoff_or_miss(entry, &self.settings, subject, feature, now);
         }
         let revalidate = !entry.revalidating && now >= entry.retry_at;
         entry.revalidating |= revalidate;
