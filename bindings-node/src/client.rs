@@ -1,7 +1,7 @@
 //! `NativeClient`: the core's [`Client`] as a JavaScript class. Each method clones the core
 //! handle, calls the core and maps the error; `index.js` puts the idiomatic API on top.
 
-use std::{sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use meterline_core::{
     Client, ValidationError,
@@ -14,7 +14,7 @@ use napi::{
 };
 use napi_derive::napi;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::{
     config::config_from_js,
@@ -34,9 +34,16 @@ fn listener<T: 'static + napi::bindgen_prelude::ToNapiValue>(f: Function<T, ()>)
 
 /// One `track()` call as the JS layer sends it: `JSON.stringify([type, subject, data, id,
 /// time])` — one string crossing instead of five values (DESIGN/TOOLCHAIN: the cheapest
-/// path into Rust that still validates synchronously).
+/// path into Rust that still validates synchronously). `data` stays JSON text: the core
+/// embeds it as it is and parses it only when a schema or local usage counting needs it.
 #[derive(Deserialize)]
-struct TrackCall(String, String, Value, Option<String>, Option<String>);
+struct TrackCall<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] &'a RawValue,
+    Option<String>,
+    Option<String>,
+);
 
 /// The native half of `meterline.Client` (internal: use the `Client` class of the package).
 #[napi]
@@ -100,7 +107,7 @@ impl NativeClient {
         let TrackCall(event_type, subject, data, id, time) =
             serde_json::from_str(&call).map_err(|e| unreadable(&e).into_napi_err(env))?;
         client
-            .track(&event_type, &subject, data, id, time)
+            .track_json(&event_type, &subject, data, id, time)
             .map_err(|e| e.into_napi_err(env))
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use meterline_core::{Client, Config, OverflowPolicy, SpoolFsync};
-use serde_json::json;
+use serde_json::{json, value::RawValue};
 
 fn client() -> Client {
     Client::new(config()).unwrap()
@@ -65,6 +65,20 @@ fn track(c: &mut Criterion) {
                 )
                 .unwrap()
         })
+    });
+    // The Node binding's path: `data` arrives as JSON text (from `JSON.stringify`), made once
+    // here as the binding's caller would have.
+    let text = r#"{"tokens":7,"model":"m-large","region":"eu-west-1","latency_ms":12.5,"cached":false}"#;
+    let data: &RawValue = serde_json::from_str(text).unwrap();
+    group.bench_function("5-field event as JSON text (track_json), schema-validated", |b| {
+        b.iter(|| {
+            client
+                .track_json("api.request", "customer-42", data, None, None)
+                .unwrap()
+        })
+    });
+    group.bench_function("5-field event as JSON text (track_json), type without a schema", |b| {
+        b.iter(|| client.track_json("api.other", "customer-42", data, None, None).unwrap())
     });
     group.finish();
     let _ = client.shutdown(Duration::from_millis(1));

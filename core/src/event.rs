@@ -196,9 +196,36 @@ impl EventRef<'_> {
     /// values that need no escaping are copied as they are) and only `data` goes through
     /// serde. The output is byte-for-byte what `serde_json` writes for [`Event`].
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, ValidationError> {
-        let mut out = Vec::with_capacity(160 + self.id.len() + self.subject.len() + self.event_type.len());
-        out.extend_from_slice(b"{\"specversion\":");
-        write_json_str(&mut out, self.specversion);
+        let mut out = self.envelope_json(0);
+        if let Some(data) = self.data {
+            out.extend_from_slice(b",\"data\":");
+            serde_json::to_writer(&mut out, data)
+                .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?;
+        }
+        finish_json(out)
+    }
+
+    /// [`EventRef::to_json_bytes`] with `data` given as JSON text, embedded as it is (so
+    /// compact text gives the same bytes as a map would). The caller has checked that it
+    /// is one JSON object (e.g. parsed it as a [`serde_json::value::RawValue`]); `self.data`
+    /// is ignored.
+    pub fn to_json_bytes_with_raw_data(&self, data: &str) -> Result<Vec<u8>, ValidationError> {
+        let mut out = self.envelope_json(data.len() + 8);
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(data.as_bytes());
+        finish_json(out)
+    }
+
+    /// Every attribute but `data`, without the closing brace, in a buffer with room for
+    /// `extra` more bytes.
+    fn envelope_json(&self, extra: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + extra + self.id.len() + self.subject.len() + self.event_type.len());
+        if self.specversion == SPEC_VERSION {
+            out.extend_from_slice(b"{\"specversion\":\"1.0\"");
+        } else {
+            out.extend_from_slice(b"{\"specversion\":");
+            write_json_str(&mut out, self.specversion);
+        }
         out.extend_from_slice(b",\"id\":");
         write_json_str(&mut out, self.id);
         out.extend_from_slice(b",\"source\":");
@@ -211,25 +238,27 @@ impl EventRef<'_> {
             out.extend_from_slice(b",\"time\":");
             write_json_str(&mut out, time);
         }
-        if let Some(ct) = self.datacontenttype {
-            out.extend_from_slice(b",\"datacontenttype\":");
-            write_json_str(&mut out, ct);
+        match self.datacontenttype {
+            Some(DATA_CONTENT_TYPE) => out.extend_from_slice(b",\"datacontenttype\":\"application/json\""),
+            Some(ct) => {
+                out.extend_from_slice(b",\"datacontenttype\":");
+                write_json_str(&mut out, ct);
+            }
+            None => {}
         }
-        if let Some(data) = self.data {
-            out.extend_from_slice(b",\"data\":");
-            serde_json::to_writer(&mut out, data)
-                .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?;
-        }
-        out.push(b'}');
-        if out.len() > MAX_EVENT_BYTES {
-            return Err(ValidationError::too_large(out.len(), MAX_EVENT_BYTES));
-        }
-        Ok(out)
+        out
     }
 }
 
-/// Writes `s` as a JSON string: copied between quotes when nothing needs escaping (the usual
-/// case for ids, types and subjects), escaped by serde_json otherwise.
+/// Closes a serialized event and refuses it over [`MAX_EVENT_BYTES`].
+fn finish_json(mut out: Vec<u8>) -> Result<Vec<u8>, ValidationError> {
+    out.push(b'}');
+    if out.len() > MAX_EVENT_BYTES {
+        return Err(ValidationError::too_large(out.len(), MAX_EVENT_BYTES));
+    }
+    Ok(out)
+}
+
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
     // A fold without early exit compiles to a vectorized scan.
     let needs_escape = s
@@ -377,6 +406,9 @@ mod tests {
             let e = Event::new(s, s, s, s, Some(s.into()), data);
             let direct = e.to_json_bytes().unwrap();
             assert_eq!(direct, serde_json::to_vec(&e).unwrap(), "{s:?}");
+            // Compact JSON text for `data` gives the very same bytes.
+            let text = serde_json::to_string(e.data.as_ref().unwrap()).unwrap();
+            assert_eq!(e.as_ref().to_json_bytes_with_raw_data(&text).unwrap(), direct, "{s:?}");
         }
     }
 
@@ -386,6 +418,11 @@ mod tests {
         data.insert("blob".into(), Value::String("x".repeat(MAX_EVENT_BYTES)));
         let e = Event::new("1", "s", "t", "c", None, data);
         assert_eq!(e.to_json_bytes().unwrap_err().code, "event_too_large");
+        let text = serde_json::to_string(e.data.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            e.as_ref().to_json_bytes_with_raw_data(&text).unwrap_err().code,
+            "event_too_large"
+        );
     }
 
     #[test]

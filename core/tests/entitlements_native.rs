@@ -188,18 +188,23 @@ fn primed_answers_are_served_from_the_cache_and_tracked_usage_cuts_access() {
     client.track("other", "c1", json!({}), None, None).unwrap();
     let a = client.entitlement("c1", "api_calls").unwrap();
     assert_eq!((a.has_access, a.usage, a.remaining), (false, Some(2.0), Some(0.0)));
+    // Events given as JSON text (the Node binding's path) count the same way.
+    let text = serde_json::value::RawValue::from_string("{\"n\":1}".into()).unwrap();
+    client.track_json("api.call", "c1", &text, None, None).unwrap();
+    client.track_json("other", "c1", &text, None, None).unwrap();
+    assert_eq!(client.entitlement("c1", "api_calls").unwrap().usage, Some(3.0));
     // An event dated in another period is not counted.
     client
         .track("api.call", "c1", json!({}), None, Some("2020-01-01T00:00:00Z".into()))
         .unwrap();
-    assert_eq!(client.entitlement("c1", "api_calls").unwrap().usage, Some(2.0));
+    assert_eq!(client.entitlement("c1", "api_calls").unwrap().usage, Some(3.0));
     let missing = client.entitlement("c1", "audit").unwrap();
     assert_eq!(
         (missing.has_access, missing.reason.as_deref()),
         (false, Some("feature not in plan"))
     );
     let stats = client.stats();
-    assert_eq!((stats.cache_hits, stats.cache_misses), (4, 0));
+    assert_eq!((stats.cache_hits, stats.cache_misses), (5, 0));
     let _ = client.shutdown(Duration::from_millis(10));
 }
 

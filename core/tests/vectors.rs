@@ -57,6 +57,7 @@ fn wire_events() {
 #[cfg(feature = "native")]
 mod track {
     use meterline_core::{Client, Config, Error};
+    use serde_json::value::RawValue;
 
     use super::*;
 
@@ -79,20 +80,52 @@ mod track {
         for case in doc[cases].as_array().unwrap() {
             let name = case["name"].as_str().unwrap();
             let input = &case["input"];
-            let got = client.track(
-                input["type"].as_str().unwrap(),
-                input["subject"].as_str().unwrap(),
-                input["data"].clone(),
+            let (event_type, subject) = (input["type"].as_str().unwrap(), input["subject"].as_str().unwrap());
+            let (id, time) = (
                 input["id"].as_str().map(str::to_owned),
                 input["time"].as_str().map(str::to_owned),
             );
-            let got = got.map(|_| ()).map_err(|e| match e {
-                Error::Validation(v) => (v.code.to_owned(), v.path),
-                other => panic!("{name}: not a validation error: {other}"),
-            });
-            check(name, &case["expect"], got);
+            let as_value = client.track(event_type, subject, input["data"].clone(), id.clone(), time.clone());
+            // The JSON-text entry point the Node binding uses must answer the same.
+            let text = RawValue::from_string(input["data"].to_string()).unwrap();
+            let as_text = client.track_json(event_type, subject, &text, id, time);
+            for got in [as_value, as_text] {
+                let got = got.map(|_| ()).map_err(|e| match e {
+                    Error::Validation(v) => (v.code.to_owned(), v.path),
+                    other => panic!("{name}: not a validation error: {other}"),
+                });
+                check(name, &case["expect"], got);
+            }
         }
         // Nothing can be delivered to port 9; give the queue up quickly.
+        let _ = client.shutdown(Duration::from_millis(10));
+    }
+
+    #[test]
+    fn track_json_names_what_data_is_when_not_an_object() {
+        let client = client(&vector("events.json"), false);
+        for (text, kind) in [
+            ("[1,2]", "an array"),
+            ("\"text\"", "a string"),
+            ("12.5", "a number"),
+            ("-1", "a number"),
+            ("true", "a boolean"),
+            ("false", "a boolean"),
+            ("null", "null"),
+        ] {
+            let data = RawValue::from_string(text.into()).unwrap();
+            match client.track_json("api.call", "c1", &data, None, None) {
+                Err(Error::Validation(v)) => {
+                    assert_eq!((v.code, v.path.as_str()), ("invalid_event", "/data"), "{text}");
+                    assert!(v.message.ends_with(&format!("got {kind}")), "{text}: {}", v.message);
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Surrounding whitespace is not part of the object; the event is accepted.
+        let data = RawValue::from_string(" {\"n\": 1} ".into()).unwrap();
+        let got = client.track_json("no.schema.here", "c1", &data, None, None);
+        assert!(got.is_ok(), "{got:?}");
         let _ = client.shutdown(Duration::from_millis(10));
     }
 

@@ -205,16 +205,22 @@ impl CachedFeature {
     }
 
     /// The usage one event of `event_type` at `at` adds to this feature, if it counts here.
+    /// Whether this is a metered feature over events of `event_type`.
+    pub fn meters(&self, event_type: &str) -> bool {
+        let e = &self.entitlement;
+        e.kind == FeatureKind::Metered && e.event_type.as_deref() == Some(event_type)
+    }
+
     pub fn usage_of(
         &self,
         event_type: &str,
         at: u64,
         data: &serde_json::Map<String, serde_json::Value>,
     ) -> Option<f64> {
-        let e = &self.entitlement;
-        if e.kind != FeatureKind::Metered || e.event_type.as_deref() != Some(event_type) {
+        if !self.meters(event_type) {
             return None;
         }
+        let e = &self.entitlement;
         if self.period.is_some_and(|(start, end)| at < start || at >= end) {
             return None;
         }

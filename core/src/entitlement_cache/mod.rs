@@ -437,6 +437,15 @@ impl EntitlementCache {
         }
     }
 
+    /// Whether a tracked event of `event_type` for `subject` would count towards a cached
+    /// metered feature (so [`EntitlementCache::record_event`] needs its data).
+    pub fn counts_usage(&self, event_type: &str, subject: &str) -> bool {
+        self.entries
+            .peek(subject)
+            .and_then(|e| e.data.as_ref())
+            .is_some_and(|cached| cached.features.values().any(|f| f.meters(event_type)))
+    }
+
     /// Counts one tracked event into the cached metered features of `subject` it feeds.
     /// `at` is the event time (Unix ms), `mark` its position (see the module docs). Returns
     /// whether any feature counted it. Cheap when the subject is not cached.

@@ -11,8 +11,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use serde_json::{Map, Value};
-
 use super::{
     Client, Shared, fetch,
     flight::{Flight, Flights, Landing},
@@ -321,7 +319,7 @@ impl Shared {
         &self,
         event_type: &str,
         subject: &str,
-        data: &Map<String, Value>,
+        data: &mut super::TrackData<'_>,
         time: Option<&str>,
         seq: u64,
     ) {
@@ -329,6 +327,7 @@ impl Shared {
         if !ents.any_cached.load(Ordering::Relaxed) {
             return;
         }
+
         let at = match time {
             None => ents.clock.now_ms(),
             Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
@@ -336,6 +335,13 @@ impl Shared {
                 Err(_) => return,
             },
         };
-        lock(&ents.cache).record_event(event_type, subject, data, at, seq);
+        let mut cache = lock(&ents.cache);
+        // JSON text is parsed only for events that count.
+        if !cache.counts_usage(event_type, subject) {
+            return;
+        }
+        if let Some(data) = data.map() {
+            cache.record_event(event_type, subject, data, at, seq);
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use serde_json::Value;
+use serde_json::{Map, Value, value::RawValue};
 
 use self::{entitlements::EntitlementState, pipeline::Pipeline};
 use crate::{
@@ -241,19 +241,56 @@ impl Client {
         time: Option<String>,
     ) -> Result<String, Error> {
         let Value::Object(data) = data else {
-            return Err(ValidationError::invalid_event(
-                "/data",
-                format!("`data` must be a JSON object, got {}", kind_of(&data)),
-            )
-            .into());
+            return Err(not_an_object(kind_of(&data)));
         };
+        self.track_data(event_type, subject, TrackData::Map(data), id, time)
+    }
+
+    /// [`Client::track`] with `data` as JSON text, for bindings whose host language makes
+    /// JSON text faster than a [`Value`] (Node's `JSON.stringify`). The text is embedded in
+    /// the event as it is — send it compact — and parsed into a map only when the event
+    /// type has a schema to check or its usage is counted in the entitlement cache. Same
+    /// answers and errors as [`Client::track`].
+    pub fn track_json(
+        &self,
+        event_type: &str,
+        subject: &str,
+        data: &RawValue,
+        id: Option<String>,
+        time: Option<String>,
+    ) -> Result<String, Error> {
+        let text = data.get().trim();
+        let kind = match text.as_bytes().first() {
+            Some(b'{') => None,
+            Some(b'[') => Some("an array"),
+            Some(b'"') => Some("a string"),
+            Some(b't' | b'f') => Some("a boolean"),
+            Some(b'n') => Some("null"),
+            _ => Some("a number"),
+        };
+        if let Some(kind) = kind {
+            return Err(not_an_object(kind));
+        }
+        self.track_data(event_type, subject, TrackData::Json { text, parsed: None }, id, time)
+    }
+
+    fn track_data(
+        &self,
+        event_type: &str,
+        subject: &str,
+        mut data: TrackData<'_>,
+        id: Option<String>,
+        time: Option<String>,
+    ) -> Result<String, Error> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         // A caller's time is parsed to check it; the one generated here is known to be valid.
         let time_given = time.is_some();
-        let id = id.unwrap_or_else(new_event_id);
-        let time = time.unwrap_or_else(now_rfc3339);
+        // One clock read serves the generated id and time.
+        let now = std::time::SystemTime::now();
+        let id = id.unwrap_or_else(|| new_event_id(now));
+        let time = time.unwrap_or_else(|| now_rfc3339(now));
         let event = EventRef {
             specversion: SPEC_VERSION,
             id: &id,
@@ -269,13 +306,15 @@ impl Client {
             time: Some(&time),
             ..event
         };
-        let (data, checked) = read_lock(&self.shared.schemas).validate_map(event_type, data);
-        checked?;
-        let bytes = EventRef {
-            data: Some(&data),
-            ..event
-        }
-        .to_json_bytes()?;
+        data.validate(&read_lock(&self.shared.schemas), event_type)?;
+        let bytes = match &data {
+            TrackData::Map(map) => EventRef {
+                data: Some(map),
+                ..event
+            }
+            .to_json_bytes()?,
+            TrackData::Json { text, .. } => event.to_json_bytes_with_raw_data(text)?,
+        };
         if bytes.len() + 2 > self.shared.config.max_batch_bytes {
             return Err(ValidationError::too_large(bytes.len(), self.shared.config.max_batch_bytes - 2).into());
         }
@@ -286,7 +325,7 @@ impl Client {
         match self.shared.pipeline.push(bytes, block)? {
             (Push::Queued | Push::Evicted, seq) => {
                 let time = time_given.then_some(time.as_str());
-                self.shared.record_usage(event_type, subject, &data, time, seq);
+                self.shared.record_usage(event_type, subject, &mut data, time, seq);
                 Ok(id)
             }
             (Push::Full(_), _) => Err(Error::QueueFull {
@@ -444,8 +483,8 @@ fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 /// two children of one parent (gunicorn workers, a `multiprocessing` pool) would draw the same
 /// bits and — within one millisecond — mint the same id, which the server then drops as a
 /// duplicate. Mixing the process id into the random bits keeps ids of forked processes apart.
-fn new_event_id() -> String {
-    let millis = std::time::SystemTime::now()
+fn new_event_id(now: std::time::SystemTime) -> String {
+    let millis = now
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
@@ -462,12 +501,12 @@ fn new_event_id() -> String {
 ///
 /// Formatting a date is ~700 instructions with chrono; within one second only the
 /// milliseconds change, so each thread keeps the formatted second and appends them.
-fn now_rfc3339() -> String {
+fn now_rfc3339(now: std::time::SystemTime) -> String {
     use std::cell::RefCell;
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
-    let now = chrono::Utc::now();
+    let now = chrono::DateTime::<chrono::Utc>::from(now);
     let (secs, millis) = (now.timestamp(), now.timestamp_subsec_millis().min(999));
     SECOND.with_borrow_mut(|(cached, prefix)| {
         if *cached != secs {
@@ -485,13 +524,66 @@ fn now_rfc3339() -> String {
     })
 }
 
+/// `data` of a tracked event, as the caller gave it.
+pub(crate) enum TrackData<'a> {
+    /// From [`Client::track`].
+    Map(Map<String, Value>),
+    /// From [`Client::track_json`]: the text of one JSON object, and its map once
+    /// validation or usage counting needed it.
+    Json {
+        text: &'a str,
+        parsed: Option<Map<String, Value>>,
+    },
+}
+
+impl TrackData<'_> {
+    /// Checks the data against its type's schema, parsing JSON text only if there is one.
+    fn validate(&mut self, schemas: &SchemaRegistry, event_type: &str) -> Result<(), ValidationError> {
+        if !schemas.checks(event_type) {
+            return Ok(());
+        }
+        let map = match self {
+            TrackData::Map(map) => map,
+            TrackData::Json { text, parsed } => parsed.insert(parse_object(text)?),
+        };
+        let (checked_map, checked) = schemas.validate_map(event_type, std::mem::take(map));
+        *map = checked_map;
+        checked
+    }
+
+    /// The data as a map, parsing JSON text the first time (`None` only if the text is not
+    /// one JSON object, which `track_json`'s caller has ruled out).
+    pub(crate) fn map(&mut self) -> Option<&Map<String, Value>> {
+        match self {
+            TrackData::Map(map) => Some(map),
+            TrackData::Json { text, parsed } => {
+                if parsed.is_none() {
+                    *parsed = parse_object(text).ok();
+                }
+                parsed.as_ref()
+            }
+        }
+    }
+}
+
+fn parse_object(text: &str) -> Result<Map<String, Value>, ValidationError> {
+    serde_json::from_str(text)
+        .map_err(|e| ValidationError::invalid_event("/data", format!("`data` is not a JSON object: {e}")))
+}
+
+fn not_an_object(kind: &str) -> Error {
+    ValidationError::invalid_event("/data", format!("`data` must be a JSON object, got {kind}")).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn event_ids_are_version_7_and_distinct() {
-        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_event_id()).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| new_event_id(std::time::SystemTime::now()))
+            .collect();
         assert_eq!(ids.len(), 10_000);
         let id = uuid::Uuid::parse_str(ids.iter().next().expect("ids")).expect("a UUID");
         assert_eq!(id.get_version_num(), 7);
@@ -500,7 +592,7 @@ mod tests {
     #[test]
     fn now_matches_chrono_formatting() {
         for _ in 0..3 {
-            let ours = now_rfc3339();
+            let ours = now_rfc3339(std::time::SystemTime::now());
             let parsed = chrono::DateTime::parse_from_rfc3339(&ours).expect("valid RFC 3339");
             assert_eq!(ours, parsed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
             let age = chrono::Utc::now().signed_duration_since(parsed);
