@@ -9,35 +9,15 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** The core's `EntitlementCache`, with the fetch tickets it hands out kept per subject. */
+/** The core's vector step driver: an `EntitlementCache` and the fetch tickets it handed out. */
 export declare class _EntitlementCache {
-  /** A fresh cache; `settings` is the JSON of the vectors' `settings` object. */
-  constructor(settings: string)
-  /** `lookup` → `{result: hit|stale|backoff|miss, answer?, revalidate?}` as JSON. */
-  lookup(subject: string, feature: string, now: number): string
-  /** `begin_fetch`; returns the ticket's ETag and keeps the ticket for `completeFetch`. */
-  beginFetch(subject: string, countedThrough: number): string | null
   /**
-   * `complete_fetch` of the subject's oldest open ticket; `result` as JSON (see
-   * [`Completion`]). Returns `{added, evicted, refetch}` as JSON.
+   * A fresh cache; `settings` is the JSON of a scenario's `settings`, `payloads` the JSON
+   * of the vector file's named answers (optional).
    */
-  completeFetch(subject: string, result: string, now: number, jitter: number): string
-  /** `answer(subject, feature, source)` as JSON (`null` when nothing is cached). */
-  answer(subject: string, feature: string, source: string): string
-  /** `answer_or_fallback` as JSON. */
-  answerOrFallback(subject: string, feature: string, reason: string, now: number): string
-  /** `insert` of a payload (JSON); returns `{added, evicted, refetch}` as JSON. */
-  insert(payload: string, etag: string | undefined | null, now: number, countedThrough: number): string
-  /** `record_event`; `data` is the event's data as JSON. Returns whether it counted. */
-  recordEvent(eventType: string, subject: string, data: string, at: number, mark: number): boolean
-  /** `apply` of a server frame (JSON); returns the effect as JSON. */
-  apply(message: string, now: number, countedThrough: number): string
-  /** `take_refetch_due`. */
-  takeRefetchDue(): Array<string>
-  /** `mark_all_for_refetch`. */
-  markAllForRefetch(): void
-  /** `{last_seq, subjects, versions}` as JSON. */
-  state(): string
+  constructor(settings: string, payloads?: string | undefined | null)
+  /** Runs one vector step (JSON) and returns what it gave (JSON). */
+  step(step: string): string
 }
 export type VectorCache = _EntitlementCache
 

@@ -101,52 +101,31 @@ function matches(ctx, got, want) {
   }
 }
 
-/** One vector step through the core's EntitlementCache (the `_EntitlementCache` surface). */
-function step(cache, payloads, s) {
-  const payload = (p) => JSON.stringify(typeof p === 'string' ? payloads[p] : p);
-  switch (s.op) {
-    case 'lookup':
-      return JSON.parse(cache.lookup(s.subject, s.feature, s.now));
-    case 'begin_fetch':
-      return { etag: cache.beginFetch(s.subject, s.counted_through) };
-    case 'complete_fetch': {
-      const r = { ...s.result };
-      if (r.fetched !== undefined) r.fetched = JSON.parse(payload(r.fetched));
-      return JSON.parse(cache.completeFetch(s.subject, JSON.stringify(r), s.now, s.jitter));
-    }
-    case 'answer':
-      return { answer: JSON.parse(cache.answer(s.subject, s.feature, s.source)) };
-    case 'answer_or_fallback':
-      return { answer: JSON.parse(cache.answerOrFallback(s.subject, s.feature, s.reason, s.now)) };
-    case 'insert':
-      return JSON.parse(cache.insert(payload(s.payload), s.etag ?? null, s.now, s.counted_through));
-    case 'record_event':
-      return { counted: cache.recordEvent(s.type, s.subject, JSON.stringify(s.data), s.at, s.mark) };
-    case 'apply':
-      return JSON.parse(cache.apply(JSON.stringify(s.message), s.now, s.counted_through));
-    case 'take_refetch_due':
-      return { subjects: cache.takeRefetchDue() };
-    case 'mark_all_for_refetch':
-      cache.markAllForRefetch();
-      return {};
-    case 'state':
-      return JSON.parse(cache.state());
-    default:
-      throw new Error(`unknown op ${s.op}`);
-  }
-}
-
 for (const file of ['entitlements.json', 'stream.json']) {
   describe(file, () => {
     const doc = vector(file);
     for (const scenario of doc.scenarios) {
       test(scenario.name, () => {
-        const cache = new _EntitlementCache(JSON.stringify(scenario.settings ?? {}));
+        const cache = new _EntitlementCache(
+          JSON.stringify(scenario.settings ?? {}),
+          JSON.stringify(doc.payloads ?? {}),
+        );
         scenario.steps.forEach((s, i) => {
-          const got = step(cache, doc.payloads ?? {}, s);
+          const got = JSON.parse(cache.step(JSON.stringify(s)));
           if (s.expect !== undefined) matches(`${file}: step ${i} (${s.op})`, got, s.expect);
         });
       });
     }
   });
 }
+
+test('a malformed vector step is a clear error', () => {
+  const cache = new _EntitlementCache('{}');
+  assert.throws(() => cache.step(JSON.stringify({ op: 'nope' })), /unknown op "nope"/);
+  assert.throws(
+    () => cache.step(JSON.stringify({ op: 'lookup', subject: 'c1', feature: 'x', now: 'soon' })),
+    /`now` must be an integer/,
+  );
+  assert.throws(() => cache.step('{not json'), /bad step/);
+  assert.throws(() => new _EntitlementCache('{"cache_size": 0}'), /cache_size/);
+});

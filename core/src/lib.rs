@@ -19,6 +19,8 @@
 
 pub mod codec;
 pub mod config;
+#[doc(hidden)]
+pub mod conformance;
 pub mod customer_token;
 pub mod entitlement;
 pub mod entitlement_cache;
