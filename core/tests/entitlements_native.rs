@@ -46,6 +46,26 @@ fn silent_endpoint() -> (String, Arc<AtomicUsize>) {
     (endpoint, accepted)
 }
 
+/// A server that answers every request `200 OK` with `body` as JSON (a misbehaving or
+/// misrouted server: wrong subject, truncated or non-JSON body).
+fn answering_endpoint(body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    endpoint
+}
+
 fn config(endpoint: &str) -> Config {
     let mut c = Config::new(KEY, endpoint);
     c.fetch_schemas = false;
@@ -333,4 +353,41 @@ fn cached_entitlement_never_waits_and_starts_one_background_fetch() {
     ));
     client.shutdown(Duration::from_secs(5)).unwrap();
     assert!(matches!(client.cached_entitlement("c2", "sso"), Err(Error::Closed)));
+}
+
+#[test]
+fn a_bad_answer_from_the_server_gives_the_fallback_with_the_reason() {
+    for (body, reason) in [
+        (
+            r#"{"subject": "someone-else", "version": 1, "ttl_ms": 1000, "entitlements": {}}"#,
+            "bad response: asked for subject \"c1\", got \"someone-else\"",
+        ),
+        (
+            r#"{"subject": "c1", "version": "#,
+            "bad response: unreadable entitlements body",
+        ),
+        ("<html>hello</html>", "bad response: unreadable entitlements body"),
+    ] {
+        let (client, errors) = recording(config(&answering_endpoint(body)));
+        let a = client.entitlement("c1", "sso").unwrap();
+        assert_eq!((a.source, a.has_access), (Source::Fallback, false), "{body}");
+        let got = a.reason.unwrap_or_default();
+        assert!(got.starts_with(reason), "{body}: {got}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while errors.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let errors = errors.lock().unwrap();
+        assert!(
+            matches!(
+                errors.first(),
+                Some(Error::Codec {
+                    code: "invalid_json",
+                    ..
+                })
+            ),
+            "{body}: {errors:?}"
+        );
+        let _ = client.shutdown(Duration::from_millis(10));
+    }
 }

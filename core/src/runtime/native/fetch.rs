@@ -202,31 +202,19 @@ async fn get(shared: &Shared, subject: &str, etag: Option<&str>) -> (FetchResult
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        return match resp.json::<Entitlements>().await {
-            Ok(answer) if answer.subject == subject => (FetchResult::Fetched { answer, etag }, None, as_of),
-            Ok(answer) => {
-                let message = format!("asked for subject {subject:?}, got {:?}", answer.subject);
-                failed(
-                    format!("bad response: {message}"),
-                    None,
-                    Error::Codec {
-                        code: "invalid_json",
-                        message,
-                    },
-                )
-            }
-            Err(e) => {
-                let message = format!("unreadable entitlements body: {}", describe(&e));
-                failed(
-                    format!("bad response: {message}"),
-                    None,
-                    Error::Codec {
-                        code: "invalid_json",
-                        message,
-                    },
-                )
-            }
+        let message = match resp.json::<Entitlements>().await {
+            Ok(answer) if answer.subject == subject => return (FetchResult::Fetched { answer, etag }, None, as_of),
+            Ok(answer) => format!("asked for subject {subject:?}, got {:?}", answer.subject),
+            Err(e) => format!("unreadable entitlements body: {}", describe(&e)),
         };
+        return failed(
+            format!("bad response: {message}"),
+            None,
+            Error::Codec {
+                code: "invalid_json",
+                message,
+            },
+        );
     }
     let retry_after = resp
         .headers()
