@@ -120,3 +120,79 @@ async fn reading_needs_a_valid_key() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "unauthorized");
 }
+
+/// The index names on `events`, from the database file.
+async fn event_indexes(conn: &mut sqlx::SqliteConnection) -> Vec<String> {
+    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+}
+
+/// Migration 5 on a file written before it (schema version 4, with the old
+/// `(project, type, subject, seq)` index and events in it): the next start swaps the index,
+/// records the version, and every filter and the dedup key work on the old events.
+#[tokio::test]
+async fn migration_5_swaps_the_subject_index_on_an_existing_file() {
+    use sqlx::{Connection, Executor};
+
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let s = Server::start_in(dir.clone(), &[]);
+    let sk = s.sk().to_owned();
+    let batch = vec![
+        ev_at("m1", "api.call", "c1", "2026-01-01T00:00:00Z"),
+        ev_at("m2", "api.call", "c2", "2026-01-02T00:00:00Z"),
+        ev_at("m3", "storage.gb", "c1", "2026-01-03T00:00:00Z"),
+    ];
+    assert_eq!(s.send(&batch).await.1["accepted"], 3);
+    s.signal(SIGTERM);
+    assert!(s.wait_exit(std::time::Duration::from_secs(30)).success());
+
+    // Put the file back to version 4 exactly as 0001_init.sql left the events table.
+    let mut conn = sqlx::SqliteConnection::connect(&db_url(dir.path())).await.unwrap();
+    conn.execute(
+        "DROP INDEX events_type;
+         CREATE INDEX events_type_subject ON events (project_id, type, subject, seq);
+         DELETE FROM meterline_migrations WHERE version = 5;",
+    )
+    .await
+    .unwrap();
+    assert!(
+        event_indexes(&mut conn)
+            .await
+            .contains(&"events_type_subject".to_owned())
+    );
+    conn.close().await.unwrap();
+
+    let mut s = Server::start_in(dir.clone(), &[]);
+    // Keys are printed at the first start only.
+    s.secret = Some(sk.clone());
+    let mut conn = sqlx::SqliteConnection::connect(&db_url(dir.path())).await.unwrap();
+    let indexes = event_indexes(&mut conn).await;
+    assert!(indexes.contains(&"events_type".to_owned()), "{indexes:?}");
+    assert!(!indexes.contains(&"events_type_subject".to_owned()), "{indexes:?}");
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM meterline_migrations WHERE version = 5")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    conn.close().await.unwrap();
+
+    for (query, want) in [
+        ("type=api.call", vec!["m1", "m2"]),
+        ("subject=c1", vec!["m1", "m3"]),
+        ("type=api.call&subject=c1", vec!["m1"]),
+        ("type=storage.gb&subject=c2", vec![]),
+    ] {
+        assert_eq!(ids(&s.all_events(&sk, query).await), want, "{query}");
+    }
+    // The dedup key (the UNIQUE constraint, untouched) still holds for the old events.
+    let (_, resp) = s
+        .send(&[batch[0].clone(), ev_at("m4", "api.call", "c1", "2026-01-04T00:00:00Z")])
+        .await;
+    assert_eq!(
+        (resp["accepted"].as_u64(), resp["duplicates"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(ids(&s.all_events(&sk, "subject=c1").await), ["m1", "m3", "m4"]);
+}

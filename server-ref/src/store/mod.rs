@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0003_entitlements.sql"),
     ),
     (4, "token_keys", include_str!("../../migrations/0004_token_keys.sql")),
+    (
+        5,
+        "events_type_index",
+        include_str!("../../migrations/0005_events_type_index.sql"),
+    ),
 ];
 
 /// Handle to the database: the read/admin pool. Cheap to clone.

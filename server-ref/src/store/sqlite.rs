@@ -228,24 +228,7 @@ impl Store {
 
     /// A page of a project's events, oldest first.
     pub async fn events(&self, project_id: i64, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut sql = String::from(
-            "SELECT seq, source, id, type, subject, time, datacontenttype, data FROM events
-             WHERE project_id = ? AND seq > ?",
-        );
-        if filter.event_type.is_some() {
-            sql.push_str(" AND type = ?");
-        }
-        if filter.subject.is_some() {
-            sql.push_str(" AND subject = ?");
-        }
-        if filter.from_us.is_some() {
-            sql.push_str(" AND time_us >= ?");
-        }
-        if filter.to_us.is_some() {
-            sql.push_str(" AND time_us < ?");
-        }
-        sql.push_str(" ORDER BY seq LIMIT ?");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(events_sql(filter)))
             .bind(project_id)
             .bind(filter.after_seq);
         if let Some(t) = &filter.event_type {
@@ -266,6 +249,35 @@ impl Store {
             .collect::<Result<_, _>>()
             .map_err(StoreError::from)
     }
+}
+
+/// The `SELECT` of [`Store::events`] for `filter`, binding in this order: project, cursor,
+/// then each filter present (type, subject, from, to), then the limit.
+///
+/// Every variant walks events in seq order and stops at the limit (no sort): by the
+/// `events_type (project_id, type, seq)` index when a type is given, else by seq.
+/// `NOT INDEXED` (which still allows the seq range) is needed for the latter: left alone,
+/// SQLite takes the index for `project_id = ?` and sorts every event of the project.
+fn events_sql(filter: &EventFilter) -> String {
+    let mut sql = String::from("SELECT seq, source, id, type, subject, time, datacontenttype, data FROM events");
+    if filter.event_type.is_none() {
+        sql.push_str(" NOT INDEXED");
+    }
+    sql.push_str(" WHERE project_id = ? AND seq > ?");
+    if filter.event_type.is_some() {
+        sql.push_str(" AND type = ?");
+    }
+    if filter.subject.is_some() {
+        sql.push_str(" AND subject = ?");
+    }
+    if filter.from_us.is_some() {
+        sql.push_str(" AND time_us >= ?");
+    }
+    if filter.to_us.is_some() {
+        sql.push_str(" AND time_us < ?");
+    }
+    sql.push_str(" ORDER BY seq LIMIT ?");
+    sql
 }
 
 fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
@@ -311,4 +323,62 @@ async fn insert_key(
         return Err(StoreError::Conflict(format!("key id {:?} is already taken", key.id)));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::StorageConfig;
+
+    /// Every `GET /v1/events` variant walks events in seq order and stops at the limit:
+    /// by the `events_type` index when a type is given, else by seq, never sorting the
+    /// matches (EXPLAIN QUERY PLAN on the migrated schema).
+    #[tokio::test]
+    async fn event_reads_walk_in_seq_order_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig {
+            database_url: format!("sqlite://{}", dir.path().join("plan.db").display()),
+            ..StorageConfig::default()
+        };
+        let (store, writer) = Store::open(&config).await.unwrap();
+        writer.close().await.unwrap();
+        for mask in 0..16u8 {
+            let filter = EventFilter {
+                event_type: (mask & 1 != 0).then(|| "api.call".to_owned()),
+                subject: (mask & 2 != 0).then(|| "c1".to_owned()),
+                from_us: (mask & 4 != 0).then_some(1),
+                to_us: (mask & 8 != 0).then_some(2),
+                after_seq: 0,
+                limit: 100,
+            };
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {}",
+                events_sql(&filter)
+            )))
+            .bind(1_i64)
+            .bind(0_i64);
+            for text in [&filter.event_type, &filter.subject].into_iter().flatten() {
+                query = query.bind(text.clone());
+            }
+            for us in [filter.from_us, filter.to_us].into_iter().flatten() {
+                query = query.bind(us);
+            }
+            let rows = query.bind(100_i64).fetch_all(&store.pool).await.unwrap();
+            let plan = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>(3).unwrap())
+                .collect::<Vec<_>>()
+                .join("; ");
+            assert!(!plan.contains("TEMP B-TREE"), "{filter:?}: {plan}");
+            let want = if filter.event_type.is_some() {
+                "INDEX events_type (project_id=? AND type=? AND seq>?)"
+            } else {
+                "INTEGER PRIMARY KEY (rowid>?)"
+            };
+            assert!(plan.contains(want), "{filter:?}: {plan}");
+        }
+        store.close().await;
+    }
 }
