@@ -10,9 +10,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection};
 
-use super::{Store, StoreError, StreamFrame, append_message};
+use super::{Store, StoreError, StreamFrame, append_message, usage};
 use crate::entitlements::{
-    answer::{self, Catalog},
+    answer::{self, Catalog, UsageRead},
     catalog::{CustomerDef, FeatureDef, PlanDef},
     change::Collection,
 };
@@ -174,6 +174,138 @@ pub async fn emit_update(
     .execute(&mut *conn)
     .await?;
     Ok(frame)
+}
+
+/// [`emit_update`] for many subjects at once, in the order given (their messages take
+/// consecutive seqs in that order): the customers, the usage counters their answers read
+/// and the seq range are read with a few set-based statements, the answers built in memory
+/// ([`answer::build_answer`]), and the log rows, versions and (with `relay`) relay marks
+/// written with one statement each. `catalog` is the project's features and plans as this
+/// transaction sees them.
+pub async fn emit_updates(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    subjects: &[String],
+    catalog: &Catalog,
+    ttl_ms: u64,
+    relay: bool,
+) -> Result<Vec<StreamFrame>, StoreError> {
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let refs: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    let customers: HashMap<String, CustomerRecord> =
+        customers_among(conn, project_id, &refs).await?.into_iter().collect();
+    // Which subjects read each counter over each day range: one statement per group.
+    let mut groups: HashMap<UsageRead, Vec<&str>> = HashMap::new();
+    for subject in &refs {
+        if let Some(customer) = customers.get(*subject) {
+            for read in answer::usage_reads(catalog, customer, now) {
+                let members = groups.entry(read).or_default();
+                if members.last() != Some(subject) {
+                    members.push(subject);
+                }
+            }
+        }
+    }
+    let mut used: HashMap<(&str, &UsageRead), f64> = HashMap::new();
+    let mut totals = Vec::with_capacity(groups.len());
+    for (read, members) in &groups {
+        let meter = (read.event_type.as_str(), read.property.as_str());
+        totals.push((
+            read,
+            usage::usage_of_subjects(conn, project_id, meter, members, read.days).await?,
+        ));
+    }
+    for (read, found) in &totals {
+        for (subject, total) in found {
+            used.insert((subject.as_str(), *read), *total);
+        }
+    }
+    let last = reserve_seqs(conn, project_id, subjects.len()).await?;
+    let first = last + 1 - subjects.len() as u64;
+    let mut frames = Vec::with_capacity(subjects.len());
+    for (seq, subject) in (first..=last).zip(subjects) {
+        let usage = |read: &UsageRead| used.get(&(subject.as_str(), read)).copied().unwrap_or_default();
+        let data = answer::build_answer(subject, customers.get(subject), catalog, now, ttl_ms, seq, usage);
+        let message = ServerMessage::EntitlementsUpdated {
+            seq,
+            subject: subject.clone(),
+            data,
+        };
+        let frame: std::sync::Arc<str> = serde_json::to_string(&message)
+            .map_err(|e| StoreError::Conflict(format!("stream message does not serialize: {e}")))?
+            .into();
+        frames.push(StreamFrame {
+            project_id,
+            seq,
+            subject: Some(subject.clone()),
+            frame,
+        });
+    }
+    write_frames(conn, project_id, &frames, relay).await?;
+    Ok(frames)
+}
+
+/// Takes the project's next `n` seqs in one statement; returns the last.
+async fn reserve_seqs(conn: &mut SqliteConnection, project_id: i64, n: usize) -> Result<u64, StoreError> {
+    sqlx::query("INSERT INTO stream_seq (project_id) VALUES (?) ON CONFLICT (project_id) DO NOTHING")
+        .bind(project_id)
+        .execute(&mut *conn)
+        .await?;
+    let last: i64 = sqlx::query_scalar("UPDATE stream_seq SET seq = seq + ? WHERE project_id = ? RETURNING seq")
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    u64::try_from(last).map_err(|_| StoreError::Conflict(format!("stream seq {last} is negative")))
+}
+
+/// Stores `entitlements.updated` frames: their log rows, their subjects' versions and (with
+/// `relay`) their relay marks. Each list goes in as one JSON array, so the statements do not
+/// grow with (nor hit SQLite's variable limit by) the number of frames.
+async fn write_frames(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    frames: &[StreamFrame],
+    relay: bool,
+) -> Result<(), StoreError> {
+    let rows: Vec<(u64, Option<&str>, &str)> = frames
+        .iter()
+        .map(|f| (f.seq, f.subject.as_deref(), &*f.frame))
+        .collect();
+    sqlx::query(
+        "INSERT INTO stream_log (project_id, seq, subject, frame, created_at_ms)
+         SELECT ?, j.value ->> 0, j.value ->> 1, j.value ->> 2, ? FROM json_each(?) AS j",
+    )
+    .bind(project_id)
+    .bind(Utc::now().timestamp_millis())
+    .bind(encode(&rows)?)
+    .execute(&mut *conn)
+    .await?;
+    let versions: Vec<(&str, u64)> = frames
+        .iter()
+        .filter_map(|f| Some((f.subject.as_deref()?, f.seq)))
+        .collect();
+    sqlx::query(
+        "INSERT INTO entitlement_versions (project_id, subject, version)
+         SELECT ?, j.value ->> 0, j.value ->> 1 FROM json_each(?) AS j WHERE true
+         ON CONFLICT (project_id, subject) DO UPDATE SET version = excluded.version",
+    )
+    .bind(project_id)
+    .bind(encode(&versions)?)
+    .execute(&mut *conn)
+    .await?;
+    if relay {
+        let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
+        sqlx::query("INSERT INTO stream_relay (project_id, seq) SELECT ?, value FROM json_each(?)")
+            .bind(project_id)
+            .bind(encode(&seqs)?)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The admin view of a definition: its fields plus its key (or subject).

@@ -51,19 +51,8 @@ impl Store {
             });
         }
         let catalog = Catalog::load(&mut tx, project_id).await?;
-        let mut frames = Vec::with_capacity(affected.len());
-        for subject in &affected {
-            let customer = read::customer(&mut tx, project_id, subject).await?;
-            let frame = read::emit_update(&mut tx, project_id, subject, customer.as_ref(), &catalog, ttl_ms).await?;
-            if relay {
-                sqlx::query("INSERT INTO stream_relay (project_id, seq) VALUES (?, ?)")
-                    .bind(project_id)
-                    .bind(i64::try_from(frame.seq).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            frames.push(frame);
-        }
+        let affected: Vec<String> = affected.into_iter().collect();
+        let frames = read::emit_updates(&mut tx, project_id, &affected, &catalog, ttl_ms, relay).await?;
         tx.commit().await?;
         Ok(Applied { outcome, frames })
     }
@@ -171,9 +160,12 @@ async fn put_feature(
             .map_err(|m| CatalogError::KindMismatch(format!("plan {plan_key:?} grants this feature: {m}")))?;
     }
     let affected = customers_using(conn, project_id, &using, Some(key)).await?;
-    for subject in &affected {
-        if let Some(customer) = read::customer(conn, project_id, subject).await?
-            && let Some(grant) = customer.def.overrides.get(key)
+    let subjects: Vec<&str> = affected.iter().map(String::as_str).collect();
+    let mut customers = read::customers_among(conn, project_id, &subjects).await?;
+    // In subject order, so an error names the first offending customer.
+    customers.sort_by(|a, b| a.0.cmp(&b.0));
+    for (subject, customer) in customers {
+        if let Some(grant) = customer.def.overrides.get(key)
             && grant.enabled != Some(false)
         {
             grant
