@@ -35,7 +35,7 @@ pub struct CustomerRecord {
 }
 
 impl CustomerRecord {
-    fn from_text(text: &str) -> Result<CustomerRecord, StoreError> {
+    pub(super) fn from_text(text: &str) -> Result<CustomerRecord, StoreError> {
         let def: CustomerDef = decode(text)?;
         let anchor = def
             .billing_anchor
@@ -177,33 +177,31 @@ pub async fn emit_update(
 }
 
 /// [`emit_update`] for many subjects at once, in the order given (their messages take
-/// consecutive seqs in that order): the customers, the usage counters their answers read
-/// and the seq range are read with a few set-based statements, the answers built in memory
+/// consecutive seqs in that order): `affected` holds each subject with its record (`None`
+/// when it is no longer a customer); the usage counters their answers read and the seq
+/// range are read with a few set-based statements, the answers built in memory
 /// ([`answer::build_answer`]), and the log rows, versions and (with `relay`) relay marks
 /// written with one statement each. `catalog` is the project's features and plans as this
 /// transaction sees them.
 pub async fn emit_updates(
     conn: &mut SqliteConnection,
     project_id: i64,
-    subjects: &[String],
+    affected: &[(String, Option<CustomerRecord>)],
     catalog: &Catalog,
     ttl_ms: u64,
     relay: bool,
 ) -> Result<Vec<StreamFrame>, StoreError> {
-    if subjects.is_empty() {
+    if affected.is_empty() {
         return Ok(Vec::new());
     }
     let now = Utc::now();
-    let refs: Vec<&str> = subjects.iter().map(String::as_str).collect();
-    let customers: HashMap<String, CustomerRecord> =
-        customers_among(conn, project_id, &refs).await?.into_iter().collect();
     // Which subjects read each counter over each day range: one statement per group.
     let mut groups: HashMap<UsageRead, Vec<&str>> = HashMap::new();
-    for subject in &refs {
-        if let Some(customer) = customers.get(*subject) {
+    for (subject, customer) in affected {
+        if let Some(customer) = customer {
             for read in answer::usage_reads(catalog, customer, now) {
                 let members = groups.entry(read).or_default();
-                if members.last() != Some(subject) {
+                if members.last() != Some(&subject.as_str()) {
                     members.push(subject);
                 }
             }
@@ -223,12 +221,12 @@ pub async fn emit_updates(
             used.insert((subject.as_str(), *read), *total);
         }
     }
-    let last = reserve_seqs(conn, project_id, subjects.len()).await?;
-    let first = last + 1 - subjects.len() as u64;
-    let mut frames = Vec::with_capacity(subjects.len());
-    for (seq, subject) in (first..=last).zip(subjects) {
+    let last = reserve_seqs(conn, project_id, affected.len()).await?;
+    let first = last + 1 - affected.len() as u64;
+    let mut frames = Vec::with_capacity(affected.len());
+    for (seq, (subject, customer)) in (first..=last).zip(affected) {
         let usage = |read: &UsageRead| used.get(&(subject.as_str(), read)).copied().unwrap_or_default();
-        let data = answer::build_answer(subject, customers.get(subject), catalog, now, ttl_ms, seq, usage);
+        let data = answer::build_answer(subject, customer.as_ref(), catalog, now, ttl_ms, seq, usage);
         let message = ServerMessage::EntitlementsUpdated {
             seq,
             subject: subject.clone(),
