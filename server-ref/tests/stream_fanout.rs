@@ -1,4 +1,4 @@
-//! A catalog change that affects many customers, against the real binary: one
+//! A catalog change that affects 300 customers, against the real binary: one
 //! `entitlements.updated` message per affected customer, with consecutive seqs in subject
 //! order, each answer equal to what `GET /v1/customers/{subject}/entitlements` says
 //! (the batched answers against the one-customer path, usage included), delivered only to
@@ -17,10 +17,11 @@ use common::{
 };
 use serde_json::{Value, json};
 
-const CUSTOMERS: usize = 40;
+/// More than one multi-row insert's worth (256), so a change spans several.
+const CUSTOMERS: usize = 300;
 
 fn subject(i: usize) -> String {
-    format!("c{i:02}")
+    format!("c{i:03}")
 }
 
 fn strs(items: &[String]) -> Vec<&str> {
@@ -71,10 +72,10 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     // Usage for a few customers, so the batched answers read counters.
     let now = now_plus(0);
     let events = [
-        call_event("e1", "c00", &now, json!({"tokens": 7})),
-        call_event("e2", "c00", &now, json!({"tokens": 1.5})),
-        call_event("e3", "c01", &now, json!({"tokens": 2})),
-        call_event("e4", "c25", &now, json!({})),
+        call_event("e1", "c000", &now, json!({"tokens": 7})),
+        call_event("e2", "c000", &now, json!({"tokens": 1.5})),
+        call_event("e3", "c001", &now, json!({"tokens": 2})),
+        call_event("e4", "c025", &now, json!({})),
     ];
     assert_eq!(s.send(&events).await.0, 202);
 
@@ -107,7 +108,7 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     .await;
     let got_a = read_n(&mut a, first.len()).await;
     let got_b = read_n(&mut b, second.len()).await;
-    // All 40 customers' messages take consecutive seqs in subject order.
+    // All the customers' messages take consecutive seqs in subject order.
     assert_updates(&got_a, &first, before + 1..=before + 20);
     assert_updates(&got_b, &second, before + 21..=before + 30);
     for frame in got_a.iter().chain(&got_b) {
@@ -122,10 +123,13 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     // Nothing else was routed: the next message (for `other`) is the only one anywhere.
     put_ok(&s, ak, "customers/other", json!({"plan": "pro"})).await;
     let next = recv_json(&mut other).await;
+    let after = before + CUSTOMERS as u64;
     assert_eq!(
         (next["subject"].clone(), next["seq"].clone()),
-        (json!("other"), json!(before + 41))
+        (json!("other"), json!(after + 1))
     );
+    // The last customer's message was written by the last of several inserts.
+    assert_eq!(entitlements(&s, sk, &subject(CUSTOMERS - 1)).await["version"], after);
     for ws in [&mut a, &mut b, &mut other, &mut nobody] {
         assert_eq!(recv_json_within(ws, Duration::from_millis(300)).await, None);
     }
@@ -136,7 +140,7 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     let (replayed, subscribed) = subscribe(&mut resumed, &strs(&all), Some(before)).await;
     let live: Vec<Value> = got_a.into_iter().chain(got_b).collect();
     assert_eq!(replayed, live);
-    assert_eq!(subscribed["seq"], before + 41);
+    assert_eq!(subscribed["seq"], after + 1);
     let subjects: BTreeSet<&str> = replayed.iter().map(|f| f["subject"].as_str().unwrap()).collect();
     assert_eq!(subjects.len(), 30, "one message per customer");
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use meterline_core::{entitlement::Entitlements, stream::ServerMessage};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{Store, StoreError, StreamFrame, append_message, usage};
 use crate::entitlements::{
@@ -260,48 +260,48 @@ async fn reserve_seqs(conn: &mut SqliteConnection, project_id: i64, n: usize) ->
     u64::try_from(last).map_err(|_| StoreError::Conflict(format!("stream seq {last} is negative")))
 }
 
+/// Rows per multi-row `INSERT` of [`write_frames`]: 5 variables a row, far under SQLite's
+/// 32,766, and a fixed size so the prepared statement is reused.
+const ROWS_PER_INSERT: usize = 256;
+
 /// Stores `entitlements.updated` frames: their log rows, their subjects' versions and (with
-/// `relay`) their relay marks. Each list goes in as one JSON array, so the statements do not
-/// grow with (nor hit SQLite's variable limit by) the number of frames.
+/// `relay`) their relay marks, with multi-row `INSERT`s of [`ROWS_PER_INSERT`] rows (bound
+/// values: the frames are not re-encoded as JSON to pass them in).
 async fn write_frames(
     conn: &mut SqliteConnection,
     project_id: i64,
     frames: &[StreamFrame],
     relay: bool,
 ) -> Result<(), StoreError> {
-    let rows: Vec<(u64, Option<&str>, &str)> = frames
-        .iter()
-        .map(|f| (f.seq, f.subject.as_deref(), &*f.frame))
-        .collect();
-    sqlx::query(
-        "INSERT INTO stream_log (project_id, seq, subject, frame, created_at_ms)
-         SELECT ?, j.value ->> 0, j.value ->> 1, j.value ->> 2, ? FROM json_each(?) AS j",
-    )
-    .bind(project_id)
-    .bind(Utc::now().timestamp_millis())
-    .bind(encode(&rows)?)
-    .execute(&mut *conn)
-    .await?;
-    let versions: Vec<(&str, u64)> = frames
-        .iter()
-        .filter_map(|f| Some((f.subject.as_deref()?, f.seq)))
-        .collect();
-    sqlx::query(
-        "INSERT INTO entitlement_versions (project_id, subject, version)
-         SELECT ?, j.value ->> 0, j.value ->> 1 FROM json_each(?) AS j WHERE true
-         ON CONFLICT (project_id, subject) DO UPDATE SET version = excluded.version",
-    )
-    .bind(project_id)
-    .bind(encode(&versions)?)
-    .execute(&mut *conn)
-    .await?;
-    if relay {
-        let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
-        sqlx::query("INSERT INTO stream_relay (project_id, seq) SELECT ?, value FROM json_each(?)")
-            .bind(project_id)
-            .bind(encode(&seqs)?)
-            .execute(&mut *conn)
-            .await?;
+    let created_at_ms = Utc::now().timestamp_millis();
+    let seq = |f: &StreamFrame| i64::try_from(f.seq).unwrap_or(i64::MAX);
+    for chunk in frames.chunks(ROWS_PER_INSERT) {
+        let mut log =
+            QueryBuilder::<Sqlite>::new("INSERT INTO stream_log (project_id, seq, subject, frame, created_at_ms) ");
+        log.push_values(chunk, |mut row, f| {
+            row.push_bind(project_id)
+                .push_bind(seq(f))
+                .push_bind(f.subject.as_deref())
+                .push_bind(&*f.frame)
+                .push_bind(created_at_ms);
+        });
+        log.build().execute(&mut *conn).await?;
+        let mut versions =
+            QueryBuilder::<Sqlite>::new("INSERT INTO entitlement_versions (project_id, subject, version) ");
+        versions.push_values(chunk, |mut row, f| {
+            row.push_bind(project_id)
+                .push_bind(f.subject.as_deref())
+                .push_bind(seq(f));
+        });
+        versions.push(" ON CONFLICT (project_id, subject) DO UPDATE SET version = excluded.version");
+        versions.build().execute(&mut *conn).await?;
+        if relay {
+            let mut marks = QueryBuilder::<Sqlite>::new("INSERT INTO stream_relay (project_id, seq) ");
+            marks.push_values(chunk, |mut row, f| {
+                row.push_bind(project_id).push_bind(seq(f));
+            });
+            marks.build().execute(&mut *conn).await?;
+        }
     }
     Ok(())
 }
