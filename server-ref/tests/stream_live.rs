@@ -3,7 +3,8 @@
 //! `entitlements.updated` the way the entitlement producers do: routing by subject and
 //! project, resumes that replay exactly what was missed, replay joining live delivery
 //! without gap or repeat while messages keep coming, resync after pruning, and a reader
-//! that stops reading while 100,000 messages are published.
+//! that stops reading while 100,000 messages are published, and a connection whose hub
+//! queue overflows.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -12,6 +13,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::{inproc::InProcess, ws::*};
+use meterline_server::{app::HUB_CAPACITY, store::StreamFrame};
 use serde_json::{Value, json};
 
 fn seqs(frames: &[Value]) -> Vec<u64> {
@@ -227,4 +229,49 @@ async fn a_reader_that_stops_reading_is_closed_and_others_are_served() {
     subscribe(&mut fresh, &["c1"], None).await;
     let seq = s.publish(&["c1"]).await[0];
     assert_eq!(recv_json(&mut fresh).await["seq"], seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_connection_queue_closes_the_reader_with_1008() {
+    // Sends never time out here: only the hub's per-connection queue can cut the reader off.
+    let s = InProcess::start("[stream]\nsend_timeout_ms = 600000\n").await;
+    let mut flooded = connect_key(&s.url, &s.secret).await;
+    subscribe(&mut flooded, &["c1"], None).await;
+    let mut other = connect_key(&s.url, &s.secret).await;
+    subscribe(&mut other, &["c2"], None).await;
+    // One publish of more frames for c1 than a connection's queue holds (HUB_CAPACITY):
+    // the hub routes them all at once, faster than any connection sends. (Routed straight
+    // to the hub: what is tested is the routing, not the log.)
+    let text: Arc<str> = json!({"type": "entitlements.updated", "seq": 0}).to_string().into();
+    let frame = |seq: u64, subject: &str| StreamFrame {
+        project_id: s.project_id,
+        seq,
+        subject: Some(subject.to_owned()),
+        frame: text.clone(),
+    };
+    let mut frames: Vec<StreamFrame> = (1..=2 * HUB_CAPACITY as u64).map(|seq| frame(seq, "c1")).collect();
+    frames.push(frame(2 * HUB_CAPACITY as u64 + 1, "c2"));
+    s.state.hub.sequence().await.publish(frames);
+    match ended(&mut flooded, WAIT).await {
+        Ended::Closed(code, reason) => {
+            assert_eq!(code, 1008, "{reason}");
+            assert!(reason.starts_with("slow consumer: fell "), "{reason}");
+            assert!(reason.ends_with(" messages behind; reconnect with since"), "{reason}");
+        }
+        other => panic!("expected close 1008, got {other:?}"),
+    }
+    assert_eq!(
+        recv_json(&mut other).await,
+        json!({"type": "entitlements.updated", "seq": 0})
+    );
+    // The closed connection's task ends after its close handshake: wait for it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.state.streams.open_connections() != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flooded connection stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.state.hub.receivers(), 1, "its route is gone with it");
 }

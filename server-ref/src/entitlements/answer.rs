@@ -133,8 +133,79 @@ pub fn metered(r: &Resolved, usage: f64, (start, end): (DateTime<Utc>, DateTime<
     }
 }
 
+/// One usage read an answer needs: a counter's total over a range of UTC days.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UsageRead {
+    /// The counter's event type.
+    pub event_type: String,
+    /// The counter's property (`""` counts events).
+    pub property: String,
+    /// Days `[from, to)` (days since the Unix epoch).
+    pub days: (i64, i64),
+}
+
+impl UsageRead {
+    /// The read of a metered feature's usage in its period `bounds`; `None` when the feature
+    /// reads no counter (its usage is 0).
+    fn of(feature: &FeatureDef, (start, end): (DateTime<Utc>, DateTime<Utc>)) -> Option<UsageRead> {
+        feature.meter().map(|(event_type, property)| UsageRead {
+            event_type: event_type.to_owned(),
+            property: property.to_owned(),
+            days: (period::day_of(start), period::day_of(end)),
+        })
+    }
+}
+
+/// The usage reads `customer`'s answer at `now` needs (one per metered feature; repeats
+/// possible). Pure: pair with [`build_answer`] to answer many customers from a few
+/// set-based reads.
+pub fn usage_reads(catalog: &Catalog, customer: &CustomerRecord, now: DateTime<Utc>) -> Vec<UsageRead> {
+    catalog
+        .resolve(&customer.def)
+        .values()
+        .filter(|r| r.feature.kind == FeatureKind::Metered)
+        .filter_map(|r| UsageRead::of(&r.feature, period::bounds(r.period(), customer.anchor, now)))
+        .collect()
+}
+
 /// The entitlement answer of `subject` (`customer` = its record, `None` when it is not a
-/// customer: no entitlements) with the given `version`.
+/// customer: no entitlements) with the given `version`, taking each metered feature's usage
+/// from `usage` (which must answer every read [`usage_reads`] listed). Pure.
+#[allow(clippy::too_many_arguments)]
+pub fn build_answer(
+    subject: &str,
+    customer: Option<&CustomerRecord>,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+    ttl_ms: u64,
+    version: u64,
+    usage: impl Fn(&UsageRead) -> f64,
+) -> Entitlements {
+    let mut entitlements = BTreeMap::new();
+    if let Some(customer) = customer {
+        for (key, r) in catalog.resolve(&customer.def) {
+            let e = match r.feature.kind {
+                FeatureKind::Boolean => Entitlement::boolean(true),
+                FeatureKind::Config => Entitlement::config(r.grant.value.clone().unwrap_or_default()),
+                FeatureKind::Metered => {
+                    let bounds = period::bounds(r.period(), customer.anchor, now);
+                    let used = UsageRead::of(&r.feature, bounds).map_or(0.0, |read| usage(&read));
+                    metered(&r, used, bounds)
+                }
+            };
+            entitlements.insert(key, e);
+        }
+    }
+    Entitlements {
+        subject: subject.to_owned(),
+        version,
+        ttl_ms,
+        entitlements,
+    }
+}
+
+/// The entitlement answer of `subject` (`customer` = its record, `None` when it is not a
+/// customer: no entitlements) with the given `version`, its usage read through `conn`.
 #[allow(clippy::too_many_arguments)]
 pub async fn answer(
     conn: &mut SqliteConnection,
@@ -146,27 +217,19 @@ pub async fn answer(
     ttl_ms: u64,
     version: u64,
 ) -> Result<Entitlements, StoreError> {
-    let mut entitlements = BTreeMap::new();
+    let mut used: HashMap<UsageRead, f64> = HashMap::new();
     if let Some(customer) = customer {
-        for (key, r) in catalog.resolve(&customer.def) {
-            let e = match r.feature.kind {
-                FeatureKind::Boolean => Entitlement::boolean(true),
-                FeatureKind::Config => Entitlement::config(r.grant.value.clone().unwrap_or_default()),
-                FeatureKind::Metered => {
-                    let bounds = period::bounds(r.period(), customer.anchor, now);
-                    let usage = usage_in(conn, project_id, subject, &r.feature, bounds).await?;
-                    metered(&r, usage, bounds)
-                }
-            };
-            entitlements.insert(key, e);
+        for read in usage_reads(catalog, customer, now) {
+            if used.contains_key(&read) {
+                continue;
+            }
+            let meter = (read.event_type.as_str(), read.property.as_str());
+            let total = crate::store::usage::usage(conn, project_id, subject, meter, read.days).await?;
+            used.insert(read, total);
         }
     }
-    Ok(Entitlements {
-        subject: subject.to_owned(),
-        version,
-        ttl_ms,
-        entitlements,
-    })
+    let usage = |read: &UsageRead| used.get(read).copied().unwrap_or_default();
+    Ok(build_answer(subject, customer, catalog, now, ttl_ms, version, usage))
 }
 
 /// `GET /v1/customers/{subject}/entitlements`: the current answer and its version, read in

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use meterline_core::{entitlement::Entitlements, stream::ServerMessage};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{Store, StoreError, StreamFrame, append_message};
+use super::{Store, StoreError, StreamFrame, append_message, usage};
 use crate::entitlements::{
-    answer::{self, Catalog},
+    answer::{self, Catalog, UsageRead},
     catalog::{CustomerDef, FeatureDef, PlanDef},
     change::Collection,
 };
@@ -35,7 +35,7 @@ pub struct CustomerRecord {
 }
 
 impl CustomerRecord {
-    fn from_text(text: &str) -> Result<CustomerRecord, StoreError> {
+    pub(super) fn from_text(text: &str) -> Result<CustomerRecord, StoreError> {
         let def: CustomerDef = decode(text)?;
         let anchor = def
             .billing_anchor
@@ -174,6 +174,136 @@ pub async fn emit_update(
     .execute(&mut *conn)
     .await?;
     Ok(frame)
+}
+
+/// [`emit_update`] for many subjects at once, in the order given (their messages take
+/// consecutive seqs in that order): `affected` holds each subject with its record (`None`
+/// when it is no longer a customer); the usage counters their answers read and the seq
+/// range are read with a few set-based statements, the answers built in memory
+/// ([`answer::build_answer`]), and the log rows, versions and (with `relay`) relay marks
+/// written with one statement each. `catalog` is the project's features and plans as this
+/// transaction sees them.
+pub async fn emit_updates(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    affected: &[(String, Option<CustomerRecord>)],
+    catalog: &Catalog,
+    ttl_ms: u64,
+    relay: bool,
+) -> Result<Vec<StreamFrame>, StoreError> {
+    if affected.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    // Which subjects read each counter over each day range: one statement per group.
+    let mut groups: HashMap<UsageRead, Vec<&str>> = HashMap::new();
+    for (subject, customer) in affected {
+        if let Some(customer) = customer {
+            for read in answer::usage_reads(catalog, customer, now) {
+                let members = groups.entry(read).or_default();
+                if members.last() != Some(&subject.as_str()) {
+                    members.push(subject);
+                }
+            }
+        }
+    }
+    let mut used: HashMap<(&str, &UsageRead), f64> = HashMap::new();
+    let mut totals = Vec::with_capacity(groups.len());
+    for (read, members) in &groups {
+        let meter = (read.event_type.as_str(), read.property.as_str());
+        totals.push((
+            read,
+            usage::usage_of_subjects(conn, project_id, meter, members, read.days).await?,
+        ));
+    }
+    for (read, found) in &totals {
+        for (subject, total) in found {
+            used.insert((subject.as_str(), *read), *total);
+        }
+    }
+    let last = reserve_seqs(conn, project_id, affected.len()).await?;
+    let first = last + 1 - affected.len() as u64;
+    let mut frames = Vec::with_capacity(affected.len());
+    for (seq, (subject, customer)) in (first..=last).zip(affected) {
+        let usage = |read: &UsageRead| used.get(&(subject.as_str(), read)).copied().unwrap_or_default();
+        let data = answer::build_answer(subject, customer.as_ref(), catalog, now, ttl_ms, seq, usage);
+        let message = ServerMessage::EntitlementsUpdated {
+            seq,
+            subject: subject.clone(),
+            data,
+        };
+        let frame: std::sync::Arc<str> = serde_json::to_string(&message)
+            .map_err(|e| StoreError::Conflict(format!("stream message does not serialize: {e}")))?
+            .into();
+        frames.push(StreamFrame {
+            project_id,
+            seq,
+            subject: Some(subject.clone()),
+            frame,
+        });
+    }
+    write_frames(conn, project_id, &frames, relay).await?;
+    Ok(frames)
+}
+
+/// Takes the project's next `n` seqs in one statement; returns the last.
+async fn reserve_seqs(conn: &mut SqliteConnection, project_id: i64, n: usize) -> Result<u64, StoreError> {
+    sqlx::query("INSERT INTO stream_seq (project_id) VALUES (?) ON CONFLICT (project_id) DO NOTHING")
+        .bind(project_id)
+        .execute(&mut *conn)
+        .await?;
+    let last: i64 = sqlx::query_scalar("UPDATE stream_seq SET seq = seq + ? WHERE project_id = ? RETURNING seq")
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    u64::try_from(last).map_err(|_| StoreError::Conflict(format!("stream seq {last} is negative")))
+}
+
+/// Rows per multi-row `INSERT` of [`write_frames`]: 5 variables a row, far under SQLite's
+/// 32,766, and a fixed size so the prepared statement is reused.
+const ROWS_PER_INSERT: usize = 256;
+
+/// Stores `entitlements.updated` frames: their log rows, their subjects' versions and (with
+/// `relay`) their relay marks, with multi-row `INSERT`s of [`ROWS_PER_INSERT`] rows (bound
+/// values: the frames are not re-encoded as JSON to pass them in).
+async fn write_frames(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    frames: &[StreamFrame],
+    relay: bool,
+) -> Result<(), StoreError> {
+    let created_at_ms = Utc::now().timestamp_millis();
+    let seq = |f: &StreamFrame| i64::try_from(f.seq).unwrap_or(i64::MAX);
+    for chunk in frames.chunks(ROWS_PER_INSERT) {
+        let mut log =
+            QueryBuilder::<Sqlite>::new("INSERT INTO stream_log (project_id, seq, subject, frame, created_at_ms) ");
+        log.push_values(chunk, |mut row, f| {
+            row.push_bind(project_id)
+                .push_bind(seq(f))
+                .push_bind(f.subject.as_deref())
+                .push_bind(&*f.frame)
+                .push_bind(created_at_ms);
+        });
+        log.build().execute(&mut *conn).await?;
+        let mut versions =
+            QueryBuilder::<Sqlite>::new("INSERT INTO entitlement_versions (project_id, subject, version) ");
+        versions.push_values(chunk, |mut row, f| {
+            row.push_bind(project_id)
+                .push_bind(f.subject.as_deref())
+                .push_bind(seq(f));
+        });
+        versions.push(" ON CONFLICT (project_id, subject) DO UPDATE SET version = excluded.version");
+        versions.build().execute(&mut *conn).await?;
+        if relay {
+            let mut marks = QueryBuilder::<Sqlite>::new("INSERT INTO stream_relay (project_id, seq) ");
+            marks.push_values(chunk, |mut row, f| {
+                row.push_bind(project_id).push_bind(seq(f));
+            });
+            marks.build().execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The admin view of a definition: its fields plus its key (or subject).

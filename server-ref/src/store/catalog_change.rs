@@ -2,14 +2,12 @@
 //! keeps the usage counters in step with what the features read, and appends an
 //! `entitlements.updated` message for every customer whose answer it changes.
 
-use std::collections::BTreeSet;
-
 use chrono::Utc;
 use serde_json::Value;
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{Connection, Row, SqliteConnection};
 
 use super::{
-    Store, StoreError,
+    CustomerRecord, Store, StoreError,
     catalog::{self as read, decode, encode, view},
     now_rfc3339,
     usage::{self, Meter},
@@ -21,7 +19,9 @@ use crate::entitlements::{
     period,
 };
 
-type Changed = (Outcome, BTreeSet<String>);
+/// What a change did, and the customers whose answers it changes (in subject order) with
+/// their records as this transaction sees them (`None`: no longer a customer).
+type Changed = (Outcome, Vec<(String, Option<CustomerRecord>)>);
 
 impl Store {
     /// Applies one catalog change in a transaction, with the `entitlements.updated`
@@ -51,19 +51,7 @@ impl Store {
             });
         }
         let catalog = Catalog::load(&mut tx, project_id).await?;
-        let mut frames = Vec::with_capacity(affected.len());
-        for subject in &affected {
-            let customer = read::customer(&mut tx, project_id, subject).await?;
-            let frame = read::emit_update(&mut tx, project_id, subject, customer.as_ref(), &catalog, ttl_ms).await?;
-            if relay {
-                sqlx::query("INSERT INTO stream_relay (project_id, seq) VALUES (?, ?)")
-                    .bind(project_id)
-                    .bind(i64::try_from(frame.seq).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            frames.push(frame);
-        }
+        let frames = read::emit_updates(&mut tx, project_id, &affected, &catalog, ttl_ms, relay).await?;
         tx.commit().await?;
         Ok(Applied { outcome, frames })
     }
@@ -113,26 +101,55 @@ async fn meter_read_by_others(
     Ok(found.is_some())
 }
 
-/// Subjects of the customers on one of `plans` or with an override of feature `key`.
+/// The customers on one of `plans` or with an override of feature `key`, in subject order.
 async fn customers_using(
     conn: &mut SqliteConnection,
     project_id: i64,
     plans: &[&String],
     key: Option<&str>,
-) -> Result<Vec<String>, StoreError> {
-    // Keys are [A-Za-z0-9_.:-], so quoting makes one member name of them.
-    let override_path = key.map(|k| format!("$.overrides.\"{k}\""));
-    Ok(sqlx::query_scalar(
-        "SELECT subject FROM customers WHERE project_id = ?
-         AND (plan IN (SELECT value FROM json_each(?)) OR (? IS NOT NULL AND json_type(definition, ?) IS NOT NULL))
-         ORDER BY subject",
-    )
-    .bind(project_id)
-    .bind(encode(&plans)?)
-    .bind(&override_path)
-    .bind(&override_path)
-    .fetch_all(&mut *conn)
-    .await?)
+) -> Result<Vec<(String, CustomerRecord)>, StoreError> {
+    let plans = encode(&plans)?;
+    let rows = match key {
+        // Without an override to look for, the (project, plan) index finds them.
+        None => {
+            sqlx::query(
+                "SELECT subject, definition FROM customers WHERE project_id = ?
+                 AND plan IN (SELECT value FROM json_each(?)) ORDER BY subject",
+            )
+            .bind(project_id)
+            .bind(plans)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        Some(key) => {
+            // Keys are [A-Za-z0-9_.:-], so quoting makes one member name of them.
+            let override_path = format!("$.overrides.\"{key}\"");
+            sqlx::query(
+                "SELECT subject, definition FROM customers WHERE project_id = ?
+                 AND (plan IN (SELECT value FROM json_each(?)) OR json_type(definition, ?) IS NOT NULL)
+                 ORDER BY subject",
+            )
+            .bind(project_id)
+            .bind(plans)
+            .bind(override_path)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            let record = CustomerRecord::from_text(r.try_get::<&str, _>(1)?)?;
+            Ok((r.try_get(0)?, record))
+        })
+        .collect()
+}
+
+/// The affected list of customers that stay customers.
+fn still_customers(customers: Vec<(String, CustomerRecord)>) -> Vec<(String, Option<CustomerRecord>)> {
+    customers
+        .into_iter()
+        .map(|(subject, record)| (subject, Some(record)))
+        .collect()
 }
 
 async fn put_feature(
@@ -155,7 +172,7 @@ async fn put_feature(
     )
     .await?;
     if old.as_deref() == Some(text.as_str()) {
-        return Ok((Outcome::Unchanged(view), BTreeSet::new()));
+        return Ok((Outcome::Unchanged(view), Vec::new()));
     }
     let old: Option<FeatureDef> = old.as_deref().map(decode).transpose()?;
     // Grants of the feature must still suit its (maybe new) kind.
@@ -171,9 +188,8 @@ async fn put_feature(
             .map_err(|m| CatalogError::KindMismatch(format!("plan {plan_key:?} grants this feature: {m}")))?;
     }
     let affected = customers_using(conn, project_id, &using, Some(key)).await?;
-    for subject in &affected {
-        if let Some(customer) = read::customer(conn, project_id, subject).await?
-            && let Some(grant) = customer.def.overrides.get(key)
+    for (subject, customer) in &affected {
+        if let Some(grant) = customer.def.overrides.get(key)
             && grant.enabled != Some(false)
         {
             grant
@@ -216,7 +232,7 @@ async fn put_feature(
     } else {
         Outcome::Created(view)
     };
-    Ok((outcome, affected.into_iter().collect()))
+    Ok((outcome, still_customers(affected)))
 }
 
 /// Checks that every grant names a feature and suits its kind.
@@ -259,7 +275,7 @@ async fn put_plan(
     )
     .await?;
     if old.as_deref() == Some(text.as_str()) {
-        return Ok((Outcome::Unchanged(view), BTreeSet::new()));
+        return Ok((Outcome::Unchanged(view), Vec::new()));
     }
     sqlx::query(
         "INSERT INTO plans (project_id, key, definition, updated_at) VALUES (?, ?, ?, ?)
@@ -279,7 +295,7 @@ async fn put_plan(
     } else {
         Outcome::Created(view)
     };
-    Ok((outcome, affected.into_iter().collect()))
+    Ok((outcome, still_customers(affected)))
 }
 
 async fn put_customer(
@@ -311,7 +327,7 @@ async fn put_customer(
         serde_json::from_str(&text).unwrap_or_default(),
     );
     if old.as_ref().is_some_and(|o| o.def == def) {
-        return Ok((Outcome::Unchanged(view), BTreeSet::new()));
+        return Ok((Outcome::Unchanged(view), Vec::new()));
     }
     let now = now_rfc3339();
     sqlx::query(
@@ -332,7 +348,8 @@ async fn put_customer(
     } else {
         Outcome::Created(view)
     };
-    Ok((outcome, BTreeSet::from([subject.to_owned()])))
+    let record = CustomerRecord::from_text(&text)?;
+    Ok((outcome, vec![(subject.to_owned(), Some(record))]))
 }
 
 async fn delete(
@@ -341,7 +358,7 @@ async fn delete(
     collection: Collection,
     id: &str,
 ) -> Result<Changed, CatalogError> {
-    let none = || Ok((Outcome::NotFound, BTreeSet::new()));
+    let none = || Ok((Outcome::NotFound, Vec::new()));
     match collection {
         Collection::Features => {
             let sql = "SELECT definition FROM features WHERE project_id = ? AND key = ?";
@@ -354,7 +371,11 @@ async fn delete(
                     "feature {id:?} is still granted by plan {plan:?} (`plans.{plan}.features.{id}`); remove it there first"
                 )));
             }
-            if let Some(subject) = customers_using(conn, project_id, &[], Some(id)).await?.first() {
+            if let Some(subject) = customers_using(conn, project_id, &[], Some(id))
+                .await?
+                .first()
+                .map(|(s, _)| s)
+            {
                 return Err(CatalogError::Reference(format!(
                     "feature {id:?} is still named by the overrides of customer {subject:?} \
                      (`customers.{subject}.overrides.{id}`); remove it there first"
@@ -372,7 +393,7 @@ async fn delete(
                 usage::drop_counter(conn, project_id, meter).await?;
             }
             bump_catalog_version(conn, project_id).await?;
-            Ok((Outcome::Deleted, BTreeSet::new()))
+            Ok((Outcome::Deleted, Vec::new()))
         }
         Collection::Plans => {
             let sql = "SELECT definition FROM plans WHERE project_id = ? AND key = ?";
@@ -380,7 +401,11 @@ async fn delete(
                 return none();
             }
             let key = id.to_owned();
-            if let Some(subject) = customers_using(conn, project_id, &[&key], None).await?.first() {
+            if let Some(subject) = customers_using(conn, project_id, &[&key], None)
+                .await?
+                .first()
+                .map(|(s, _)| s)
+            {
                 return Err(CatalogError::Reference(format!(
                     "plan {id:?} is still the plan of customer {subject:?} (`customers.{subject}.plan`); change that first"
                 )));
@@ -391,7 +416,7 @@ async fn delete(
                 .execute(&mut *conn)
                 .await?;
             bump_catalog_version(conn, project_id).await?;
-            Ok((Outcome::Deleted, BTreeSet::new()))
+            Ok((Outcome::Deleted, Vec::new()))
         }
         Collection::Customers => {
             let done = sqlx::query("DELETE FROM customers WHERE project_id = ? AND subject = ?")
@@ -402,7 +427,7 @@ async fn delete(
             if done.rows_affected() == 0 {
                 return none();
             }
-            Ok((Outcome::Deleted, BTreeSet::from([id.to_owned()])))
+            Ok((Outcome::Deleted, vec![(id.to_owned(), None)]))
         }
     }
 }

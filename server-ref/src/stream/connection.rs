@@ -3,8 +3,9 @@
 //!
 //! One task per connection owns the socket and waits on the client, the hub, the control
 //! channel (revocations, shutdown) and its timers at once. Every send has a deadline
-//! (`stream.send_timeout_ms`) and the hub buffers a bounded number of frames per
-//! connection, so a client that stops reading is closed (1008), never buffered for.
+//! (`stream.send_timeout_ms`) and the hub queues a bounded number of frames per
+//! connection (its [`Route`]), so a client that stops reading is closed (1008), never
+//! buffered for.
 
 use std::{
     pin::pin,
@@ -22,7 +23,12 @@ use tokio::{
     time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout, timeout_at},
 };
 
-use super::{Control, STREAM_FRAMES_SENT, STREAM_SLOW_CONSUMERS, socket::Presented, subscription::Subscriptions};
+use super::{
+    Control, STREAM_FRAMES_SENT, STREAM_SLOW_CONSUMERS,
+    hub::{Route, RouteError},
+    socket::Presented,
+    subscription::Subscriptions,
+};
 use crate::{
     app::AppState,
     auth::{Authenticated, Scope, authenticate},
@@ -67,8 +73,9 @@ enum End {
 struct Session {
     auth: Authenticated,
     subs: Subscriptions,
-    /// Live frames; taken at the first subscribe, before the log is read.
-    hub: Option<Receiver<Arc<StreamFrame>>>,
+    /// Live frames of the subscribed subjects; taken at the first subscribe, and each
+    /// subject routed here before the log is read for it.
+    hub: Option<Route>,
 }
 
 struct Connection {
@@ -201,16 +208,16 @@ impl Connection {
         }
     }
 
-    async fn on_frame(&mut self, frame: Result<Arc<StreamFrame>, RecvError>, session: &Session) -> Result<(), End> {
+    async fn on_frame(&mut self, frame: Result<Arc<StreamFrame>, RouteError>, session: &Session) -> Result<(), End> {
         match frame {
             Ok(frame) if frame.project_id == session.auth.caller.project_id && session.subs.wants(&frame) => {
                 self.send_text(&frame.frame).await
             }
             Ok(_) => Ok(()),
-            Err(RecvError::Lagged(missed)) => Err(End::Slow(format!(
+            Err(RouteError::Lagged(missed)) => Err(End::Slow(format!(
                 "slow consumer: fell {missed} messages behind; reconnect with since"
             ))),
-            Err(RecvError::Closed) => Err(End::Close(CLOSE_GOING_AWAY, "the server is shutting down".into())),
+            Err(RouteError::Closed) => Err(End::Close(CLOSE_GOING_AWAY, "the server is shutting down".into())),
         }
     }
 
@@ -251,6 +258,9 @@ impl Connection {
             Ok(ClientOp::Subscribe { subjects, since }) => self.subscribe(session, subjects, since).await,
             Ok(ClientOp::Unsubscribe { subjects }) => {
                 session.subs.remove(&subjects);
+                if let Some(route) = &session.hub {
+                    route.remove(&subjects);
+                }
                 let project = session.auth.caller.project_id;
                 let seq = self.state.store.stream_seq(project).await.map_err(storage_failed)?;
                 let subjects = session.subs.sorted();
@@ -285,12 +295,13 @@ impl Connection {
             );
             return self.refuse("too_many_subjects", message).await;
         }
-        // Receive live frames from before the log is read: a frame committed meanwhile is
-        // then in the log or in the receiver (or both — its seq tells).
-        if session.hub.is_none() {
-            session.hub = Some(self.state.hub.subscribe());
-        }
+        // Route live frames here from before the log is read: a frame committed meanwhile
+        // is then in the log or in the queue (or both — its seq tells).
         let project = session.auth.caller.project_id;
+        session
+            .hub
+            .get_or_insert_with(|| self.state.hub.route(project))
+            .add(&new);
         let store = self.state.store.clone();
         let seq = match since {
             Some(since) if !session.subs.is_active() || !new.is_empty() => {
@@ -434,9 +445,9 @@ async fn revoked_key(state: &AppState, session: &Session) -> Result<Option<Strin
 }
 
 /// The next frame from the hub, or never before the first subscribe.
-async fn next_frame(hub: &mut Option<Receiver<Arc<StreamFrame>>>) -> Result<Arc<StreamFrame>, RecvError> {
+async fn next_frame(hub: &mut Option<Route>) -> Result<Arc<StreamFrame>, RouteError> {
     match hub {
-        Some(receiver) => receiver.recv().await,
+        Some(route) => route.recv().await,
         None => std::future::pending().await,
     }
 }

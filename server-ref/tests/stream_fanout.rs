@@ -1,0 +1,146 @@
+//! A catalog change that affects 300 customers, against the real binary: one
+//! `entitlements.updated` message per affected customer, with consecutive seqs in subject
+//! order, each answer equal to what `GET /v1/customers/{subject}/entitlements` says
+//! (the batched answers against the one-customer path, usage included), delivered only to
+//! the connections subscribed to that customer, and replayed exactly by a `since` resume.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::{collections::BTreeSet, time::Duration};
+
+use common::{
+    catalog::*,
+    ws::{Ws, connect_key, recv_json, recv_json_within, subscribe},
+    *,
+};
+use serde_json::{Value, json};
+
+/// More than one multi-row insert's worth (256), so a change spans several.
+const CUSTOMERS: usize = 300;
+
+fn subject(i: usize) -> String {
+    format!("c{i:03}")
+}
+
+fn strs(items: &[String]) -> Vec<&str> {
+    items.iter().map(String::as_str).collect()
+}
+
+/// Reads `n` frames.
+async fn read_n(ws: &mut Ws, n: usize) -> Vec<Value> {
+    let mut frames = Vec::with_capacity(n);
+    for _ in 0..n {
+        frames.push(recv_json(ws).await);
+    }
+    frames
+}
+
+/// Asserts `frames` are one `entitlements.updated` each for `subjects`, with the seqs
+/// `seqs`, in that order, carrying `seats` and a version equal to their seq.
+fn assert_updates(frames: &[Value], subjects: &[String], seqs: std::ops::RangeInclusive<u64>) {
+    let got: Vec<(String, u64)> = frames
+        .iter()
+        .map(|f| {
+            assert_eq!(f["type"], "entitlements.updated", "{f}");
+            assert_eq!(f["data"]["version"], f["seq"], "{f}");
+            assert_eq!(f["data"]["entitlements"]["tier"]["value"]["seats"], 20, "{f}");
+            (f["subject"].as_str().unwrap().to_owned(), f["seq"].as_u64().unwrap())
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = subjects.iter().cloned().zip(seqs).collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
+    let s = Server::start();
+    let (ak, sk) = (s.ak(), s.sk());
+    standard_catalog(&s, ak).await;
+    put_ok(&s, ak, "plans/basic", json!({"features": {"sso": {}}})).await;
+    for i in 0..CUSTOMERS {
+        // Two billing anchors, so the answers' usage periods differ between customers.
+        let def = if i % 2 == 0 {
+            json!({"plan": "pro"})
+        } else {
+            json!({"plan": "pro", "billing_anchor": "2026-01-15T00:00:00Z"})
+        };
+        put_ok(&s, ak, &format!("customers/{}", subject(i)), def).await;
+    }
+    put_ok(&s, ak, "customers/other", json!({"plan": "basic"})).await;
+    // Usage for a few customers, so the batched answers read counters.
+    let now = now_plus(0);
+    let events = [
+        call_event("e1", "c000", &now, json!({"tokens": 7})),
+        call_event("e2", "c000", &now, json!({"tokens": 1.5})),
+        call_event("e3", "c001", &now, json!({"tokens": 2})),
+        call_event("e4", "c025", &now, json!({})),
+    ];
+    assert_eq!(s.send(&events).await.0, 202);
+
+    let first: Vec<String> = (0..20).map(subject).collect();
+    let mut second: Vec<String> = (20..30).map(subject).collect();
+    let mut a = connect_key(&s.url, sk).await;
+    let (_, subscribed) = subscribe(&mut a, &strs(&first), None).await;
+    let before = subscribed["seq"].as_u64().unwrap();
+    let mut b = connect_key(&s.url, sk).await;
+    // `ghost` is no customer: subscribing to it is allowed and gets nothing.
+    second.push("ghost".into());
+    subscribe(&mut b, &strs(&second), None).await;
+    second.pop();
+    let mut other = connect_key(&s.url, sk).await;
+    subscribe(&mut other, &["other"], None).await;
+    let mut nobody = connect_key(&s.url, sk).await;
+    subscribe(&mut nobody, &["nobody"], None).await;
+
+    put_ok(
+        &s,
+        ak,
+        "plans/pro",
+        json!({"features":{
+            "api_calls":{"limit":10,"period":"month","soft_limit":8},
+            "tokens":{"period":"day"},
+            "sso":{},
+            "tier":{"value":{"seats":20}}
+        }}),
+    )
+    .await;
+    let got_a = read_n(&mut a, first.len()).await;
+    let got_b = read_n(&mut b, second.len()).await;
+    // All the customers' messages take consecutive seqs in subject order.
+    assert_updates(&got_a, &first, before + 1..=before + 20);
+    assert_updates(&got_b, &second, before + 21..=before + 30);
+    for frame in got_a.iter().chain(&got_b) {
+        let subject = frame["subject"].as_str().unwrap();
+        assert_eq!(frame["data"], entitlements(&s, sk, subject).await, "{subject}");
+    }
+    assert_eq!(got_a[0]["data"]["entitlements"]["tokens"]["usage"], 8.5);
+    assert_eq!(got_a[0]["data"]["entitlements"]["api_calls"]["usage"], 2);
+    assert_eq!(got_a[1]["data"]["entitlements"]["tokens"]["usage"], 2);
+    assert_eq!(got_b[5]["data"]["entitlements"]["api_calls"]["usage"], 1);
+
+    // Nothing else was routed: the next message (for `other`) is the only one anywhere.
+    put_ok(&s, ak, "customers/other", json!({"plan": "pro"})).await;
+    let next = recv_json(&mut other).await;
+    let after = before + CUSTOMERS as u64;
+    assert_eq!(
+        (next["subject"].clone(), next["seq"].clone()),
+        (json!("other"), json!(after + 1))
+    );
+    // The last customer's message was written by the last of several inserts.
+    assert_eq!(entitlements(&s, sk, &subject(CUSTOMERS - 1)).await["version"], after);
+    for ws in [&mut a, &mut b, &mut other, &mut nobody] {
+        assert_eq!(recv_json_within(ws, Duration::from_millis(300)).await, None);
+    }
+
+    // A resume from before the change replays exactly the same frames.
+    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+    let mut resumed = connect_key(&s.url, sk).await;
+    let (replayed, subscribed) = subscribe(&mut resumed, &strs(&all), Some(before)).await;
+    let live: Vec<Value> = got_a.into_iter().chain(got_b).collect();
+    assert_eq!(replayed, live);
+    assert_eq!(subscribed["seq"], after + 1);
+    let subjects: BTreeSet<&str> = replayed.iter().map(|f| f["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects.len(), 30, "one message per customer");
+}
