@@ -230,9 +230,13 @@ impl Pipeline {
         // Wake the sender when a batch fills up — once per `flush_at` events, or when the
         // bytes first cross `max_batch_bytes` — not on every push while it is behind (each
         // wake is a syscall on the caller's thread); it re-checks the queue after each batch.
+        // Only a push that grew the queue can complete a batch: a full `drop_oldest` queue
+        // (server down) keeps its length, and waking the sender on each of those pushes cost
+        // a futex wake per `track()` (≈ 3.5 µs in the track bench).
         let (len, bytes) = (state.queue.len(), state.queue.bytes());
-        let due = len % self.rules.flush_at == 0
-            || (bytes >= self.rules.max_batch_bytes && bytes - event_len < self.rules.max_batch_bytes);
+        let due = matches!(outcome, Push::Queued)
+            && (len % self.rules.flush_at == 0
+                || (bytes >= self.rules.max_batch_bytes && bytes - event_len < self.rules.max_batch_bytes));
         drop(state);
         if due {
             self.wake_sender.notify_one();
