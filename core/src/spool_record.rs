@@ -54,8 +54,12 @@ fn is_event(value: &[u8]) -> bool {
         id: Cow<'a, str>,
     }
     // serde also reads a struct from a JSON array (`["x"]`): only an object is an event.
-    value.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-        && serde_json::from_slice::<Probe<'_>>(value).is_ok_and(|p| !p.id.is_empty())
+    // And it skips the fields it ignores without checking their UTF-8: the whole value must
+    // be text, or one bad entry would make the server refuse its whole batch.
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    text.trim_start().starts_with('{') && serde_json::from_str::<Probe<'_>>(text).is_ok_and(|p| !p.id.is_empty())
 }
 
 #[cfg(test)]
@@ -85,6 +89,7 @@ mod tests {
             br#"{"id":"x""#,
             br#"["x"]"#,
             br#" ["x", 1]"#,
+            b"{\"id\":\"x\",\"source\":\"\xff\xfe\"}",
             b"\xff\xfe",
         ] {
             assert_eq!(decode(&encode_key(1), value), Err(SpoolRecordError::Value), "{value:?}");
