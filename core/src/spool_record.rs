@@ -6,8 +6,6 @@
 //! the native runtime; entries that do not decode are skipped and counted when the spool
 //! opens, never a panic.
 
-use std::borrow::Cow;
-
 /// Why a stored entry is not an event the sender can send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SpoolRecordError {
@@ -46,20 +44,16 @@ pub fn decode<'v>(key: &[u8], value: &'v [u8]) -> Result<(u64, &'v [u8]), SpoolR
     Ok((u64::from_be_bytes(seq), value))
 }
 
-/// Whether a stored value is an event the sender can send: a JSON object with a string id.
+/// Whether a stored value is an event the sender can send: a JSON object with a non-empty
+/// string id. Parsed in full (not with a probe that skips the other fields: serde skips them
+/// without checking UTF-8 or number ranges), so an entry the server could not parse never
+/// gets its whole batch refused.
 fn is_event(value: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe<'a> {
-        #[serde(borrow)]
-        id: Cow<'a, str>,
-    }
-    // serde also reads a struct from a JSON array (`["x"]`): only an object is an event.
-    // And it skips the fields it ignores without checking their UTF-8: the whole value must
-    // be text, or one bad entry would make the server refuse its whole batch.
-    let Ok(text) = std::str::from_utf8(value) else {
-        return false;
-    };
-    text.trim_start().starts_with('{') && serde_json::from_str::<Probe<'_>>(text).is_ok_and(|p| !p.id.is_empty())
+    serde_json::from_slice::<serde_json::Value>(value).is_ok_and(|v| {
+        v.get("id")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|id| !id.is_empty())
+    })
 }
 
 #[cfg(test)]
@@ -91,6 +85,7 @@ mod tests {
             br#" ["x", 1]"#,
             b"{\"id\":\"x\",\"source\":\"\xff\xfe\"}",
             b"\xff\xfe",
+            b"{\"id\":\"x\",\"n\":1e999}",
         ] {
             assert_eq!(decode(&encode_key(1), value), Err(SpoolRecordError::Value), "{value:?}");
         }
