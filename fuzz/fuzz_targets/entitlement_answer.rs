@@ -42,13 +42,18 @@ fuzz_target!(|data: &[u8]| {
     features.push("missing".to_owned());
     if let Some(answer) = parsed.as_ref().filter(|_| fetched) {
         for feature in &features {
-            let served = cache.answer(SUBJECT, feature, Source::Fresh).expect("a fetched answer is cached");
+            let served = cache
+                .answer(SUBJECT, feature, Source::Fresh)
+                .expect("a fetched answer is cached");
             assert_eq!(served.version, Some(answer.version));
         }
         // Tracked events count into the metered features they feed.
         for entitlement in answer.entitlements.values() {
             if let Some(event_type) = &entitlement.event_type {
-                let data = json!({"tokens": 5, "n": -1.5e300}).as_object().cloned().unwrap_or_default();
+                let data = json!({"tokens": 5, "n": -1.5e300})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
                 cache.record_event(event_type, SUBJECT, &data, NOW, 1);
             }
         }
