@@ -271,7 +271,9 @@ export declare class Client extends EventEmitter {
   /**
    * Stops accepting events, delivers what is queued within `timeoutMs` (default 10,000)
    * and stops the background thread. Rejects with `TimeoutError` when events had to be
-   * dropped. Calling it again is harmless.
+   * dropped — or, with `spoolDir`, left in the spool for the next client (counted in
+   * `stats().spoolLength`, not `dropped`). The spool directory is released before the
+   * promise settles, so a new client can open it at once. Calling it again is harmless.
    */
   shutdown(timeoutMs?: number): Promise<void>;
 

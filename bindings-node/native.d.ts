@@ -43,7 +43,8 @@ export declare class NativeClient {
   /**
    * Stops accepting events and delivers what is queued within `timeoutMs` (on a blocking
    * thread: the core's shutdown joins its worker). Rejects with a `timeout` report when
-   * events had to be dropped. Harmless to call twice.
+   * events had to be dropped (or, with `spoolDir`, left in the spool). The spool directory is
+   * released before it settles. Harmless to call twice.
    */
   shutdown(timeoutMs: number): Promise<void>
   /** A snapshot of the counters. */
@@ -148,7 +149,10 @@ export interface Stats {
   duplicates: number
   /** Events the server rejected (reported through `on('error')`; not retried). */
   rejected: number
-  /** Events dropped by the overflow policy, or given up after permanent send failures. */
+  /**
+   * Events dropped by the overflow policy, or given up on (a permanent send failure;
+   * without a spool also exhausted retries and shutdown's deadline).
+   */
   dropped: number
   /** Batch requests retried. */
   retried: number
@@ -156,7 +160,10 @@ export interface Stats {
   batches: number
   /** Events waiting in memory (including those in flight). */
   queueLength: number
-  /** Events waiting in the disk spool. */
+  /**
+   * Events waiting in the disk spool, including those given up on in this process (sent
+   * by the next client on the directory); after `shutdown()`, what it left there.
+   */
   spoolLength: number
   /** Entitlement cache hits. */
   cacheHits: number

@@ -10,7 +10,7 @@ source scripts/lib.sh
 ensure_rust
 
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-event_batch decompress stream_frame server_config}"
+targets="${FUZZ_TARGETS:-event_batch decompress stream_frame server_config spool_record client_stream_message entitlement_answer}"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   step "installing cargo-fuzz"
   cargo install cargo-fuzz --version 0.13.2 --locked

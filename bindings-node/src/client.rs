@@ -124,7 +124,8 @@ impl NativeClient {
 
     /// Stops accepting events and delivers what is queued within `timeoutMs` (on a blocking
     /// thread: the core's shutdown joins its worker). Rejects with a `timeout` report when
-    /// events had to be dropped. Harmless to call twice.
+    /// events had to be dropped (or, with `spoolDir`, left in the spool). The spool directory is
+    /// released before it settles. Harmless to call twice.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn shutdown<'env>(&self, env: &'env Env, timeout_ms: f64) -> Result<PromiseRaw<'env, ()>> {
         let client = self.client(env)?.clone();

@@ -14,7 +14,8 @@ pub struct Stats {
     pub duplicates: f64,
     /// Events the server rejected (reported through `on('error')`; not retried).
     pub rejected: f64,
-    /// Events dropped by the overflow policy, or given up after permanent send failures.
+    /// Events dropped by the overflow policy, or given up on (a permanent send failure;
+    /// without a spool also exhausted retries and shutdown's deadline).
     pub dropped: f64,
     /// Batch requests retried.
     pub retried: f64,
@@ -22,7 +23,8 @@ pub struct Stats {
     pub batches: f64,
     /// Events waiting in memory (including those in flight).
     pub queue_length: f64,
-    /// Events waiting in the disk spool.
+    /// Events waiting in the disk spool, including those given up on in this process (sent
+    /// by the next client on the directory); after `shutdown()`, what it left there.
     pub spool_length: f64,
     /// Entitlement cache hits.
     pub cache_hits: f64,

@@ -1,13 +1,13 @@
 // The disk spool through the JS API: events accepted while the server is unreachable survive
-// the client and go out from the next client on the same directory; bad options are typed
-// errors naming the option.
+// the client (a process that exits, or a shutdown that times out) and go out from the next
+// client on the same directory; bad options are typed errors naming the option.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { Client, ConfigError } from '../index.mjs';
+import { Client, ConfigError, TimeoutError } from '../index.mjs';
 import { DEAD_ENDPOINT, fixture, runNode, startServer, storedEvents } from './helpers.mjs';
 
 let server;
@@ -46,6 +46,26 @@ describe('spool', () => {
     await up.shutdown();
     const stored = (await storedEvents(server, { subject })).map((e) => e.id);
     assert.deepEqual(stored.sort(), ids.sort());
+  });
+
+  test('shutdown leaves undelivered events spooled (not dropped) and releases the directory at once', async () => {
+    const spoolDir = join(dir, 'released');
+    const subject = `spool-released-${Date.now()}`;
+    const down = new Client({ apiKey: server.secretKey, endpoint: DEAD_ENDPOINT, spoolDir, fetchSchemas: false });
+    const ids = [];
+    for (let i = 0; i < 20; i++) ids.push(down.track('api.call', subject, { tokens: i }));
+    await assert.rejects(down.shutdown(200), (e) => e instanceof TimeoutError);
+    const { dropped, spoolLength } = down.stats();
+    assert.deepEqual({ dropped, spoolLength }, { dropped: 0, spoolLength: 20 });
+
+    // `down` is still referenced: shutdown alone released the directory.
+    const up = new Client({ apiKey: server.secretKey, endpoint: server.url, source: 'node-spool', spoolDir });
+    await up.flush(10_000);
+    assert.equal(up.stats().spoolLength, 0);
+    await up.shutdown();
+    const stored = (await storedEvents(server, { subject })).map((e) => e.id);
+    assert.deepEqual(stored.sort(), ids.sort());
+    assert.equal(down.stats().spoolLength, 20);
   });
 
   test('one client per spool directory', async () => {

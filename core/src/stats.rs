@@ -13,7 +13,9 @@ pub struct Stats {
     pub duplicates: u64,
     /// Events the server rejected (reported through the error callback; not retried).
     pub rejected: u64,
-    /// Events dropped by the overflow policy, or given up after permanent send failures.
+    /// Events dropped by the overflow policy, or given up on (a permanent send failure;
+    /// without a spool also exhausted retries and shutdown's deadline). Events the disk
+    /// spool keeps for the next start are not dropped: they are in `spool_length`.
     pub dropped: u64,
     /// Batch requests retried.
     pub retried: u64,
@@ -21,7 +23,8 @@ pub struct Stats {
     pub batches: u64,
     /// Events waiting in memory (including those in flight).
     pub queue_length: u64,
-    /// Events waiting in the disk spool.
+    /// Events waiting in the disk spool, including batches given up on in this process
+    /// (sent at the next start). After `shutdown()`: what it left in the spool.
     pub spool_length: u64,
     /// `entitlement()` calls answered from the cache (within the TTL or stale).
     pub cache_hits: u64,

@@ -261,3 +261,81 @@ fn entries_that_are_not_events_are_skipped_counted_and_removed() {
     let stats = stats_at_start(config(dir.path()));
     assert_eq!((stats.spool_length, stats.dropped), (3, 0));
 }
+
+#[test]
+fn shutdown_keeps_undelivered_events_spooled_not_dropped_and_releases_the_directory() {
+    // `queued`: the events never left the queue; `in flight`: a flush put them in batches
+    // that were retrying when shutdown's deadline aborted them.
+    for in_flight in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::new(config(dir.path())).unwrap();
+        for i in 0..30 {
+            track(&client, i).unwrap();
+        }
+        if in_flight {
+            assert!(matches!(
+                client.flush(Duration::from_millis(200)),
+                Err(Error::Timeout(_))
+            ));
+            assert!(client.stats().queue_length > 0);
+        }
+        assert!(matches!(
+            client.shutdown(Duration::from_millis(100)),
+            Err(Error::Timeout(_))
+        ));
+        let stats = client.stats();
+        assert_eq!((stats.dropped, stats.spool_length), (0, 30), "in flight: {in_flight}");
+        assert!(matches!(track(&client, 99), Err(Error::Closed)));
+        // The old handle still exists: shutdown alone released the store and the lock.
+        let next = Client::new(config(dir.path())).unwrap();
+        let stats = next.stats();
+        assert_eq!(
+            (stats.spool_length, stats.queue_length),
+            (30, 30),
+            "in flight: {in_flight}"
+        );
+        stop(next);
+        drop(client);
+        assert_eq!(stats_at_start(config(dir.path())).spool_length, 30);
+    }
+}
+
+#[test]
+fn a_batch_given_up_on_for_network_errors_stays_spooled_and_is_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retry.initial_delay = Duration::from_millis(1);
+    c.retry.max_delay = Duration::from_millis(5);
+    c.retry.max_retries = Some(2);
+    let (client, errors) = recording(c);
+    for i in 0..10 {
+        track(&client, i).unwrap();
+    }
+    // Settles once the retries are exhausted.
+    client.flush(Duration::from_secs(30)).unwrap();
+    let stats = client.stats();
+    assert_eq!((stats.dropped, stats.spool_length, stats.queue_length), (0, 10, 0));
+    assert!(
+        matches!(&errors.lock().unwrap()[..], [Error::Network(_)]),
+        "{:?}",
+        errors.lock().unwrap()
+    );
+    client.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(client.stats().spool_length, 10);
+    assert_eq!(stats_at_start(config(dir.path())).spool_length, 10);
+}
+
+#[test]
+fn a_clean_shutdown_releases_the_directory_while_the_handle_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Client::new(config(dir.path())).unwrap();
+    first.shutdown(Duration::from_millis(200)).unwrap();
+    let second = Client::new(config(dir.path())).unwrap();
+    assert_eq!(second.stats().spool_length, 0);
+    // A second shutdown of the first handle does not touch the second client's spool.
+    first.shutdown(Duration::from_millis(200)).unwrap();
+    track(&second, 1).unwrap();
+    assert_eq!(second.stats().spool_length, 1);
+    stop(second);
+    drop(first);
+}

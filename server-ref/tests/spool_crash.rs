@@ -203,9 +203,12 @@ fn events_spooled_while_the_server_is_down_go_out_first_at_the_next_start() {
             .unwrap();
     }
     assert_eq!(client.stats().spool_length, 300);
-    // The server is unreachable: shutdown gives up, the events stay spooled.
+    // The server is unreachable: shutdown gives up, the events stay spooled (not dropped),
+    // and the directory is released at once: the next client opens it while this handle lives.
     assert!(client.shutdown(Duration::from_millis(300)).is_err());
-    drop(client);
+    let stats = client.stats();
+    assert_eq!((stats.dropped, stats.spool_length), (0, 300));
+    let down_client = client;
 
     // One batch in flight at a time, so the server's order is the client's sending order.
     let mut c = config(server.sk(), &server.url, spool.path());
@@ -235,6 +238,7 @@ fn events_spooled_while_the_server_is_down_go_out_first_at_the_next_start() {
         .rposition(|e| e["data"]["i"].as_u64().unwrap() < 300)
         .unwrap();
     assert!(last_old < first_new, "a new event was stored before a replayed one");
+    drop(down_client);
 }
 
 /// A batch the server refuses for good (an unknown key: 401) is not kept for a later start.

@@ -38,7 +38,8 @@ class Stats:
     rejected: int = 0
     """Events the server refused (each reported to ``on_error``; never retried)."""
     dropped: int = 0
-    """Events dropped by the overflow policy or given up after permanent send failures."""
+    """Events dropped by the overflow policy or given up on (a permanent send failure;
+    without a spool also exhausted retries and shutdown's deadline)."""
     retried: int = 0
     """Batch requests retried."""
     batches: int = 0
@@ -46,7 +47,8 @@ class Stats:
     queue_length: int = 0
     """Events waiting in memory, including those in flight."""
     spool_length: int = 0
-    """Events waiting in the disk spool."""
+    """Events waiting in the disk spool, including those given up on in this process (sent
+    by the next client on the directory); after ``shutdown()``, what it left there."""
     cache_hits: int = 0
     """``entitlement()`` calls answered from the cache (within the TTL, or stale)."""
     cache_misses: int = 0
@@ -193,7 +195,10 @@ class Client(NativeClient):
 
         Args:
             timeout: Seconds to wait at most; ``None`` waits as long as it takes. Events
-                still undelivered then are dropped (counted in ``stats().dropped``).
+                still undelivered then are dropped (counted in ``stats().dropped``) — or,
+                with ``spool_dir``, stay in the spool for the next client (counted in
+                ``stats().spool_length``). The spool directory is released before this
+                returns, so a new client can open it at once.
 
         Raises:
             TimeoutError: The deadline passed with events undelivered.

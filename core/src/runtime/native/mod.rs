@@ -358,8 +358,12 @@ impl Client {
     }
 
     /// Stops accepting events, delivers what is queued within `timeout`, and stops the
-    /// worker. Events still undelivered at the deadline are counted as dropped and the call
-    /// fails with `timeout`. Calling it again is harmless.
+    /// worker. Events still undelivered at the deadline are counted as dropped — or, with a
+    /// `spool_dir`, stay in the spool for the next start (counted in `spool_length`, not
+    /// `dropped`) — and the call fails with `timeout`. Either way the spool is closed before
+    /// it returns (its store and the directory's lock released), so a new client can open
+    /// the same `spool_dir` at once, while this handle still exists. Calling it again is
+    /// harmless.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
         self.lifecycle.shutdown(timeout)
     }
@@ -415,23 +419,21 @@ impl Lifecycle {
         pipeline.wake_sender.notify_one();
         let settled = pipeline.wait_settled(target, timeout);
         if !settled {
-            let mut state = pipeline.lock();
-            let left = state.queue.clear() as u64;
-            state.head_seq += left;
-            drop(state);
-            pipeline::Counters::add(&pipeline.counters.dropped, left);
+            pipeline.abandon_queued();
             pipeline.abort();
         }
         if worker.join().is_err() {
             tracing::error!("the meterline worker thread panicked");
         }
+        pipeline.close_spool();
         if settled {
             Ok(())
         } else {
             let stats = pipeline.snapshot();
             tracing::warn!(
                 dropped = stats.dropped,
-                "shutdown timed out; undelivered events were dropped"
+                spooled = stats.spool_length,
+                "shutdown timed out; undelivered events were dropped (or stay in the spool for the next start)"
             );
             Err(Error::Timeout(timeout))
         }

@@ -10,7 +10,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Condvar, Mutex, MutexGuard,
+        Arc, Condvar, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -37,6 +37,9 @@ pub(crate) struct State {
     /// Set by `shutdown()`: send everything, then stop.
     pub draining: bool,
     pub last_dispatch: Instant,
+    /// The disk spool, if any, under the queue's lock so `push` writes to it without a
+    /// second lock; `None` once [`Pipeline::close_spool`] released it.
+    spool: Option<Arc<SpoolKeys>>,
 }
 
 impl State {
@@ -86,7 +89,8 @@ pub(crate) struct Pipeline {
     /// at once and what is left is counted as dropped.
     aborted: tokio::sync::watch::Sender<bool>,
     pub counters: Counters,
-    spool: Option<SpoolKeys>,
+    /// Events left in the spool when it was closed (what `spool_length` reports after).
+    spool_left: AtomicU64,
 }
 
 /// The disk spool with the map from the pipeline's sequence numbers to its keys: the
@@ -122,13 +126,14 @@ impl Pipeline {
                 flush_target: 0,
                 draining: false,
                 last_dispatch: Instant::now(),
+                spool: None,
             }),
             progress: Condvar::new(),
             progress_async: tokio::sync::Notify::new(),
             wake_sender: tokio::sync::Notify::new(),
             aborted: tokio::sync::watch::Sender::new(false),
             counters: Counters::default(),
-            spool: None,
+            spool_left: AtomicU64::new(0),
         }
     }
 
@@ -160,13 +165,47 @@ impl Pipeline {
             spool.remove(gone);
         }
         let base = recovered.next_key.saturating_sub(replayed.len() as u64);
-        self.spool = Some(SpoolKeys { spool, replayed, base });
+        state.spool = Some(Arc::new(SpoolKeys { spool, replayed, base }));
+    }
+
+    /// Whether events are spooled: a batch given up on for a failure that may pass stays in
+    /// the spool (sent at the next start) instead of being dropped.
+    pub fn spooling(&self) -> bool {
+        self.lock().spool.is_some()
     }
 
     /// Removes settled events `first_seq..first_seq + count` from the spool.
     pub fn unspool(&self, first_seq: u64, count: u64) {
-        if let Some(s) = &self.spool {
+        // The store is written outside the queue's lock, so `track()` callers never wait on it.
+        let spool = self.lock().spool.clone();
+        if let Some(s) = spool {
             s.spool.remove((first_seq..first_seq + count).map(|seq| s.key(seq)));
+        }
+    }
+
+    /// Gives up on the events still queued (shutdown's deadline passed). Without a spool
+    /// they are counted as dropped; with one they stay spooled for the next start.
+    pub fn abandon_queued(&self) {
+        let mut state = self.lock();
+        let left = state.queue.clear() as u64;
+        state.head_seq += left;
+        let spooled = state.spool.is_some();
+        drop(state);
+        if !spooled {
+            Counters::add(&self.counters.dropped, left);
+        }
+    }
+
+    /// Closes the spool (its store and the directory's lock), so another client can open
+    /// the directory at once; `spool_length` keeps reporting what was left in it. Called
+    /// once the worker stopped (nothing else uses the spool then).
+    pub fn close_spool(&self) {
+        let spool = self.lock().spool.take();
+        if let Some(s) = spool {
+            self.spool_left.store(s.spool.len(), Ordering::Relaxed);
+            // Dropped outside the queue's lock: fjall persists its journal and stops its
+            // background threads here.
+            drop(s);
         }
     }
 
@@ -202,7 +241,7 @@ impl Pipeline {
         match outcome {
             Push::Queued => {}
             Push::Evicted => {
-                if let Some(s) = &self.spool {
+                if let Some(s) = &state.spool {
                     s.spool.remove([s.key(state.head_seq)]);
                 }
                 state.head_seq += 1;
@@ -214,7 +253,7 @@ impl Pipeline {
             }
         }
         let seq = state.next_seq() - 1;
-        if let Some(s) = &self.spool {
+        if let Some(s) = &state.spool {
             // Under the lock: the sender cannot take (and unspool) the event before it is
             // written, and keys stay in sequence order.
             let written = match state.queue.back() {
@@ -321,6 +360,10 @@ impl Pipeline {
         let state = self.lock();
         let in_flight: usize = state.in_flight.values().sum();
         let queue_length = (state.queue.len() + in_flight) as u64;
+        let spool_length = state
+            .spool
+            .as_ref()
+            .map_or_else(|| self.spool_left.load(Ordering::Relaxed), |s| s.spool.len());
         drop(state);
         Stats {
             enqueued: c.enqueued.load(Ordering::Relaxed),
@@ -331,7 +374,7 @@ impl Pipeline {
             retried: c.retried.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             queue_length,
-            spool_length: self.spool.as_ref().map_or(0, |s| s.spool.len()),
+            spool_length,
             ..Stats::default()
         }
     }

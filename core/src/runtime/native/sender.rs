@@ -62,8 +62,10 @@ async fn send_batch(shared: Arc<Shared>, first_seq: u64, events: Vec<Vec<u8>>) {
     let counters = &shared.pipeline.counters;
     let result = deliver(&shared, &events).await;
     // The spool keeps a batch only while it may still succeed: at the next start it is sent
-    // again (network failures, 5xx, 408/429 retries exhausted, shutdown's deadline).
-    if result.as_ref().map_or_else(is_permanent, |_| true) {
+    // again (network failures, 5xx, 408/429 retries exhausted, shutdown's deadline). Such a
+    // batch is not dropped: it stays in `spool_length`.
+    let kept = result.as_ref().is_err_and(|e| !is_permanent(e)) && shared.pipeline.spooling();
+    if !kept {
         shared.pipeline.unspool(first_seq, count);
     }
     match result {
@@ -80,6 +82,14 @@ async fn send_batch(shared: Arc<Shared>, first_seq: u64, events: Vec<Vec<u8>>) {
         Ok(Delivered::Uncounted) => {
             Counters::add(&counters.sent, count);
             Counters::add(&counters.batches, 1);
+        }
+        Err(err) if kept => {
+            tracing::warn!(
+                events = count,
+                code = err.code(),
+                "batch kept in the spool for the next start: {err}"
+            );
+            shared.callbacks.error(&err);
         }
         Err(err) => {
             Counters::add(&counters.dropped, count);

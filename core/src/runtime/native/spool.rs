@@ -21,7 +21,7 @@ use std::{
 
 use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 
-use crate::{config::SpoolFsync, error::Error};
+use crate::{config::SpoolFsync, error::Error, spool_record};
 
 const STORE: &str = "store";
 const LOCK: &str = "lock";
@@ -135,7 +135,9 @@ impl Spool {
 
     /// Writes one event; under [`SpoolFsync::Always`] also `fsync`s before returning.
     pub fn insert(&self, key: u64, event: &[u8]) -> Result<(), Error> {
-        self.events.insert(key.to_be_bytes(), event).map_err(write_error)?;
+        self.events
+            .insert(spool_record::encode_key(key), event)
+            .map_err(write_error)?;
         if self.fsync == SpoolFsync::Always
             && let Err(e) = self.keyspace.persist(PersistMode::SyncData)
         {
@@ -152,7 +154,7 @@ impl Spool {
         let mut batch = self.keyspace.batch();
         let mut n = 0u64;
         for key in keys {
-            batch.remove(&self.events, key.to_be_bytes());
+            batch.remove(&self.events, spool_record::encode_key(key));
             n += 1;
         }
         match batch.commit() {
@@ -178,9 +180,9 @@ fn read_store(store: &Path, fsync: SpoolFsync) -> Result<(Keyspace, PartitionHan
     let mut bad = Vec::new();
     for entry in events.iter() {
         let (key, value) = entry?;
-        match <[u8; 8]>::try_from(&key[..]) {
-            Ok(k) if is_event(&value) => recovered.events.push((u64::from_be_bytes(k), value.to_vec())),
-            _ => bad.push(key),
+        match spool_record::decode(&key, &value) {
+            Ok((seq, event)) => recovered.events.push((seq, event.to_vec())),
+            Err(_) => bad.push(key),
         }
     }
     if !bad.is_empty() {
@@ -192,16 +194,6 @@ fn read_store(store: &Path, fsync: SpoolFsync) -> Result<(Keyspace, PartitionHan
         batch.commit()?;
     }
     Ok((keyspace, events, recovered))
-}
-
-/// Whether a spooled value is an event the sender can send: a JSON object with a string id.
-fn is_event(value: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe<'a> {
-        #[serde(borrow)]
-        id: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_slice::<Probe<'_>>(value).is_ok_and(|p| !p.id.is_empty())
 }
 
 fn dir_error(dir: &Path, what: &str, e: &std::io::Error) -> Error {
