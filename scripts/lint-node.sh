@@ -13,4 +13,4 @@ fi
 bindings-node/node_modules/.bin/prettier "$mode" \
   --config bindings-node/.prettierrc.json --ignore-path bindings-node/.prettierignore \
   'bindings-node/*.{js,mjs,d.ts,d.mts}' 'bindings-node/test/**/*.{mjs,cjs,mts,cts,json}' \
-  'examples/node-quickstart/*.{mjs,json}' 'bench/node_peers.mjs' 'bench/node_entitlement.mjs'
+  'examples/node-quickstart/*.{mjs,json}' 'bench/node_peers.mjs' 'bench/node_entitlement.mjs' 'bench/node_percall_idle.mjs'
