@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
 pub mod catalog;
+pub mod delivery;
 pub mod inproc;
 pub mod ws;
 

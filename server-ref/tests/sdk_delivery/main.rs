@@ -16,28 +16,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::Server;
+use common::{
+    Server,
+    delivery::{assert_exactly_once, config, rt, stored_ids},
+};
 use meterline_core::{Client, Config, Error, OverflowPolicy, runtime::native::Callbacks};
 use proxy::{Fault, Proxy};
 use serde_json::json;
-
-/// A tokio runtime for the harness's async helpers and the proxy (the SDK calls are blocking).
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn config(key: &str, endpoint: &str) -> Config {
-    let mut c = Config::new(key, endpoint);
-    c.source = "sdk-delivery-test".into();
-    c.flush_interval = Duration::from_millis(50);
-    c.retry.initial_delay = Duration::from_millis(10);
-    c.retry.max_delay = Duration::from_millis(200);
-    c
-}
 
 /// Collects what the client reports through `on_error`.
 fn recording_client(config: Config) -> (Client, Arc<Mutex<Vec<Error>>>) {
@@ -48,29 +33,6 @@ fn recording_client(config: Config) -> (Client, Arc<Mutex<Vec<Error>>>) {
         ..Callbacks::default()
     };
     (Client::with_callbacks(config, callbacks).unwrap(), errors)
-}
-
-fn stored_ids(rt: &tokio::runtime::Runtime, server: &Server, key: &str) -> Vec<String> {
-    rt.block_on(server.all_events(key, ""))
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn assert_exactly_once(stored: &[String], tracked: &HashSet<String>) {
-    let unique: HashSet<&String> = stored.iter().collect();
-    assert_eq!(unique.len(), stored.len(), "an event was stored twice");
-    assert_eq!(
-        stored.len(),
-        tracked.len(),
-        "stored {} of {} tracked events",
-        stored.len(),
-        tracked.len()
-    );
-    assert!(
-        stored.iter().all(|id| tracked.contains(id)),
-        "an untracked event was stored"
-    );
 }
 
 #[test]
