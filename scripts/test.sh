@@ -18,7 +18,7 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-logs/rust.
 count_cargo target/test-logs/rust.txt rust >>"$summary"
 # A build failure prints no "test result" line: count it as a failure.
 # (cargo's own "error: test failed" / "error: N targets failed" lines are test failures, counted above.)
-grep '^error' target/test-logs/rust.txt | grep -qvE '^error: (test failed|[0-9]+ targets failed)' &&
+grep '^error' target/test-logs/rust.txt | grep -qvE '^error: (test failed|[0-9]+ targets? failed)' &&
   echo "rust-build: 0 passed, 1 failed" >>"$summary"
 
 step "wasm32: the core's I/O-free half builds for the browser target"
