@@ -21,21 +21,13 @@ use std::{
     time::Duration,
 };
 
-use common::Server;
+use common::{Server, delivery::rt};
 use meterline_core::{Client, Config, Error, SpoolFsync, runtime::native::Callbacks};
 use serde_json::json;
 
 const TOTAL: u64 = 100_000;
 const KILLS: usize = 5;
 const EVENT_TYPE: &str = "spool.test";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn config(key: &str, endpoint: &str, spool: &Path) -> Config {
     let mut c = Config::new(key, endpoint);

@@ -27,13 +27,7 @@ use meterline_core::{Client, Config, Error, entitlement_cache::UsageThresholdEve
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A tokio runtime for the harness's async helpers (the SDK calls are blocking).
-pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+pub use common::delivery::rt;
 
 /// A client configuration for `key` against `url`: no schema fetch, no timed flush (tests
 /// flush explicitly), generous timeouts.
