@@ -17,9 +17,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -28,6 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::BenchServer;
 use futures_util::{SinkExt, StreamExt};
 use meterline_core::{Client, Config};
 use serde_json::{Value, json};
@@ -124,38 +125,9 @@ fn main() {
     let singles = knob("BENCH_SINGLE", 50);
     let observers = raw + clients;
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("meterline.toml"),
-        format!(
-            "[stream]\nping_interval_ms = 600000\nidle_timeout_ms = 1200000\nmax_connections = {}\n\
-             [limits]\nrequests_per_second = 100000\nburst = 100000\n",
-            observers + 10
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meterline-server"))
-        .args(["--bind", "127.0.0.1:0", "--database-url"])
-        .arg(format!("sqlite://{}", dir.path().join("bench.db").display()))
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start meterline-server");
-    let (mut secret, mut admin, mut base) = (String::new(), String::new(), String::new());
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(k) = line.strip_prefix("secret key: ") {
-            secret = k.to_owned();
-        } else if let Some(k) = line.strip_prefix("admin key: ") {
-            admin = k.to_owned();
-        } else if let Some(u) = line.strip_prefix("meterline-server listening on ") {
-            base = u.to_owned();
-            break;
-        }
-    }
-    let ws_url = base.replacen("http://", "ws://", 1) + "/v1/stream";
+    let server = BenchServer::start(observers);
+    let (base, secret, admin) = (server.base.clone(), server.secret.clone(), server.admin.clone());
+    let ws_url = server.stream_url();
     let subject = |i: usize| format!("customer-{i}");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -298,6 +270,5 @@ fn main() {
         println!("  {missing} expected sightings did not arrive within 30 s");
     }
     drop(runtime);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }

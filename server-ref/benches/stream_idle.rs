@@ -8,13 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use common::BenchServer;
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use meterline_core::key::ApiKey;
@@ -54,39 +53,9 @@ fn main() {
         .unwrap_or(2000);
     let with_token = std::env::var("BENCH_AUTH").is_ok_and(|v| v == "token");
 
-    let dir = tempfile::tempdir().unwrap();
-    // No pings or idle closes while the connections are held; no rate limit in the way.
-    std::fs::write(
-        dir.path().join("meterline.toml"),
-        format!(
-            "[stream]\nping_interval_ms = 600000\nidle_timeout_ms = 1200000\nmax_connections = {}\n\
-             [limits]\nrequests_per_second = 100000\nburst = 100000\n",
-            n + 10
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meterline-server"))
-        .args(["--bind", "127.0.0.1:0", "--database-url"])
-        .arg(format!("sqlite://{}", dir.path().join("bench.db").display()))
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start meterline-server");
-    let (mut secret, mut admin, mut url) = (String::new(), String::new(), String::new());
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(k) = line.strip_prefix("secret key: ") {
-            secret = k.to_owned();
-        } else if let Some(k) = line.strip_prefix("admin key: ") {
-            admin = k.to_owned();
-        } else if let Some(u) = line.strip_prefix("meterline-server listening on ") {
-            url = u.replacen("http://", "ws://", 1) + "/v1/stream";
-            break;
-        }
-    }
-    let pid = child.id();
+    let server = BenchServer::start(n);
+    let (url, secret, admin) = (server.stream_url(), server.secret.clone(), server.admin.clone());
+    let pid = server.child.id();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,10 +65,7 @@ fn main() {
         let publishable = if with_token {
             let http = reqwest::Client::new();
             let created: Value = http
-                .post(
-                    url.replacen("ws://", "http://", 1)
-                        .replace("/v1/stream", "/v1/admin/keys"),
-                )
+                .post(format!("{}/v1/admin/keys", server.base))
                 .bearer_auth(&admin)
                 .json(&json!({"kind": "publishable"}))
                 .send()
@@ -169,6 +135,4 @@ fn main() {
         drop(held);
         drop(warm);
     });
-    let _ = child.kill();
-    let _ = child.wait();
 }
