@@ -8,12 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use meterline_core::{Client, Source, customer_token, key::ApiKey};
 use serde_json::json;
 
-use super::{client, config, entitlement_gets, metric, rt, wait_for, wait_frames};
-use crate::common::{
-    Server,
-    catalog::{put_ok, standard_catalog},
-    cli, key_line, start_with_config,
-};
+use super::{client, config, entitlement_gets, metric, pro_customers, rt, wait_for, wait_frames};
+use crate::common::{Server, catalog::put_ok, cli, key_line, start_with_config};
 
 fn has(client: &Client, subject: &str, feature: &str) -> bool {
     client.entitlement(subject, feature).unwrap().has_access
@@ -23,11 +19,8 @@ fn has(client: &Client, subject: &str, feature: &str) -> bool {
 fn a_project_never_reads_another_projects_customers() {
     let rt = rt();
     let s = Server::start();
+    pro_customers(&rt, &s, &["c1"]);
     let ak = s.ak().to_owned();
-    rt.block_on(async {
-        standard_catalog(&s, &ak).await;
-        put_ok(&s, &ak, "customers/c1", json!({"plan":"pro"})).await;
-    });
     let out = cli(s.dir.path(), &["admin", "project", "create", "other"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (other_sk, other_ak) = (key_line(&out.stdout, "secret"), key_line(&out.stdout, "admin"));
@@ -82,13 +75,9 @@ fn a_project_never_reads_another_projects_customers() {
 fn a_customer_token_reads_its_own_subject_only() {
     let rt = rt();
     let s = Server::start();
+    pro_customers(&rt, &s, &["c1", "c2"]);
     let ak = s.ak().to_owned();
-    rt.block_on(async {
-        standard_catalog(&s, &ak).await;
-        put_ok(&s, &ak, "customers/c1", json!({"plan":"pro"})).await;
-        put_ok(&s, &ak, "customers/c2", json!({"plan":"pro"})).await;
-        put_ok(&s, &ak, "plans/none", json!({"features":{}})).await;
-    });
+    rt.block_on(put_ok(&s, &ak, "plans/none", json!({"features":{}})));
     let pk = rt.block_on(s.new_key("publishable"));
     let (backend, _) = client(config(s.sk(), &s.url));
     let token = backend.customer_token("c1", Duration::from_secs(600)).unwrap();
@@ -139,12 +128,9 @@ fn a_customer_token_reads_its_own_subject_only() {
 fn revalidation_sends_the_etag_and_the_server_answers_304() {
     let rt = rt();
     let s = Server::start();
+    pro_customers(&rt, &s, &["c1"]);
     let ak = s.ak().to_owned();
-    rt.block_on(async {
-        standard_catalog(&s, &ak).await;
-        put_ok(&s, &ak, "customers/c1", json!({"plan":"pro"})).await;
-        put_ok(&s, &ak, "plans/none", json!({"features":{}})).await;
-    });
+    rt.block_on(put_ok(&s, &ak, "plans/none", json!({"features":{}})));
     let mut c = config(s.sk(), &s.url);
     c.stream = false;
     c.max_ttl = Some(Duration::from_millis(200));
@@ -177,11 +163,8 @@ fn revalidation_sends_the_etag_and_the_server_answers_304() {
 fn a_revoked_key_is_unauthorized_and_its_stream_closes_with_4403_once() {
     let rt = rt();
     let s = start_with_config("[auth]\nrevocation_poll_ms = 100\n");
+    pro_customers(&rt, &s, &["c1"]);
     let ak = s.ak().to_owned();
-    rt.block_on(async {
-        standard_catalog(&s, &ak).await;
-        put_ok(&s, &ak, "customers/c1", json!({"plan":"pro"})).await;
-    });
     let key = rt.block_on(s.new_key("secret"));
     let (client, seen) = client(config(&key, &s.url));
     assert!(has(&client, "c1", "sso"));

@@ -20,14 +20,29 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::Server;
+use common::{
+    Server,
+    catalog::{put_ok, standard_catalog},
+};
 use meterline_core::{Client, Config, Error, entitlement_cache::UsageThresholdEvent, runtime::native::Callbacks};
+use serde_json::json;
 
 /// How long any wait in these tests may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A tokio runtime for the harness's async helpers (the SDK calls are blocking).
 pub use common::delivery::rt;
+
+/// Puts the standard catalog (`common::catalog::standard_catalog`) on `s`, then each of
+/// `customers` on its plan `pro`.
+pub fn pro_customers(rt: &tokio::runtime::Runtime, s: &Server, customers: &[&str]) {
+    rt.block_on(async {
+        standard_catalog(s, s.ak()).await;
+        for subject in customers {
+            put_ok(s, s.ak(), &format!("customers/{subject}"), json!({"plan": "pro"})).await;
+        }
+    });
+}
 
 /// A client configuration for `key` against `url`: no schema fetch, no timed flush (tests
 /// flush explicitly), generous timeouts.

@@ -7,21 +7,14 @@ use std::time::Duration;
 use meterline_core::{Fallbacks, Source};
 use serde_json::json;
 
-use super::{client, config, rt, wait_for};
-use crate::common::{
-    Server,
-    catalog::{put_ok, standard_catalog},
-};
+use super::{client, config, pro_customers, rt, wait_for};
+use crate::common::Server;
 
 #[test]
 fn an_unreachable_server_gives_stale_then_fallback_answers_with_the_reason() {
     let rt = rt();
     let s = Server::start();
-    let ak = s.ak().to_owned();
-    rt.block_on(async {
-        standard_catalog(&s, &ak).await;
-        put_ok(&s, &ak, "customers/c1", json!({"plan":"pro"})).await;
-    });
+    pro_customers(&rt, &s, &["c1"]);
     let mut c = config(s.sk(), &s.url);
     c.max_ttl = Some(Duration::from_millis(300));
     c.max_stale = Duration::from_secs(5);
