@@ -5,6 +5,8 @@
 #![cfg(feature = "native")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::{
     net::TcpListener,
     sync::{
@@ -14,6 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::{recording, refused_endpoint};
 use meterline_core::{
     Client, Config, Error, Fallback, Source, customer_token, entitlement::Entitlements, key::ApiKey,
     runtime::native::Callbacks,
@@ -21,14 +24,6 @@ use meterline_core::{
 use serde_json::json;
 
 const KEY: &str = "ml_sk_native_0123456789abcdef0123";
-
-/// A port on which connections are refused.
-fn refused_endpoint() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
-}
 
 /// A listener that accepts connections and never answers; counts them.
 fn silent_endpoint() -> (String, Arc<AtomicUsize>) {
@@ -71,16 +66,6 @@ fn config(endpoint: &str) -> Config {
     c.fetch_schemas = false;
     c.stream = false;
     c
-}
-
-fn recording(config: Config) -> (Client, Arc<Mutex<Vec<Error>>>) {
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let sink = errors.clone();
-    let callbacks = Callbacks {
-        on_error: Some(Arc::new(move |e: &Error| sink.lock().unwrap().push(e.clone()))),
-        ..Callbacks::default()
-    };
-    (Client::with_callbacks(config, callbacks).unwrap(), errors)
 }
 
 /// An answer whose metered period contains now.

@@ -6,24 +6,18 @@
 #![cfg(feature = "native")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use meterline_core::{Client, Config, Error, OverflowPolicy, SpoolFsync, runtime::native::Callbacks};
+use common::{recording, refused_endpoint};
+use meterline_core::{Client, Config, Error, OverflowPolicy, SpoolFsync};
 use serde_json::json;
 
 const KEY: &str = "ml_sk_native_0123456789abcdef0123";
-
-fn refused_endpoint() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
-}
 
 fn config(spool: &Path) -> Config {
     let mut c = Config::new(KEY, refused_endpoint());
@@ -32,16 +26,6 @@ fn config(spool: &Path) -> Config {
     c.spool_dir = Some(spool.to_owned());
     c.spool_fsync = SpoolFsync::Never;
     c
-}
-
-fn recording(config: Config) -> (Client, Arc<Mutex<Vec<Error>>>) {
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let sink = errors.clone();
-    let callbacks = Callbacks {
-        on_error: Some(Arc::new(move |e: &Error| sink.lock().unwrap().push(e.clone()))),
-        ..Callbacks::default()
-    };
-    (Client::with_callbacks(config, callbacks).unwrap(), errors)
 }
 
 fn track(client: &Client, i: u64) -> Result<String, Error> {
