@@ -188,3 +188,35 @@ def test_unused_inherited_client_needs_no_worker_in_the_child(server: Server, me
     assert os.waitstatus_to_exitcode(status) == 0
     client.shutdown(timeout=10)
     assert client.stats().sent == 1
+
+
+def test_forked_children_draw_different_random_bits(server: Server) -> None:
+    """A forked child inherits the parent's id generator state. Event ids carry a millisecond
+    timestamp and 74 random bits; if two children drew the same bits, ids minted in the same
+    millisecond would collide and the server would drop one as a duplicate. Compare only the
+    random part, so the test does not depend on the children running in the same millisecond.
+    """
+    client = make(server)
+    client.track("api.call", "fork-bits", {"who": "parent"})  # the generator is in use
+
+    def child_id() -> str:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: send the first id it mints
+            code = 1
+            try:
+                os.write(write_end, client.track("api.call", "fork-bits", {"who": "child"}).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with os.fdopen(read_end) as pipe:
+            return pipe.read()
+
+    ids = [child_id(), child_id(), client.track("api.call", "fork-bits", {"who": "parent"})]
+    client.shutdown(timeout=1)
+    # UUIDv7: 48 bits of time, then version/variant and the random bits.
+    random_parts = {i.replace("-", "")[12:] for i in ids}
+    assert len(random_parts) == 3, ids

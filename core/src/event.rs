@@ -196,11 +196,10 @@ impl EventRef<'_> {
     /// values that need no escaping are copied as they are) and only `data` goes through
     /// serde. The output is byte-for-byte what `serde_json` writes for [`Event`].
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, ValidationError> {
-        let mut out = self.envelope_json(0);
+        let mut out = self.envelope_json(self.data.map_or(0, estimated_json_len));
         if let Some(data) = self.data {
             out.extend_from_slice(b",\"data\":");
-            serde_json::to_writer(&mut out, data)
-                .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?;
+            write_json_object(&mut out, data);
         }
         finish_json(out)
     }
@@ -259,12 +258,90 @@ fn finish_json(mut out: Vec<u8>) -> Result<Vec<u8>, ValidationError> {
     Ok(out)
 }
 
+/// About how many bytes `map` takes as JSON, to size the event's buffer once (growing it
+/// copies the envelope again). Exact for flat maps of strings that need no escapes.
+fn estimated_json_len(map: &Map<String, Value>) -> usize {
+    map.iter()
+        .map(|(key, value)| {
+            key.len()
+                + 4
+                + match value {
+                    Value::String(s) => s.len() + 2,
+                    Value::Array(_) | Value::Object(_) => 64,
+                    _ => 24,
+                }
+        })
+        .sum::<usize>()
+        + 2
+}
+
+/// Writes `map` as compact JSON: the same bytes as `serde_json::to_writer`, with strings that
+/// need no escaping (nearly all keys and values) copied after one vectorized scan instead of
+/// serde_json's byte-by-byte escaper — ≈ a tenth of a typical `track()`.
+fn write_json_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    out.push(b'{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, key);
+        out.push(b':');
+        write_json_value(out, value);
+    }
+    out.push(b'}');
+}
+
+fn write_json_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => serde_json::to_writer(&mut *out, n).expect("writing a number to a Vec cannot fail"),
+        Value::String(s) => write_json_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_json_object(out, map),
+    }
+}
+
+/// Whether JSON needs an escape for any byte of `bytes`: a control character, `"` or `\`.
+/// Eight bytes at a time (SWAR): the strings written per event are mostly 5–40 bytes, too
+/// short for the vectorized loop of a byte-wise fold to pay off.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero ⇔ the matching high bit of `zero_bytes(x)` is set.
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let special = |word: u64| {
+        // Bytes < 0x20: subtracting 0x20 borrows into the high bit (bytes ≥ 0x80 excluded).
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        control | zero_bytes(word ^ (ONES * u64::from(b'"'))) | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        found |= special(u64::from_le_bytes(word));
+    }
+    // The tail, padded with spaces (which need no escape).
+    let rest = chunks.remainder();
+    let mut word = [b' '; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    found |= special(u64::from_le_bytes(word));
+    found != 0
+}
+
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    // A fold without early exit compiles to a vectorized scan.
-    let needs_escape = s
-        .bytes()
-        .fold(false, |acc, b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'));
-    if !needs_escape {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -357,6 +434,43 @@ mod tests {
         assert_eq!(e.event_type, "api.call");
         let back: Value = serde_json::from_slice(&e.to_json_bytes().unwrap()).unwrap();
         assert_eq!(back, valid());
+    }
+
+    #[test]
+    fn needs_escape_finds_every_byte_json_escapes_at_every_position() {
+        for len in 0..=20 {
+            let clean = vec![b'a'; len];
+            assert!(!needs_escape(&clean), "{len} plain bytes");
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = clean.clone();
+                    bytes[at] = byte;
+                    let expected = byte < 0x20 || byte == b'"' || byte == b'\\';
+                    assert_eq!(needs_escape(&bytes), expected, "byte {byte:#04x} at {at} of {len}");
+                }
+            }
+        }
+        // Neighbours of the special bytes must not hide or fake one (borrows across bytes).
+        assert!(!needs_escape("\u{7f}\u{80}ÿ !#[]~".as_bytes()));
+        assert!(needs_escape(b"\xff\x1f\xff"));
+        assert!(needs_escape(b"\x00\x00\x00\x00\x00\x00\x00\x00"));
+    }
+
+    #[test]
+    fn data_is_written_byte_for_byte_as_serde_json_writes_it() {
+        // The hand-written writer must not change a byte of what is sent: escapes, control
+        // characters, non-ASCII, every number form, nesting, empty containers.
+        let data = json!({
+            "plain": "m-large", "quote\"key": "a \"quoted\" \\ value", "ctl": "tab\tnl\n\u{1}\u{1f}",
+            "unicode": "naïve ✓ 𝄞 \u{7f}", "": "", "int": 42, "neg": -7, "big": u64::MAX, "min": i64::MIN,
+            "float": 1.5, "tiny": 1e-300, "huge": 1.7976931348623157e308, "neg_zero": -0.0, "exp": 2.5e-7,
+            "t": true, "f": false, "null": null, "empty_list": [], "empty_obj": {},
+            "nested": {"list": [1, "two", [3.0, {"four": [null]}], {"k\u{0}": "v"}]}
+        });
+        let Value::Object(map) = &data else { unreachable!() };
+        let mut ours = Vec::new();
+        write_json_object(&mut ours, map);
+        assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&data).unwrap());
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub struct EntitlementAnswer {
 
 impl EntitlementAnswer {
     /// Answer for `feature` from a cached server answer (`None`: the feature is not listed).
-    #[inline]
+    #[inline(always)]
     pub(super) fn from_cached(
         subject: &Arc<str>,
         feature: &str,

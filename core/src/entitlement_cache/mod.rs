@@ -166,6 +166,9 @@ pub struct EntitlementCache {
     /// top of it, with the mark past which those records are all settled: see
     /// [`EntitlementCache::settled`].
     unsettled: HashMap<Arc<str>, u64>,
+    /// Lookups answered from the cache (`cache` or `stale`): counted here, under the lock the
+    /// caller already holds, rather than with an atomic add per hit.
+    hits: u64,
 }
 
 /// A lookup with nothing servable cached: the fallback while a failed fetch's backoff runs
@@ -195,6 +198,7 @@ impl EntitlementCache {
             settings,
             last_seq: None,
             unsettled: HashMap::new(),
+            hits: 0,
         }
     }
 
@@ -204,7 +208,9 @@ impl EntitlementCache {
     }
 
     /// What to answer for `feature` of `subject` at `now`, without I/O. See [`Lookup`].
-    #[inline]
+    // `always`: with plain `#[inline]` the answer was built here and copied out through
+    // `Lookup` and the client's own enum (≈ 150 bytes each time; ≈ 20 % of a hit).
+    #[inline(always)]
     pub fn lookup(&mut self, subject: &str, feature: &str, now: u64) -> Lookup {
         let max_stale = ms(self.settings.max_stale);
         let Some(entry) = self.entries.get_mut(subject) else {
@@ -214,6 +220,7 @@ impl EntitlementCache {
             return backoff_or_miss(entry, &self.settings, subject, feature, now);
         };
         let cached = data.features.get(feature);
+        self.hits += 1;
         if now < entry.expires_at && !entry.refetch_due {
             return Lookup::Hit(EntitlementAnswer::from_cached(
                 &data.subject,
@@ -246,6 +253,11 @@ impl EntitlementCache {
             ),
             revalidate,
         }
+    }
+
+    /// How many [`EntitlementCache::lookup`]s were answered from the cache (`Hit` or `Stale`).
+    pub fn hits(&self) -> u64 {
+        self.hits
     }
 
     /// The answer for `feature` from the cached server answer, labelled `source` (use

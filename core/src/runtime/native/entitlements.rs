@@ -66,7 +66,6 @@ impl Clock {
 /// Counters behind the entitlement part of `stats()`.
 #[derive(Debug, Default)]
 pub(crate) struct AnswerCounters {
-    pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub stale: AtomicU64,
     pub fallback: AtomicU64,
@@ -236,12 +235,8 @@ impl Client {
         let lookup = lock(&ents.cache).lookup(subject, feature, now);
         let counters = &ents.counters;
         match lookup {
-            Lookup::Hit(answer) => {
-                counters.hits.fetch_add(1, Ordering::Relaxed);
-                Ok(Next::Answer(answer))
-            }
+            Lookup::Hit(answer) => Ok(Next::Answer(answer)),
             Lookup::Stale { answer, revalidate } => {
-                counters.hits.fetch_add(1, Ordering::Relaxed);
                 if revalidate {
                     fetch::start(&self.shared, subject);
                 }
