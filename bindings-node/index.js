@@ -6,6 +6,7 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./native.js');
+const nativeTrack = native.track;
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** How long the `beforeExit` flush may keep a process alive (the core's drop flush, too). */
@@ -223,12 +224,42 @@ function checkObject(value, keys, ancestors) {
   ancestors.pop();
 }
 
+/**
+ * True when `data` is a plain object whose values are all strings, finite numbers, booleans,
+ * `null` or `undefined` (left out) — the usual event — and every string is valid Unicode:
+ * nothing for `checkObject` to refuse. It allocates nothing; anything else (nested values,
+ * a value to refuse) returns false and takes the full walk, which finds and names the problem.
+ */
+function isFlatJson(data) {
+  if (Object.getPrototypeOf(data) !== Object.prototype) return false;
+  // `for…in` also visits inherited enumerable properties, which JSON.stringify skips: they
+  // can only send a valid object down the full walk, never let an invalid one through.
+  for (const key in data) {
+    const value = data[key];
+    switch (typeof value) {
+      case 'string':
+        if (!value.isWellFormed()) return false;
+        break;
+      case 'number':
+        if (value - value !== 0) return false; // NaN, ±Infinity
+        break;
+      case 'boolean':
+      case 'undefined':
+        break;
+      default:
+        if (value !== null) return false;
+    }
+    if (!key.isWellFormed()) return false;
+  }
+  return true;
+}
+
 /** `data` must be a plain JSON object; throws a ValidationError naming the JSON pointer. */
 function checkData(data) {
   if (data === null || typeof data !== 'object' || Array.isArray(data) || typeof data.toJSON === 'function') {
     throw invalid('/data', `\`data\` must be a JSON object, got ${describe(data)}`);
   }
-  checkObject(data, ['data'], []);
+  if (!isFlatJson(data)) checkObject(data, ['data'], []);
 }
 
 function checkAttribute(name, value) {
@@ -374,6 +405,8 @@ const kExitFlush = Symbol('meterline.exitFlush');
  */
 class Client extends EventEmitter {
   #native;
+  /** The core client for `native.track` (a plain function: cheaper than a method call). */
+  #handle;
   #ref;
   #exitFlushedAt = 0;
 
@@ -400,6 +433,7 @@ class Client extends EventEmitter {
     const onConnection = (change) => ref.deref()?.#dispatch('connection', change);
     try {
       this.#native = new native.NativeClient(options, dispatch, onUsageThreshold, onConnection);
+      this.#handle = this.#native.handle();
     } catch (e) {
       throw toError(e);
     }
@@ -419,7 +453,7 @@ class Client extends EventEmitter {
     if (options !== undefined && options !== null) checkTrackOptions(options);
     const call = encodeCall(type, subject, data, options);
     try {
-      return this.#native.track(call);
+      return nativeTrack(this.#handle, call);
     } catch (e) {
       throw toError(e);
     }

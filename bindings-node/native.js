@@ -839,3 +839,4 @@ module.exports._EntitlementCache = nativeBinding._EntitlementCache
 module.exports.VectorCache = nativeBinding.VectorCache
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports._retryDecision = nativeBinding._retryDecision
+module.exports.track = nativeBinding.track

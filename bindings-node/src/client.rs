@@ -9,7 +9,7 @@ use meterline_core::{
 };
 use napi::{
     Env, Result,
-    bindgen_prelude::{Function, Object, PromiseRaw, spawn_blocking},
+    bindgen_prelude::{External, Function, Object, PromiseRaw, spawn_blocking},
     threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
 };
 use napi_derive::napi;
@@ -44,6 +44,32 @@ struct TrackCall<'a>(
     Option<String>,
     Option<String>,
 );
+
+/// Validates and queues one event on `handle`'s client (from `NativeClient.handle()`); `call`
+/// is `JSON.stringify([type, subject, data, id, time])` (`id`/`time` `null` when not given).
+/// Returns the event id. Throws a validation, `queue_full` or `client_closed` report.
+#[napi(ts_args_type = "handle: ExternalObject<'ClientHandle'>, call: string")]
+pub fn track(env: &Env, handle: &External<ClientHandle>, call: String) -> Result<String> {
+    let client = handle
+        .0
+        .as_ref()
+        .ok_or_else(|| meterline_core::Error::Closed.into_napi_err(env))?;
+    let TrackCall(event_type, subject, data, id, time) =
+        serde_json::from_str(&call).map_err(|e| unreadable(&e).into_napi_err(env))?;
+    client
+        .track_json(&event_type, &subject, data, id, time)
+        .map_err(|e| e.into_napi_err(env))
+}
+
+/// A second handle on a [`NativeClient`]'s core client, for [`track`]. `None` only while
+/// being dropped.
+pub struct ClientHandle(Option<Client>);
+
+impl Drop for ClientHandle {
+    fn drop(&mut self) {
+        release(self.0.take());
+    }
+}
 
 /// The native half of `meterline.Client` (internal: use the `Client` class of the package).
 #[napi]
@@ -98,17 +124,13 @@ impl NativeClient {
         Ok(NativeClient { inner: Some(client) })
     }
 
-    /// Validates and queues one event; `call` is `JSON.stringify([type, subject, data, id,
-    /// time])` (`id`/`time` `null` when not given). Returns the event id. Throws a
-    /// validation, `queue_full` or `client_closed` report.
-    #[napi]
-    pub fn track(&self, env: &Env, call: String) -> Result<String> {
-        let client = self.client(env)?;
-        let TrackCall(event_type, subject, data, id, time) =
-            serde_json::from_str(&call).map_err(|e| unreadable(&e).into_napi_err(env))?;
-        client
-            .track_json(&event_type, &subject, data, id, time)
-            .map_err(|e| e.into_napi_err(env))
+    /// The core client as an `External` for [`track`], the hot path: a plain function taking
+    /// an external skips the class-instance borrow bookkeeping napi-rs does on every method
+    /// call (≈ 0.3 µs of a 2–3 µs call). The handle shares the client; dropping it never
+    /// blocks the JavaScript thread (see [`ClientHandle`]).
+    #[napi(ts_return_type = "ExternalObject<'ClientHandle'>")]
+    pub fn handle(&self, env: &Env) -> Result<External<ClientHandle>> {
+        Ok(External::new(ClientHandle(Some(self.client(env)?.clone()))))
     }
 
     /// Resolves once everything tracked before the call is settled; rejects with a
@@ -159,14 +181,20 @@ impl Drop for NativeClient {
     /// still delivers what it queued — the core's last-handle drop flushes for up to 5 s —
     /// but on a thread of its own, never on the JavaScript thread.
     fn drop(&mut self) {
-        if let Some(client) = self.inner.take() {
-            let spawned = std::thread::Builder::new()
-                .name("meterline-drop".into())
-                .spawn(move || drop(client));
-            if let Err(e) = spawned {
-                // Without a thread the client is dropped here after all; say why it may block.
-                eprintln!("meterline: cannot start a thread to release a client ({e}); releasing it inline");
-            }
+        release(self.inner.take());
+    }
+}
+
+/// Drops a core client handle off the JavaScript thread: when it is the last one, the core's
+/// drop flushes the queue for up to 5 s.
+fn release(client: Option<Client>) {
+    if let Some(client) = client {
+        let spawned = std::thread::Builder::new()
+            .name("meterline-drop".into())
+            .spawn(move || drop(client));
+        if let Err(e) = spawned {
+            // Without a thread the client is dropped here after all; say why it may block.
+            eprintln!("meterline: cannot start a thread to release a client ({e}); releasing it inline");
         }
     }
 }

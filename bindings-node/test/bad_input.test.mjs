@@ -57,6 +57,16 @@ describe('data values JSON cannot carry', () => {
     ['lone surrogate', { s: 'a\ud800b' }, '/data/s'],
     ['lone surrogate in a key', { ['k\udc00']: 1 }, '/data/k\udc00'],
     ['key needing JSON-pointer escapes', { 'a/b~c': NaN }, '/data/a~1b~0c'],
+    // Objects `track()`'s flat fast path does not take: the full walk still refuses them.
+    ['NaN in a null-prototype object', Object.assign(Object.create(null), { ok: 1, x: NaN }), '/data/x'],
+    [
+      'function in a class instance',
+      new (class Usage {
+        f = () => 1;
+      })(),
+      '/data/f',
+    ],
+    ['NaN after flat values', { a: 'x', b: 2, c: true, d: null, e: undefined, f: NaN }, '/data/f'],
   ];
   for (const [name, data, path] of cases) {
     test(name, () =>
@@ -68,6 +78,19 @@ describe('data values JSON cannot carry', () => {
     let deep = { leaf: 1 };
     for (let i = 0; i < 200; i++) deep = { deep };
     refused(() => client.track('bad.input', 'c1', deep), ValidationError, { code: 'invalid_event' });
+  });
+
+  test('an enumerable property added to Object.prototype is not sent, as JSON.stringify does', async () => {
+    // The fast path's `for…in` visits it; it only sends the call down the full walk.
+    Object.defineProperty(Object.prototype, 'inherited', { value: NaN, enumerable: true, configurable: true });
+    try {
+      client.track('bad.inherited', 'c1', { own: 1 });
+    } finally {
+      delete Object.prototype.inherited;
+    }
+    await client.flush();
+    const [stored] = await storedEvents(server, { type: 'bad.inherited' });
+    assert.deepEqual(stored.data, { own: 1 });
   });
 
   test('undefined properties are left out, as JSON.stringify does', async () => {
