@@ -61,6 +61,34 @@ describe('round trip', () => {
     await c.shutdown();
   });
 
+  test('types and subjects that JSON must escape, or that look like the call around them, arrive intact', async () => {
+    // track() splits the usual call without a JSON parser; these take the full parse.
+    const c = client();
+    const subjects = [
+      'cus"tomer',
+      'back\\slash',
+      'line\nbreak',
+      'ctl\u0001',
+      '","',
+      'naïve ✓ 𝄞',
+      'ends with ,null,null]',
+    ];
+    for (const subject of subjects) c.track('node.escapes', subject, { subject });
+    c.track('node.esc"apes', 'plain', { n: 1 });
+    c.track('node.escapes', 'with-id', { n: 2 }, { id: 'given-id-1' });
+    await c.flush();
+    const stored = await storedEvents(server, { type: 'node.escapes' });
+    assert.deepEqual(
+      stored.map((e) => e.subject),
+      [...subjects, 'with-id'],
+    );
+    for (const e of stored.slice(0, subjects.length)) assert.deepEqual(e.data, { subject: e.subject });
+    assert.equal(stored.at(-1).id, 'given-id-1');
+    const [quoted] = await storedEvents(server, { type: 'node.esc"apes' });
+    assert.deepEqual([quoted.subject, quoted.data], ['plain', { n: 1 }]);
+    await c.shutdown();
+  });
+
   test('id and time given by the caller are kept; a Date becomes RFC 3339', async () => {
     const c = client();
     assert.equal(c.track('node.ids', 'c1', { n: 1 }, { id: 'order-17', time: '2026-11-24T10:00:00.123Z' }), 'order-17');
