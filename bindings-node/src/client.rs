@@ -8,7 +8,7 @@ use meterline_core::{
     runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, UsageThresholdCallback},
 };
 use napi::{
-    Env, Result,
+    Env, JsString, Result,
     bindgen_prelude::{External, Function, Object, PromiseRaw, spawn_blocking},
     threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
 };
@@ -49,7 +49,7 @@ struct TrackCall<'a>(
 /// is `JSON.stringify([type, subject, data, id, time])` (`id`/`time` `null` when not given).
 /// Returns the event id. Throws a validation, `queue_full` or `client_closed` report.
 #[napi(ts_args_type = "handle: ExternalObject<'ClientHandle'>, call: string")]
-pub fn track(env: &Env, handle: &External<ClientHandle>, call: String) -> Result<String> {
+pub fn track<'env>(env: &'env Env, handle: &External<ClientHandle>, call: String) -> Result<JsString<'env>> {
     let client = handle
         .0
         .as_ref()
@@ -62,7 +62,14 @@ pub fn track(env: &Env, handle: &External<ClientHandle>, call: String) -> Result
             client.track_json(&event_type, &subject, data, id, time)
         }
     };
-    result.map_err(|e| e.into_napi_err(env))
+    let id = result.map_err(|e| e.into_napi_err(env))?;
+    // Ids are ASCII (a UUID, or a caller's id that came in as JSON text): a Latin-1 string
+    // skips V8's UTF-8 decoding.
+    if id.is_ascii() {
+        env.create_string_latin1(id.as_bytes())
+    } else {
+        env.create_string(&id)
+    }
 }
 
 /// The usual call, `["<type>","<subject>",<data>,null,null]` with no escapes in type and
