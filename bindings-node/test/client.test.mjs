@@ -75,7 +75,9 @@ describe('round trip', () => {
     ];
     for (const subject of subjects) c.track('node.escapes', subject, { subject });
     c.track('node.esc"apes', 'plain', { n: 1 });
-    c.track('node.escapes', 'with-id', { n: 2 }, { id: 'given-id-1' });
+    assert.equal(c.track('node.escapes', 'with-id', { n: 2 }, { id: 'given-id-1' }), 'given-id-1');
+    // The id comes back as given, non-ASCII too (ASCII ids take a Latin-1 fast path).
+    assert.equal(c.track('node.escapes_id', 'c1', { n: 3 }, { id: 'ïd-✓-𝄞' }), 'ïd-✓-𝄞');
     await c.flush();
     const stored = await storedEvents(server, { type: 'node.escapes' });
     assert.deepEqual(
