@@ -472,6 +472,48 @@ mod tests {
         );
     }
 
+    /// Whatever way `data` is stored (as sent, or rewritten for repeated names), it reads
+    /// back as the value a `serde_json::Value` parse of the event gives, and as one object.
+    #[test]
+    fn stored_data_reads_as_the_value_parse_gives() {
+        let datas = [
+            r#"{}"#,
+            r#"{ "tokens" : 1 , "model":"m" }"#,
+            r#"{"tokens":1,"s":"\u00e9\n\"q\"","f":1.50e2,"neg":-0,"big":123456789012345678901234567890}"#,
+            r#"{"tokens":1,"tokens":2}"#,
+            r#"{"tokens":3,"nested":{"a":[{"b":1,"b":2}],"a":null}}"#,
+            r#"{"tokens":4,"\u0074okens":5}"#,
+            r#"{"tokens":5,"arr":[1,"x",true,null,{"k":{}}]}"#,
+        ];
+        let events: Vec<String> = datas
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                format!(
+                    r#"{{"specversion":"1.0","id":"e{i}","source":"s","type":"api.call","subject":"c","data":{d}}}"#
+                )
+            })
+            .collect();
+        let body = format!("[{}]", events.join(","));
+        for strict in [false, true] {
+            let parsed = parse_batch(
+                body.as_bytes(),
+                BodyShape::Batch,
+                &schemas(strict),
+                &IngestConfig::default(),
+                0,
+            )
+            .unwrap();
+            assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+            for (row, event) in parsed.rows.iter().zip(&events) {
+                let expected = serde_json::from_str::<Value>(event).unwrap()["data"].clone();
+                let stored: Value = serde_json::from_str(row.data.as_deref().unwrap()).unwrap();
+                assert!(stored.is_object());
+                assert_eq!(stored, expected, "{event}");
+            }
+        }
+    }
+
     #[test]
     fn rows_keep_time_and_default_to_receive_time() {
         let mut e = event("a");
