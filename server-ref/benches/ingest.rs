@@ -8,6 +8,8 @@
 //! `features`: metered features counting and summing the `api.request` events;
 //! `customers`: those plus every subject a customer on a plan with limits, so each commit
 //! also checks thresholds — `BENCH_LIMIT`, default 1000 per month, sets how soon they cross).
+//! `BENCH_SERVER` runs another `meterline-server` binary (a copy of an earlier build, to
+//! compare before and after with the same load generator).
 //! Talks only to 127.0.0.1, sends a bounded number of batches and stops by itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -45,7 +47,8 @@ fn main() {
     config.push_str(&catalog(&metered, subjects, env_usize("BENCH_LIMIT", 1000)));
     std::fs::write(dir.path().join("meterline.toml"), config).unwrap();
     let db = dir.path().join("bench.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meterline-server"))
+    let server = std::env::var("BENCH_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_meterline-server").to_owned());
+    let mut child = Command::new(&server)
         .args([
             "--bind",
             "127.0.0.1:0",

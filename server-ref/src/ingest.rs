@@ -19,7 +19,8 @@ use meterline_core::{
     event::{Event, MAX_ID_LEN},
     wire::{IngestResponse, Rejection},
 };
-use serde_json::{Value, value::RawValue};
+use serde_json::{Map, Value, value::RawValue};
+use wire::{DataCheck, WireEvent};
 
 use crate::{
     app::AppState,
@@ -41,6 +42,8 @@ pub enum BodyShape {
     /// `application/json`: either.
     Either,
 }
+
+mod wire;
 
 /// `POST /v1/events`: `202` with the accepted, duplicate and rejected counts.
 pub async fn post_events(
@@ -252,10 +255,24 @@ pub fn parse_batch(
     let mut rows = Vec::with_capacity(elements.len());
     let mut rejected = Vec::new();
     for (index, raw) in elements.iter().enumerate() {
-        let value: Value = serde_json::from_str(raw.get())
-            .map_err(|e| ApiError::invalid_json(format!("event {index} is not acceptable JSON: {e}")))?;
-        let id = readable_id(&value);
-        match validate(value, raw.get().len(), schemas, limits, now_us) {
+        let not_json =
+            |e: serde_json::Error| ApiError::invalid_json(format!("event {index} is not acceptable JSON: {e}"));
+        let text = raw.get();
+        // Objects take the one-parse path; anything else is refused by `Event::from_value`
+        // with the message it gives for that kind.
+        let (id, checked) = if text.starts_with('{') {
+            let wire: WireEvent = serde_json::from_str(text).map_err(not_json)?;
+            let data = match wire.data {
+                Some(data) => Some((data.get(), DataCheck::run(data.get()).map_err(not_json)?)),
+                None => None,
+            };
+            let id = readable_id(wire.envelope.get("id"));
+            (id, validate(wire.envelope, data, text.len(), schemas, limits, now_us))
+        } else {
+            let value: Value = serde_json::from_str(text).map_err(not_json)?;
+            (None, not_an_object(&value, text.len(), limits))
+        };
+        match checked {
             Ok(row) => rows.push(row),
             Err(err) => rejected.push(Rejection::new(index, id, err)),
         }
@@ -272,17 +289,31 @@ fn invalid_body(message: &str) -> ApiError {
 }
 
 /// The event's id for a rejection report, when it is a string of acceptable length.
-fn readable_id(value: &Value) -> Option<String> {
-    value
-        .get("id")
-        .and_then(Value::as_str)
+fn readable_id(id: Option<&Value>) -> Option<String> {
+    id.and_then(Value::as_str)
         .filter(|id| !id.is_empty() && id.chars().count() <= MAX_ID_LEN)
         .map(str::to_owned)
 }
 
-/// Checks one event (size, envelope, schema) and turns it into a row.
+/// The rejection of an array element that is not an object.
+fn not_an_object(value: &Value, raw_len: usize, limits: &IngestConfig) -> Result<EventRow, ValidationError> {
+    if raw_len > limits.max_event_bytes {
+        return Err(ValidationError::too_large(raw_len, limits.max_event_bytes));
+    }
+    Err(ValidationError::invalid_event(
+        "",
+        format!(
+            "an event must be a JSON object, got {}",
+            meterline_core::event::kind_of(value)
+        ),
+    ))
+}
+
+/// Checks one event (size, envelope, schema) and turns it into a row. `data` is the text
+/// of its `data` member as sent and what [`DataCheck`] found in it.
 fn validate(
-    value: Value,
+    mut envelope: Map<String, Value>,
+    data: Option<(&str, DataCheck)>,
     raw_len: usize,
     schemas: &ProjectSchemas,
     limits: &IngestConfig,
@@ -291,27 +322,55 @@ fn validate(
     if raw_len > limits.max_event_bytes {
         return Err(ValidationError::too_large(raw_len, limits.max_event_bytes));
     }
-    let mut event = Event::from_value(value)?;
-    let data = event.data.take();
-    let had_data = data.is_some();
-    let (data, checked) = schemas
-        .registry
-        .validate_map(&event.event_type, data.unwrap_or_default());
-    checked?;
+    // `from_value` checks `data`'s kind in its place among the envelope's checks: give it
+    // an empty object for an object (parsed below only when needed), the value otherwise.
+    if let Some((text, _)) = data {
+        let stand_in = if text.starts_with('{') {
+            Value::Object(Map::new())
+        } else {
+            serde_json::from_str(text)
+                .map_err(|e| ValidationError::invalid_event("/data", format!("cannot parse: {e}")))?
+        };
+        envelope.insert("data".to_owned(), stand_in);
+    }
+    let mut event = Event::from_value(Value::Object(envelope))?;
+    // Some only when `data` is an object (`null` reads as absent).
+    let data = event.data.take().and(data);
+    let parsed = |text: &str| {
+        serde_json::from_str::<Value>(text)
+            .map_err(|e| ValidationError::invalid_event("/data", format!("cannot parse: {e}")))
+    };
+    let stored = match data {
+        // Repeated member names: store what serde keeps (the last), as validated.
+        Some((text, check)) if check.repeated_names => {
+            let value = parsed(text)?;
+            schemas.registry.validate(&event.event_type, &value)?;
+            Some(
+                serde_json::to_string(&value)
+                    .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?,
+            )
+        }
+        Some((text, _)) => {
+            if schemas.registry.checks(&event.event_type) {
+                schemas.registry.validate(&event.event_type, &parsed(text)?)?;
+            }
+            Some(text.to_owned())
+        }
+        None => {
+            if schemas.registry.checks(&event.event_type) {
+                schemas
+                    .registry
+                    .validate(&event.event_type, &Value::Object(Map::new()))?;
+            }
+            None
+        }
+    };
     let time_us = match &event.time {
         // `from_value` checked the format, so this only fails for out-of-range years.
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
             .map_err(|e| ValidationError::invalid_event("/time", format!("`time` is not a usable timestamp: {e}")))?
             .timestamp_micros(),
         None => now_us,
-    };
-    let data = if had_data {
-        Some(
-            serde_json::to_string(&data)
-                .map_err(|e| ValidationError::invalid_event("/data", format!("cannot serialize: {e}")))?,
-        )
-    } else {
-        None
     };
     Ok(EventRow {
         source: event.source,
@@ -321,7 +380,7 @@ fn validate(
         time: event.time,
         time_us,
         datacontenttype: event.datacontenttype,
-        data,
+        data: stored,
     })
 }
 
@@ -411,6 +470,48 @@ mod tests {
             (r.index, r.id.as_deref(), r.code.as_str(), r.path.as_str()),
             (1, Some("b"), "schema_violation", "/data/tokens")
         );
+    }
+
+    /// Whatever way `data` is stored (as sent, or rewritten for repeated names), it reads
+    /// back as the value a `serde_json::Value` parse of the event gives, and as one object.
+    #[test]
+    fn stored_data_reads_as_the_value_parse_gives() {
+        let datas = [
+            r#"{}"#,
+            r#"{ "tokens" : 1 , "model":"m" }"#,
+            r#"{"tokens":1,"s":"\u00e9\n\"q\"","f":1.50e2,"neg":-0,"big":123456789012345678901234567890}"#,
+            r#"{"tokens":1,"tokens":2}"#,
+            r#"{"tokens":3,"nested":{"a":[{"b":1,"b":2}],"a":null}}"#,
+            r#"{"tokens":4,"\u0074okens":5}"#,
+            r#"{"tokens":5,"arr":[1,"x",true,null,{"k":{}}]}"#,
+        ];
+        let events: Vec<String> = datas
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                format!(
+                    r#"{{"specversion":"1.0","id":"e{i}","source":"s","type":"api.call","subject":"c","data":{d}}}"#
+                )
+            })
+            .collect();
+        let body = format!("[{}]", events.join(","));
+        for strict in [false, true] {
+            let parsed = parse_batch(
+                body.as_bytes(),
+                BodyShape::Batch,
+                &schemas(strict),
+                &IngestConfig::default(),
+                0,
+            )
+            .unwrap();
+            assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+            for (row, event) in parsed.rows.iter().zip(&events) {
+                let expected = serde_json::from_str::<Value>(event).unwrap()["data"].clone();
+                let stored: Value = serde_json::from_str(row.data.as_deref().unwrap()).unwrap();
+                assert!(stored.is_object());
+                assert_eq!(stored, expected, "{event}");
+            }
+        }
     }
 
     #[test]

@@ -354,3 +354,34 @@ async fn publishable_keys_need_a_customer_token() {
     assert_error(status, &resp, 401, "token_required");
     // With a token it may still not ingest: tests/tokens.rs.
 }
+
+/// `data` is stored as the request's text, but refused exactly where parsing it into a JSON
+/// value refuses it: a number out of range or a lone surrogate fail the whole request as
+/// `invalid_json` naming the event, like any other unparseable event.
+#[tokio::test]
+async fn data_that_does_not_parse_as_a_value_is_invalid_json() {
+    let s = Server::start();
+    for data in [r#"{"n":1e400}"#, r#"{"s":"\ud800"}"#, r#"{"deep":[{"n":-1e999}]}"#] {
+        let body = format!(
+            r#"[{{"specversion":"1.0","id":"ok","source":"s","type":"t","subject":"c"}},
+                {{"specversion":"1.0","id":"bad","source":"s","type":"t","subject":"c","data":{data}}}]"#
+        );
+        let (status, resp) = post(&s, Some(BATCH), None, body.into_bytes()).await;
+        assert_eq!(
+            (status, resp["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{data}: {resp}"
+        );
+        assert!(resp["message"].as_str().unwrap().contains("event 1"), "{resp}");
+    }
+    assert!(s.all_events(s.sk(), "").await.is_empty());
+    // `null` data reads as absent; odd spacing and escapes in an object are kept as sent
+    // and read back as the same value.
+    let body = br#"[{"specversion":"1.0","id":"n","source":"s","type":"t","subject":"c","data":null},
+        {"specversion":"1.0","id":"w","source":"s","type":"t","subject":"c","data": { "k" : "\u00e9\n" ,"n":1.50e1 } }]"#;
+    let (status, resp) = post(&s, Some(BATCH), None, body.to_vec()).await;
+    assert_eq!((status, resp["accepted"].as_u64()), (202, Some(2)), "{resp}");
+    let stored = s.all_events(s.sk(), "").await;
+    assert_eq!(stored[0].get("data"), None, "{stored:?}");
+    assert_eq!(stored[1]["data"], json!({"k":"é\n","n":15.0}), "{stored:?}");
+}

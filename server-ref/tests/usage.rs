@@ -71,6 +71,44 @@ async fn count_and_sum_count_each_event_once() {
     );
 }
 
+/// `data` with a member name twice: JSON leaves it open, serde keeps the last, SQLite's
+/// `json_extract` the first. The server stores (and counts, and validates) the last only.
+#[tokio::test]
+async fn repeated_data_names_count_the_value_that_is_stored() {
+    let s = Server::start();
+    standard_catalog(&s, s.ak()).await;
+    put_ok(&s, s.ak(), "customers/c1", json!({"plan":"pro"})).await;
+    let today = day_at(0);
+    let body = format!(
+        r#"[{{"specversion":"1.0","id":"r1","source":"t","type":"api.call","subject":"c1","time":"{today}","data":{{"tokens":1,"tokens":5}}}},
+            {{"specversion":"1.0","id":"r2","source":"t","type":"api.call","subject":"c1","time":"{today}","data": {{ "tokens" : 2.5 , "m":{{"x":1,"x":2}} }} }},
+            {{"specversion":"1.0","id":"r3","source":"t","type":"api.call","subject":"c1","time":"{today}","data":{{"tokens":10}}}},
+            {{"specversion":"1.0","id":"r1","source":"t","type":"api.call","subject":"c1","time":"{today}","data":{{"tokens":100}}}}]"#
+    );
+    let (status, _, resp) = s
+        .post_raw("/v1/events", Some(s.sk()), Some(BATCH), None, body.into_bytes())
+        .await;
+    assert_eq!(status, 202, "{resp}");
+    assert_eq!(
+        (resp["accepted"].as_u64(), resp["duplicates"].as_u64()),
+        (Some(3), Some(1)),
+        "{resp}"
+    );
+    let e = entitlements(&s, s.sk(), "c1").await["entitlements"].clone();
+    assert_eq!(e["api_calls"]["usage"], 3, "{e}");
+    assert_eq!(e["tokens"]["usage"], 17.5, "{e}");
+    let stored = s.all_events(s.sk(), "").await;
+    let data: Vec<&Value> = stored.iter().map(|e| &e["data"]).collect();
+    assert_eq!(
+        data,
+        [
+            &json!({"tokens":5}),
+            &json!({"tokens":2.5,"m":{"x":2}}),
+            &json!({"tokens":10})
+        ]
+    );
+}
+
 #[tokio::test]
 async fn periods_follow_the_event_time() {
     let s = Server::start();

@@ -12,11 +12,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use sqlx::{Executor, SqliteConnection};
-use tokio::{
-    sync::{mpsc, oneshot, watch},
-    task::JoinHandle,
-};
+use sqlx::{Executor, SqliteConnection, sqlite::LockedSqliteHandle};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{StoreError, usage};
 use crate::{entitlements::metering::Metering, stream::Hub};
@@ -83,38 +80,46 @@ struct Job {
     reply: Reply,
 }
 
-/// Handle to the writer task. Cheap to share behind an `Arc`.
+/// Handle to the writer thread. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
     capacity: usize,
     stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    done: Mutex<Option<oneshot::Receiver<()>>>,
     hub: Arc<Hub>,
 }
 
-/// Columns bound per row. Parameters are anonymous (`?`): with numbered ones (`?NNN`)
-/// sqlx looks every parameter's name up, which SQLite answers by a linear scan — quadratic
-/// in the statement size, and measured at a third of the writer's time.
-const BINDS_PER_ROW: usize = 10;
-/// Rows per INSERT statement: powers of two up to this, so a handful of cached prepared
-/// statements cover any batch size while staying far below SQLite's 32,766 variables.
-const MAX_ROWS_PER_STATEMENT: usize = 1024;
-
 impl Writer {
-    /// Starts the writer task on `conn`. `queue` bounds the waiting requests;
+    /// Starts the writer on `conn`, on a thread of its own (its inserts run SQLite on that
+    /// thread, not on the server's async workers). `queue` bounds the waiting requests;
     /// `max_commit_events` bounds the events of one transaction; `metering` counts usage
     /// and publishes on its hub.
+    ///
+    /// # Panics
+    /// When the thread or its single-threaded runtime cannot be created (out of resources
+    /// at start-up).
     pub fn spawn(conn: SqliteConnection, queue: usize, max_commit_events: usize, metering: Metering) -> Writer {
         let (jobs, rx) = mpsc::channel(queue);
         let (stop, stopped) = watch::channel(false);
+        let (finished, done) = oneshot::channel();
         let hub = metering.hub().clone();
-        let task = tokio::spawn(run(conn, rx, stopped, max_commit_events, metering));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the event writer's runtime");
+        std::thread::Builder::new()
+            .name("meterline-writer".into())
+            .spawn(move || {
+                runtime.block_on(run(conn, rx, stopped, max_commit_events, metering));
+                let _ = finished.send(());
+            })
+            .expect("the event writer thread");
         Writer {
             jobs,
             capacity: queue,
             stop,
-            task: Mutex::new(Some(task)),
+            done: Mutex::new(Some(done)),
             hub,
         }
     }
@@ -139,15 +144,30 @@ impl Writer {
     }
 
     /// Stops taking batches, commits everything already queued, closes the connection
-    /// (checkpointing the WAL) and waits for the task to end.
+    /// (checkpointing the WAL) and waits for the writer to end.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(task) = task
-            && let Err(e) = task.await
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(done) = done
+            && done.await.is_err()
         {
-            tracing::error!(error = %e, "event writer task failed");
+            tracing::error!("event writer thread failed");
         }
+    }
+}
+
+/// Why a group commit failed.
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error: {0}")]
+    Insert(#[from] rusqlite::Error),
+}
+
+impl From<sqlx::Error> for CommitError {
+    fn from(e: sqlx::Error) -> Self {
+        CommitError::Store(e.into())
     }
 }
 
@@ -158,7 +178,7 @@ async fn run(
     max_commit_events: usize,
     mut metering: Metering,
 ) {
-    let statements = InsertStatements::new();
+    let mut inserts = None;
     loop {
         let first = tokio::select! {
             job = rx.recv() => job,
@@ -180,7 +200,13 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, &statements, &mut metering, group).await;
+        commit_group(&mut conn, &mut inserts, &mut metering, group).await;
+    }
+    if let Some(inserts) = inserts.take() {
+        match conn.lock_handle().await {
+            Ok(mut locked) => inserts.close(&mut locked),
+            Err(e) => tracing::warn!(error = %e, "locking the write connection to finalize statements failed"),
+        }
     }
     if let Err(e) = sqlx::Connection::close(conn).await {
         tracing::warn!(error = %e, "closing the write connection failed");
@@ -192,7 +218,7 @@ async fn run(
 /// answers each request and publishes the transaction's stream messages.
 async fn commit_group(
     conn: &mut SqliteConnection,
-    statements: &InsertStatements,
+    inserts: &mut Option<Inserts>,
     metering: &mut Metering,
     group: Vec<Job>,
 ) {
@@ -225,17 +251,24 @@ async fn commit_group(
         } else {
             usage::last_event_seq(conn).await?
         };
-        let mut outcomes = Vec::with_capacity(batches.len());
-        for batch in batches {
-            outcomes.push(insert_batch(conn, statements, batch).await?);
-        }
+        let outcomes = {
+            let mut locked = conn.lock_handle().await?;
+            let inserts = match inserts {
+                Some(inserts) => inserts,
+                None => inserts.insert(Inserts::new(&mut locked)?),
+            };
+            batches
+                .iter()
+                .map(|batch| inserts.insert_batch(&mut locked, batch))
+                .collect::<Result<Vec<_>, _>>()?
+        };
         let frames = if touched.is_empty() {
             Vec::new()
         } else {
             metering.count(conn, &touched, after_seq).await?
         };
         conn.execute("COMMIT").await?;
-        Ok::<_, StoreError>((outcomes, frames))
+        Ok::<_, CommitError>((outcomes, frames))
     }
     .await;
     match result {
@@ -261,105 +294,60 @@ async fn commit_group(
     }
 }
 
-async fn insert_batch(
-    conn: &mut SqliteConnection,
-    statements: &InsertStatements,
-    batch: WriteBatch,
-) -> Result<WriteOutcome, sqlx::Error> {
-    let total = batch.rows.len() as u64;
-    let mut accepted = 0;
-    // One shared copy of the receive time for every row of the batch.
-    let received_at: Arc<str> = Arc::from(batch.received_at.as_str());
-    let mut rows = batch.rows.into_iter();
-    let mut remaining = rows.len();
-    while remaining > 0 {
-        let size = statement_rows(remaining);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statements.sql(size)));
-        for row in rows.by_ref().take(size) {
-            query = query
-                .bind(batch.project_id)
-                .bind(received_at.clone())
-                .bind(row.source)
-                .bind(row.id)
-                .bind(row.event_type)
-                .bind(row.subject)
-                .bind(row.time)
-                .bind(row.time_us)
-                .bind(row.datacontenttype)
-                .bind(row.data);
+/// The single-row INSERT run once per event. `ON CONFLICT … DO NOTHING` makes a repeated
+/// (project, source, id) change no row, which is how duplicates are told apart; being one
+/// row, it needs no statement journal inside the transaction.
+const INSERT_SQL: &str = "INSERT INTO events (project_id, received_at, source, id, type, subject, time, time_us, \
+     datacontenttype, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, source, id) DO NOTHING";
+
+/// The writer's hot inserts, made through `rusqlite` on the write connection's own SQLite
+/// handle, inside the transaction sqlx began: a cached prepared statement bound and stepped
+/// once per event, without sqlx's per-statement argument buffers and worker round trip.
+struct Inserts {
+    db: rusqlite::Connection,
+}
+
+impl Inserts {
+    /// Wraps the handle of `locked` (never closed by `rusqlite`).
+    #[allow(unsafe_code)]
+    fn new(locked: &mut LockedSqliteHandle<'_>) -> Result<Inserts, rusqlite::Error> {
+        // SAFETY: the handle stays open as long as the sqlx connection it belongs to, which
+        // `run` closes only after dropping this wrapper; it is only used while the caller
+        // holds that connection's lock (`LockedSqliteHandle`), so never concurrently with sqlx.
+        let db = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr())? };
+        Ok(Inserts { db })
+    }
+
+    /// Inserts `batch` row by row; `_locked` proves the sqlx side is not using the handle.
+    fn insert_batch(
+        &self,
+        _locked: &mut LockedSqliteHandle<'_>,
+        batch: &WriteBatch,
+    ) -> Result<WriteOutcome, rusqlite::Error> {
+        let mut insert = self.db.prepare_cached(INSERT_SQL)?;
+        let mut accepted = 0;
+        for row in &batch.rows {
+            accepted += insert.execute(rusqlite::params![
+                batch.project_id,
+                batch.received_at,
+                row.source,
+                row.id,
+                row.event_type,
+                row.subject,
+                row.time,
+                row.time_us,
+                row.datacontenttype,
+                row.data,
+            ])? as u64;
         }
-        accepted += conn.execute(query).await?.rows_affected();
-        remaining -= size;
-    }
-    Ok(WriteOutcome {
-        accepted,
-        duplicates: total - accepted,
-    })
-}
-
-/// The largest statement size (a power of two ≤ [`MAX_ROWS_PER_STATEMENT`]) that fits.
-fn statement_rows(remaining: usize) -> usize {
-    let pow = 1usize << (usize::BITS - 1 - remaining.leading_zeros());
-    pow.min(MAX_ROWS_PER_STATEMENT)
-}
-
-/// The multi-row INSERT text for every power-of-two size, built once.
-struct InsertStatements {
-    by_log2: Vec<Arc<str>>,
-}
-
-impl InsertStatements {
-    fn new() -> Self {
-        let mut by_log2 = Vec::new();
-        let mut rows = 1;
-        while rows <= MAX_ROWS_PER_STATEMENT {
-            by_log2.push(Arc::from(insert_sql(rows)));
-            rows *= 2;
-        }
-        InsertStatements { by_log2 }
+        Ok(WriteOutcome {
+            accepted,
+            duplicates: batch.rows.len() as u64 - accepted,
+        })
     }
 
-    fn sql(&self, rows: usize) -> Arc<str> {
-        self.by_log2[rows.trailing_zeros() as usize].clone()
-    }
-}
-
-fn insert_sql(rows: usize) -> String {
-    let row = format!("({})", ["?"; BINDS_PER_ROW].join(","));
-    let mut sql = String::with_capacity(160 + rows * (row.len() + 1));
-    sql.push_str(
-        "INSERT INTO events (project_id, received_at, source, id, type, subject, time, time_us, datacontenttype, data) VALUES ",
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&row);
-    }
-    sql.push_str(" ON CONFLICT (project_id, source, id) DO NOTHING");
-    sql
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statement_sizes_are_powers_of_two() {
-        assert_eq!(statement_rows(1), 1);
-        assert_eq!(statement_rows(500), 256);
-        assert_eq!(statement_rows(3), 2);
-        assert_eq!(statement_rows(100_000), MAX_ROWS_PER_STATEMENT);
-    }
-
-    #[test]
-    fn parameters_stay_under_sqlite_limit() {
-        let sql = insert_sql(2);
-        assert!(
-            sql.contains("VALUES (?,?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?,?) ON CONFLICT"),
-            "{sql}"
-        );
-        assert_eq!(sql.matches('?').count(), 2 * BINDS_PER_ROW);
-        const { assert!(MAX_ROWS_PER_STATEMENT * BINDS_PER_ROW < 32_766) };
+    /// Finalizes the cached statements (the connection cannot close while they live).
+    fn close(self, _locked: &mut LockedSqliteHandle<'_>) {
+        drop(self.db);
     }
 }
