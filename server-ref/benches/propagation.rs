@@ -10,9 +10,18 @@
 //! Rounds: `fan-out` rounds change the plan every observer's customer is on (one `PUT`, one
 //! update per observer); `single` rounds override one customer (one `PUT`, one observer).
 //!
+//! Shared scenario (issue 4 as users run it: backend instances of one service caching the
+//! SAME customers): every observer also subscribes to (raw) or caches (Clients) the
+//! `BENCH_SHARED` customers `shared-*`, all on the small plan `team`. `shared plan` rounds
+//! change `team` (one `PUT`, `BENCH_SHARED` updates to every observer); `shared override`
+//! rounds override one shared customer (one `PUT`, one update to every observer). A sighting
+//! is one observer seeing one customer's new value.
+//!
 //! `cargo bench -p meterline-server --bench propagation`. Knobs: `BENCH_RAW` (raw
 //! connections, default 1000), `BENCH_CLIENTS` (real clients, default 20), `BENCH_ROUNDS`
-//! (fan-out rounds, default 10), `BENCH_SINGLE` (single rounds, default 50). Talks only to
+//! (fan-out rounds, default 10), `BENCH_SINGLE` (single rounds, default 50), `BENCH_SHARED`
+//! (shared customers, default 10), `BENCH_SHARED_ROUNDS` (rounds of each shared kind, default
+//! 10). Talks only to
 //! 127.0.0.1 and stops by itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -71,15 +80,15 @@ async fn put(http: &reqwest::Client, base: &str, admin: &str, path: &str, body: 
     assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
 }
 
-/// One raw stream connection subscribed to `subject`; reports every `tier` value it is sent.
-async fn raw_observer(url: String, key: String, subject: String, index: usize, seen: mpsc::Sender<Sighting>) {
+/// One raw stream connection subscribed to `subjects`; reports every `tier` value it is sent.
+async fn raw_observer(url: String, key: String, subjects: Vec<String>, index: usize, seen: mpsc::Sender<Sighting>) {
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "authorization",
         HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
-    let op = json!({"op": "subscribe", "subjects": [subject]});
+    let op = json!({"op": "subscribe", "subjects": subjects});
     ws.send(Message::text(op.to_string())).await.unwrap();
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else { continue };
@@ -123,12 +132,21 @@ fn main() {
     let clients = knob("BENCH_CLIENTS", 20);
     let rounds = knob("BENCH_ROUNDS", 10);
     let singles = knob("BENCH_SINGLE", 50);
+    let shared = knob("BENCH_SHARED", 10);
+    let shared_rounds = knob("BENCH_SHARED_ROUNDS", 10);
     let observers = raw + clients;
 
     let server = BenchServer::start(observers);
     let (base, secret, admin) = (server.base.clone(), server.secret.clone(), server.admin.clone());
     let ws_url = server.stream_url();
     let subject = |i: usize| format!("customer-{i}");
+    let shared_subjects: Vec<String> = (0..shared).map(|i| format!("shared-{i}")).collect();
+    // Each observer's subjects: its own customer, then the shared ones.
+    let watched = |i: usize| {
+        let mut all = vec![subject(i)];
+        all.extend(shared_subjects.iter().cloned());
+        all
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -139,7 +157,7 @@ fn main() {
     runtime.block_on(async {
         put(&http, &base, &admin, "features/tier", json!({"kind": "config"})).await;
         let plan = json!({"features": {"tier": {"value": {"seats": 1}}}});
-        put(&http, &base, &admin, "plans/pro", plan).await;
+        put(&http, &base, &admin, "plans/pro", plan.clone()).await;
         for i in 0..observers {
             put(
                 &http,
@@ -150,12 +168,16 @@ fn main() {
             )
             .await;
         }
+        put(&http, &base, &admin, "plans/team", plan.clone()).await;
+        for s in &shared_subjects {
+            put(&http, &base, &admin, &format!("customers/{s}"), json!({"plan": "team"})).await;
+        }
     });
 
     let (tx, rx) = mpsc::channel::<Sighting>();
     let started = Instant::now();
     for i in 0..raw {
-        runtime.spawn(raw_observer(ws_url.clone(), secret.clone(), subject(i), i, tx.clone()));
+        runtime.spawn(raw_observer(ws_url.clone(), secret.clone(), watched(i), i, tx.clone()));
     }
     let mut subscribed = 0;
     while subscribed < raw {
@@ -170,8 +192,10 @@ fn main() {
             let mut c = Config::new(secret.as_str(), base.as_str());
             c.fetch_schemas = false;
             let client = Client::new(c).unwrap();
-            let answer = client.entitlement(&subject(i), "tier").unwrap();
-            assert!(answer.value.is_some(), "{answer:?}");
+            for s in watched(i) {
+                let answer = client.entitlement(&s, "tier").unwrap();
+                assert!(answer.value.is_some(), "{s}: {answer:?}");
+            }
             client
         })
         .collect();
@@ -190,16 +214,18 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let poller = {
         let (stop, tx) = (stop.clone(), tx.clone());
-        let subjects: Vec<String> = (raw..observers).map(subject).collect();
+        let subjects: Vec<Vec<String>> = (raw..observers).map(watched).collect();
         std::thread::spawn(move || {
-            let mut last = vec![1u64; real.len()];
+            let mut last: Vec<Vec<u64>> = subjects.iter().map(|s| vec![1u64; s.len()]).collect();
             while !stop.load(Ordering::Relaxed) {
                 for (j, client) in real.iter().enumerate() {
-                    let answer = client.cached_entitlement(&subjects[j], "tier").unwrap();
-                    let seats = answer.value.and_then(|v| v["seats"].as_u64()).unwrap_or(0);
-                    if seats != last[j] {
-                        last[j] = seats;
-                        let _ = tx.send((raw + j, seats, Instant::now()));
+                    for (k, s) in subjects[j].iter().enumerate() {
+                        let answer = client.cached_entitlement(s, "tier").unwrap();
+                        let seats = answer.value.and_then(|v| v["seats"].as_u64()).unwrap_or(0);
+                        if seats != last[j][k] {
+                            last[j][k] = seats;
+                            let _ = tx.send((raw + j, seats, Instant::now()));
+                        }
                     }
                 }
                 std::thread::sleep(Duration::from_micros(200));
@@ -245,6 +271,48 @@ fn main() {
         missing += 1 - ms.len();
         if is_raw(i) { &mut single_raw } else { &mut single_real }.extend(ms);
     }
+    // Shared customers: every observer holds all of them.
+    let (mut plan_raw, mut plan_real, mut over_raw, mut over_real) = (vec![], vec![], vec![], vec![]);
+    let shared_round =
+        |path: String, body: Value, seats: u64, expected: usize, into: (&mut Vec<f64>, &mut Vec<f64>)| {
+            let sent = Instant::now();
+            runtime.block_on(put(&http, &base, &admin, &path, body));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut got = 0;
+            while got < expected {
+                let Ok((i, s, at)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+                    break;
+                };
+                if s != seats {
+                    continue;
+                }
+                got += 1;
+                let ms = at.saturating_duration_since(sent).as_secs_f64() * 1e3;
+                if is_raw(i) { &mut *into.0 } else { &mut *into.1 }.push(ms);
+            }
+            expected - got
+        };
+    if shared > 0 {
+        for round in 0..shared_rounds {
+            let seats = 20_000 + round as u64;
+            let plan = json!({"features": {"tier": {"value": {"seats": seats}}}});
+            let expected = observers * shared;
+            missing += shared_round(
+                "plans/team".into(),
+                plan,
+                seats,
+                expected,
+                (&mut plan_raw, &mut plan_real),
+            );
+        }
+        // Overrides after every plan round: an override wins over the plan from then on.
+        for round in 0..shared_rounds {
+            let seats = 30_000 + round as u64;
+            let grant = json!({"overrides": {"tier": {"value": {"seats": seats}}}});
+            let path = format!("customers/{}", shared_subjects[round % shared]);
+            missing += shared_round(path, grant, seats, observers, (&mut over_raw, &mut over_real));
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     poller.join().unwrap();
 
@@ -266,6 +334,22 @@ fn main() {
         single_real,
         singles - single_expected,
     );
+    if shared > 0 {
+        println!("Shared customers ({shared} on plan team, held by every observer; {shared_rounds} rounds each):");
+        let n = shared_rounds * shared;
+        report("  shared plan change, raw stream connections", plan_raw, n * raw);
+        report("  shared plan change, real core Clients", plan_real, n * clients);
+        report(
+            "  shared override, raw stream connections",
+            over_raw,
+            shared_rounds * raw,
+        );
+        report(
+            "  shared override, real core Clients",
+            over_real,
+            shared_rounds * clients,
+        );
+    }
     if missing > 0 {
         println!("  {missing} expected sightings did not arrive within 30 s");
     }

@@ -3,6 +3,8 @@
 //! order, each answer equal to what `GET /v1/customers/{subject}/entitlements` says
 //! (the batched answers against the one-customer path, usage included), delivered only to
 //! the connections subscribed to that customer, and replayed exactly by a `since` resume.
+//! A connection subscribed to all 300 gets them as bursts (queued frames fed, then one
+//! flush; at most 64 a burst): every frame complete, none lost, in seq order.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -93,6 +95,9 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     subscribe(&mut other, &["other"], None).await;
     let mut nobody = connect_key(&s.url, sk).await;
     subscribe(&mut nobody, &["nobody"], None).await;
+    let everyone: Vec<String> = (0..CUSTOMERS).map(subject).collect();
+    let mut every = connect_key(&s.url, sk).await;
+    subscribe(&mut every, &strs(&everyone), None).await;
 
     put_ok(
         &s,
@@ -111,6 +116,10 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     // All the customers' messages take consecutive seqs in subject order.
     assert_updates(&got_a, &first, before + 1..=before + 20);
     assert_updates(&got_b, &second, before + 21..=before + 30);
+    // 300 frames queued at once cross several bursts: all arrive, whole, in seq order.
+    let got_every = read_n(&mut every, CUSTOMERS).await;
+    assert_updates(&got_every, &everyone, before + 1..=before + CUSTOMERS as u64);
+    assert_eq!(got_every[..20], got_a[..]);
     for frame in got_a.iter().chain(&got_b) {
         let subject = frame["subject"].as_str().unwrap();
         assert_eq!(frame["data"], entitlements(&s, sk, subject).await, "{subject}");
@@ -130,7 +139,7 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     );
     // The last customer's message was written by the last of several inserts.
     assert_eq!(entitlements(&s, sk, &subject(CUSTOMERS - 1)).await["version"], after);
-    for ws in [&mut a, &mut b, &mut other, &mut nobody] {
+    for ws in [&mut a, &mut b, &mut other, &mut nobody, &mut every] {
         assert_eq!(recv_json_within(ws, Duration::from_millis(300)).await, None);
     }
 

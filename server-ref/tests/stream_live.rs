@@ -231,9 +231,12 @@ async fn a_reader_that_stops_reading_is_closed_and_others_are_served() {
     assert_eq!(recv_json(&mut fresh).await["seq"], seq);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "current_thread")]
 async fn a_full_connection_queue_closes_the_reader_with_1008() {
     // Sends never time out here: only the hub's per-connection queue can cut the reader off.
+    // One thread: the publish below routes every frame before the connection's task runs,
+    // so the queue overflows whatever the connection's send speed (a connection that
+    // coalesces its queued frames into one write could otherwise keep up with the hub).
     let s = InProcess::start("[stream]\nsend_timeout_ms = 600000\n").await;
     let mut flooded = connect_key(&s.url, &s.secret).await;
     subscribe(&mut flooded, &["c1"], None).await;

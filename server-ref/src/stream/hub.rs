@@ -195,6 +195,15 @@ impl Route {
         }
         self.rx.recv().await.ok_or(RouteError::Closed)
     }
+
+    /// A frame already queued, without waiting: `None` when the queue is empty or after a
+    /// gap (which the next [`Route::recv`] reports).
+    pub fn try_recv(&mut self) -> Option<Arc<StreamFrame>> {
+        if self.missed.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        self.rx.try_recv().ok()
+    }
 }
 
 impl Drop for Route {

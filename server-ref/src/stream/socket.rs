@@ -38,7 +38,11 @@ pub const TOKEN_PROTOCOL_PREFIX: &str = "meterline.token.";
 /// Read buffer of one connection. tungstenite allocates (and zeroes) it up front — 128 KiB
 /// by default, most of an idle connection's memory; larger frames still grow it as needed.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Most bytes queued for one client before a send fails (each send is flushed, so this only
+/// Bytes a burst of fed frames may collect before tungstenite writes them out; the burst is
+/// flushed at its end, so this only caps one write (the buffer grows as needed, it is not
+/// allocated up front).
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Most bytes queued for one client before a send fails (each burst is flushed, so this only
 /// fills when the client stops reading).
 const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
@@ -109,7 +113,7 @@ pub async fn get_stream(
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES);
     if offered.iter().any(|p| p == PROTOCOL) {
         upgrade = upgrade.protocols([PROTOCOL]);
