@@ -205,7 +205,8 @@ def test_forked_children_draw_different_random_bits(server: Server) -> None:
         if pid == 0:  # child: send the first id it mints
             code = 1
             try:
-                os.write(write_end, client.track("api.call", "fork-bits", {"who": "child"}).encode())
+                event_id = client.track("api.call", "fork-bits", {"who": "child"})
+                os.write(write_end, event_id.encode())
                 code = 0
             finally:
                 os._exit(code)
