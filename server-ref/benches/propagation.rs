@@ -239,15 +239,15 @@ fn main() {
     let is_raw = |i: usize| i < raw;
     let (mut fan_raw, mut fan_real, mut single_raw, mut single_real) = (vec![], vec![], vec![], vec![]);
     let mut missing = 0;
-    for round in 0..rounds {
-        let seats = 100 + round as u64;
-        let plan = json!({"features": {"tier": {"value": {"seats": seats}}}});
+    // One admin change, then the sightings of it (`seats` marks the new value) until
+    // `expected` observers saw it or 30 s passed: (how many did not, the PUT's own time).
+    let sightings = |path: String, body: Value, seats: u64, expected: usize, into: (&mut Vec<f64>, &mut Vec<f64>)| {
         let sent = Instant::now();
-        runtime.block_on(put(&http, &base, &admin, "plans/pro", plan));
+        runtime.block_on(put(&http, &base, &admin, &path, body));
         let put_ms = sent.elapsed().as_secs_f64() * 1e3;
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut got = 0;
-        while got < observers {
+        while got < expected {
             let Ok((i, s, at)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
                 break;
             };
@@ -256,9 +256,22 @@ fn main() {
             }
             got += 1;
             let ms = at.saturating_duration_since(sent).as_secs_f64() * 1e3;
-            if is_raw(i) { &mut fan_raw } else { &mut fan_real }.push(ms);
+            if is_raw(i) { &mut *into.0 } else { &mut *into.1 }.push(ms);
         }
-        missing += observers - got;
+        (expected - got, put_ms)
+    };
+    for round in 0..rounds {
+        let seats = 100 + round as u64;
+        let plan = json!({"features": {"tier": {"value": {"seats": seats}}}});
+        let (lost, put_ms) = sightings(
+            "plans/pro".into(),
+            plan,
+            seats,
+            observers,
+            (&mut fan_raw, &mut fan_real),
+        );
+        missing += lost;
+        let got = observers - lost;
         println!("fan-out round {round}: PUT answered in {put_ms:.1} ms, {got}/{observers} observers saw it");
     }
     for round in 0..singles {
@@ -275,22 +288,7 @@ fn main() {
     let (mut plan_raw, mut plan_real, mut over_raw, mut over_real) = (vec![], vec![], vec![], vec![]);
     let shared_round =
         |path: String, body: Value, seats: u64, expected: usize, into: (&mut Vec<f64>, &mut Vec<f64>)| {
-            let sent = Instant::now();
-            runtime.block_on(put(&http, &base, &admin, &path, body));
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let mut got = 0;
-            while got < expected {
-                let Ok((i, s, at)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-                    break;
-                };
-                if s != seats {
-                    continue;
-                }
-                got += 1;
-                let ms = at.saturating_duration_since(sent).as_secs_f64() * 1e3;
-                if is_raw(i) { &mut *into.0 } else { &mut *into.1 }.push(ms);
-            }
-            expected - got
+            sightings(path, body, seats, expected, into).0
         };
     if shared > 0 {
         for round in 0..shared_rounds {
