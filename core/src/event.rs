@@ -276,7 +276,7 @@ fn estimated_json_len(map: &Map<String, Value>) -> usize {
 }
 
 /// Writes `map` as compact JSON: the same bytes as `serde_json::to_writer`, with strings that
-/// need no escaping (nearly all keys and values) copied after one vectorized scan instead of
+/// need no escaping (nearly all keys and values) copied after a scan 8 bytes at a time instead of
 /// serde_json's byte-by-byte escaper — ≈ a tenth of a typical `track()`.
 fn write_json_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
     out.push(b'{');
