@@ -322,24 +322,23 @@ fn validate(
     if raw_len > limits.max_event_bytes {
         return Err(ValidationError::too_large(raw_len, limits.max_event_bytes));
     }
+    let parsed = |text: &str| {
+        serde_json::from_str::<Value>(text)
+            .map_err(|e| ValidationError::invalid_event("/data", format!("cannot parse: {e}")))
+    };
     // `from_value` checks `data`'s kind in its place among the envelope's checks: give it
     // an empty object for an object (parsed below only when needed), the value otherwise.
     if let Some((text, _)) = data {
         let stand_in = if text.starts_with('{') {
             Value::Object(Map::new())
         } else {
-            serde_json::from_str(text)
-                .map_err(|e| ValidationError::invalid_event("/data", format!("cannot parse: {e}")))?
+            parsed(text)?
         };
         envelope.insert("data".to_owned(), stand_in);
     }
     let mut event = Event::from_value(Value::Object(envelope))?;
     // Some only when `data` is an object (`null` reads as absent).
     let data = event.data.take().and(data);
-    let parsed = |text: &str| {
-        serde_json::from_str::<Value>(text)
-            .map_err(|e| ValidationError::invalid_event("/data", format!("cannot parse: {e}")))
-    };
     let stored = match data {
         // Repeated member names: store what serde keeps (the last), as validated.
         Some((text, check)) if check.repeated_names => {

@@ -1,7 +1,7 @@
 //! Storage: one SQLite file in WAL mode.
 //!
-//! - A single [`Writer`] task owns the connection that stores events and commits many
-//!   ingest requests per transaction (group commit).
+//! - A single [`Writer`], on a thread of its own, owns the connection that stores events
+//!   and commits many ingest requests per transaction (group commit).
 //! - A small pool serves reads and the rare admin writes (projects, keys, schemas), which
 //!   SQLite serialises with the writer through its lock and `busy_timeout`.
 //! - Migrations are the checked-in files of `migrations/`, applied in order at open.
@@ -127,8 +127,8 @@ fn connect_options(config: &StorageConfig) -> Result<SqliteConnectOptions, Store
         .synchronous(synchronous)
         .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
         .foreign_keys(true)
-        // Multi-row INSERTs inside a transaction keep a statement journal; in memory it
-        // costs no file writes. A larger page cache keeps the event indexes' hot pages.
+        // Multi-row INSERTs inside a transaction (the catalog's batched writes) keep a
+        // statement journal; in memory it costs no file writes. A larger page cache keeps the event indexes' hot pages.
         .pragma("temp_store", "memory")
         .pragma("cache_size", "-65536")
         .statement_cache_capacity(128);
