@@ -21,6 +21,16 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A new client on `spoolDir` sends what is spooled there: exactly `ids` reach the server. */
+async function replaysExactly(spoolDir, subject, ids) {
+  const up = new Client({ apiKey: server.secretKey, endpoint: server.url, source: 'node-spool', spoolDir });
+  await up.flush(10_000);
+  assert.equal(up.stats().spoolLength, 0);
+  await up.shutdown();
+  const stored = (await storedEvents(server, { subject })).map((e) => e.id);
+  assert.deepEqual(stored.sort(), [...ids].sort());
+}
+
 describe('spool', () => {
   test('events spooled by a process that exited while the server was down are sent by the next client', async () => {
     const spoolDir = join(dir, 'replay');
@@ -40,12 +50,7 @@ describe('spool', () => {
     assert.equal(spoolLength, 20);
     assert.deepEqual(await storedEvents(server, { subject }), []);
 
-    const up = new Client({ apiKey: server.secretKey, endpoint: server.url, source: 'node-spool', spoolDir });
-    await up.flush(10_000);
-    assert.equal(up.stats().spoolLength, 0);
-    await up.shutdown();
-    const stored = (await storedEvents(server, { subject })).map((e) => e.id);
-    assert.deepEqual(stored.sort(), ids.sort());
+    await replaysExactly(spoolDir, subject, ids);
   });
 
   test('shutdown leaves undelivered events spooled (not dropped) and releases the directory at once', async () => {
@@ -59,12 +64,7 @@ describe('spool', () => {
     assert.deepEqual({ dropped, spoolLength }, { dropped: 0, spoolLength: 20 });
 
     // `down` is still referenced: shutdown alone released the directory.
-    const up = new Client({ apiKey: server.secretKey, endpoint: server.url, source: 'node-spool', spoolDir });
-    await up.flush(10_000);
-    assert.equal(up.stats().spoolLength, 0);
-    await up.shutdown();
-    const stored = (await storedEvents(server, { subject })).map((e) => e.id);
-    assert.deepEqual(stored.sort(), ids.sort());
+    await replaysExactly(spoolDir, subject, ids);
     assert.equal(down.stats().spoolLength, 20);
   });
 
