@@ -6,7 +6,6 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./native.js');
-const nativeTrack = native.track;
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** How long the `beforeExit` flush may keep a process alive (the core's drop flush, too). */
@@ -294,13 +293,10 @@ function checkTrackOptions(options) {
   }
 }
 
-/** One string for the native call: `[type, subject, data, id, time]`. */
-function encodeCall(type, subject, data, options) {
+/** `data` as JSON text for the native call (type and subject cross as strings of their own). */
+function encodeData(data) {
   try {
-    // JSON.stringify writes `null` for an absent id or time, and ISO 8601 for a Date.
-    return options === undefined || options === null
-      ? JSON.stringify([type, subject, data, null, null])
-      : JSON.stringify([type, subject, data, options.id ?? null, options.time ?? null]);
+    return JSON.stringify(data);
   } catch (e) {
     // Checked values only fail here by size ("Invalid string length") or a toJSON that threw.
     if (e instanceof RangeError)
@@ -309,6 +305,11 @@ function encodeCall(type, subject, data, options) {
     error.cause = e;
     throw error;
   }
+}
+
+/** `time` as the native call takes it: an RFC 3339 string (a Date as `toISOString()` writes it). */
+function timeText(time) {
+  return time instanceof Date ? time.toISOString() : (time ?? null);
 }
 
 function checkTimeout(timeoutMs) {
@@ -405,8 +406,8 @@ const kExitFlush = Symbol('meterline.exitFlush');
  */
 class Client extends EventEmitter {
   #native;
-  /** The core client for `native.track` (a plain function: cheaper than a method call). */
-  #handle;
+  /** `(type, subject, dataJson, id?, time?) => id`, bound to the native client (the hot path). */
+  #track;
   #ref;
   #exitFlushedAt = 0;
 
@@ -433,7 +434,7 @@ class Client extends EventEmitter {
     const onConnection = (change) => ref.deref()?.#dispatch('connection', change);
     try {
       this.#native = new native.NativeClient(options, dispatch, onUsageThreshold, onConnection);
-      this.#handle = this.#native.handle();
+      this.#track = this.#native.tracker();
     } catch (e) {
       throw toError(e);
     }
@@ -451,9 +452,11 @@ class Client extends EventEmitter {
     checkAttribute('subject', subject);
     checkData(data);
     if (options !== undefined && options !== null) checkTrackOptions(options);
-    const call = encodeCall(type, subject, data, options);
+    const json = encodeData(data);
     try {
-      return nativeTrack(this.#handle, call);
+      return options === undefined || options === null
+        ? this.#track(type, subject, json)
+        : this.#track(type, subject, json, options.id ?? null, timeText(options.time));
     } catch (e) {
       throw toError(e);
     }

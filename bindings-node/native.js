@@ -839,4 +839,3 @@ module.exports._EntitlementCache = nativeBinding._EntitlementCache
 module.exports.VectorCache = nativeBinding.VectorCache
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports._retryDecision = nativeBinding._retryDecision
-module.exports.track = nativeBinding.track

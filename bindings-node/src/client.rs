@@ -1,20 +1,18 @@
 //! `NativeClient`: the core's [`Client`] as a JavaScript class. Each method clones the core
 //! handle, calls the core and maps the error; `index.js` puts the idiomatic API on top.
 
-use std::{borrow::Cow, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use meterline_core::{
-    Client, ValidationError,
+    Client,
     runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, UsageThresholdCallback},
 };
 use napi::{
-    Env, JsString, Result,
-    bindgen_prelude::{External, Function, Object, PromiseRaw, spawn_blocking},
+    Env, Result,
+    bindgen_prelude::{Function, Object, PromiseRaw, spawn_blocking},
     threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
 };
 use napi_derive::napi;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::{
     config::config_from_js,
@@ -30,74 +28,6 @@ type Listener<T> = ThreadsafeFunction<T, (), T, napi::Status, false, true>;
 /// Wraps `f` in a weak thread-safe function (see [`Listener`]).
 fn listener<T: 'static + napi::bindgen_prelude::ToNapiValue>(f: Function<T, ()>) -> Result<Listener<T>> {
     f.build_threadsafe_function::<T>().weak::<true>().build()
-}
-
-/// One `track()` call as the JS layer sends it: `JSON.stringify([type, subject, data, id,
-/// time])` — one string crossing instead of five values (DESIGN/TOOLCHAIN: the cheapest
-/// path into Rust that still validates synchronously). `data` stays JSON text: the core
-/// embeds it as it is and parses it only when a schema or local usage counting needs it.
-#[derive(Deserialize)]
-struct TrackCall<'a>(
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] &'a RawValue,
-    Option<String>,
-    Option<String>,
-);
-
-/// Validates and queues one event on `handle`'s client (from `NativeClient.handle()`); `call`
-/// is `JSON.stringify([type, subject, data, id, time])` (`id`/`time` `null` when not given).
-/// Returns the event id. Throws a validation, `queue_full` or `client_closed` report.
-#[napi(ts_args_type = "handle: ExternalObject<'ClientHandle'>, call: string")]
-pub fn track<'env>(env: &'env Env, handle: &External<ClientHandle>, call: String) -> Result<JsString<'env>> {
-    let client = handle
-        .0
-        .as_ref()
-        .ok_or_else(|| meterline_core::Error::Closed.into_napi_err(env))?;
-    let result = match split_plain_call(&call) {
-        Some((event_type, subject, data)) => client.track_json(event_type, subject, data, None, None),
-        None => {
-            let TrackCall(event_type, subject, data, id, time) =
-                serde_json::from_str(&call).map_err(|e| unreadable(&e).into_napi_err(env))?;
-            client.track_json(&event_type, &subject, data, id, time)
-        }
-    };
-    let id = result.map_err(|e| e.into_napi_err(env))?;
-    // Ids are ASCII (a UUID, or a caller's id that came in as JSON text): a Latin-1 string
-    // skips V8's UTF-8 decoding.
-    if id.is_ascii() {
-        env.create_string_latin1(id.as_bytes())
-    } else {
-        env.create_string(&id)
-    }
-}
-
-/// The usual call, `["<type>","<subject>",<data>,null,null]` with no escapes in type and
-/// subject, split without a general JSON parse (≈ 1,800 instructions of a ≈ 10,000-instruction
-/// call); `data` is still parsed as exactly one JSON value. `None` for anything else — an
-/// escape, a given id or time, text that does not fit — which the full parse then reads
-/// (and words the error for).
-fn split_plain_call(call: &str) -> Option<(&str, &str, &RawValue)> {
-    let rest = call.strip_prefix("[\"")?;
-    let (event_type, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(",\"")?;
-    let (subject, rest) = rest.split_once('"')?;
-    let data = rest.strip_prefix(',')?.strip_suffix(",null,null]")?;
-    if event_type.contains('\\') || subject.contains('\\') {
-        return None;
-    }
-    let data: &RawValue = serde_json::from_str(data).ok()?;
-    Some((event_type, subject, data))
-}
-
-/// A second handle on a [`NativeClient`]'s core client, for [`track`]. `None` only while
-/// being dropped.
-pub struct ClientHandle(Option<Client>);
-
-impl Drop for ClientHandle {
-    fn drop(&mut self) {
-        release(self.0.take());
-    }
 }
 
 /// The native half of `meterline.Client` (internal: use the `Client` class of the package).
@@ -153,13 +83,14 @@ impl NativeClient {
         Ok(NativeClient { inner: Some(client) })
     }
 
-    /// The core client as an `External` for [`track`], the hot path: a plain function taking
-    /// an external skips the class-instance borrow bookkeeping napi-rs does on every method
-    /// call (≈ 0.3 µs of a 2–3 µs call). The handle shares the client; dropping it never
-    /// blocks the JavaScript thread (see [`ClientHandle`]).
-    #[napi(ts_return_type = "ExternalObject<'ClientHandle'>")]
-    pub fn handle(&self, env: &Env) -> Result<External<ClientHandle>> {
-        Ok(External::new(ClientHandle(Some(self.client(env)?.clone()))))
+    /// A function that tracks on this client: `(type, subject, data, id?, time?) => id`, the
+    /// hot path of `Client.track()` (see [`crate::track`]). It shares the core client; when
+    /// it is garbage-collected its share is released off the JavaScript thread.
+    #[napi(
+        ts_return_type = "(type: string, subject: string, data: string, id?: string | null, time?: string | null) => string"
+    )]
+    pub fn tracker<'env>(&self, env: &'env Env) -> Result<crate::track::Tracker<'env>> {
+        crate::track::tracker(env, self.client(env)?.clone())
     }
 
     /// Resolves once everything tracked before the call is settled; rejects with a
@@ -216,7 +147,7 @@ impl Drop for NativeClient {
 
 /// Drops a core client handle off the JavaScript thread: when it is the last one, the core's
 /// drop flushes the queue for up to 5 s.
-fn release(client: Option<Client>) {
+pub(crate) fn release(client: Option<Client>) {
     if let Some(client) = client {
         let spawned = std::thread::Builder::new()
             .name("meterline-drop".into())
@@ -226,12 +157,6 @@ fn release(client: Option<Client>) {
             eprintln!("meterline: cannot start a thread to release a client ({e}); releasing it inline");
         }
     }
-}
-
-/// The `call` string did not parse. The JS layer only sends `JSON.stringify` output of checked
-/// values, so this means text JSON cannot carry into Rust (a lone UTF-16 surrogate).
-fn unreadable(err: &serde_json::Error) -> ValidationError {
-    ValidationError::invalid_event("", format!("the event is not valid Unicode JSON text: {err}"))
 }
 
 /// `timeoutMs` → `Duration` (negative or NaN → zero; the JS layer checks the argument).

@@ -12,3 +12,4 @@ pub mod entitlements;
 pub mod error;
 pub mod retry;
 pub mod stats;
+pub mod track;

@@ -1,6 +1,7 @@
 // Bad input from JavaScript: every argument of the wrong type, values JSON cannot carry,
 // huge payloads. Each is a typed MeterlineError, and the process stays healthy.
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 
 import { ArgumentError, Client, ConfigError, MeterlineError, ValidationError } from '../index.mjs';
@@ -246,6 +247,57 @@ describe('huge payloads', () => {
     refused(() => client.track('t'.repeat(300), 'c1', {}), ValidationError, { path: '/type' });
     refused(() => client.track('t', 's'.repeat(300), {}), ValidationError, { path: '/subject' });
     refused(() => client.track('t', 'c1', {}, { id: 'i'.repeat(300) }), ValidationError, { path: '/id' });
+  });
+});
+
+describe('the native tracking function called directly (internal API, hostile use)', () => {
+  // `Client.track()` checks its arguments before the native call; the native function must
+  // still refuse anything else with a report, never crash or queue it.
+  const require = createRequire(import.meta.url);
+  const native = require('../native.js');
+  let nativeClient;
+  let track;
+  before(() => {
+    nativeClient = new native.NativeClient(
+      { apiKey: server.secretKey, endpoint: server.url, fetchSchemas: false },
+      () => {},
+      () => {},
+      () => {},
+    );
+    track = nativeClient.tracker();
+  });
+  after(() => nativeClient.shutdown(5000));
+
+  const reported = (fn, code, path) =>
+    assert.throws(fn, (e) => {
+      assert.equal(e.code, code, e.message);
+      if (path !== undefined) assert.equal(e.path, path, e.message);
+      assert.ok(e.message.length > 0 && e.message.length < 600, e.message);
+      return true;
+    });
+  for (const [what, args, path] of [
+    ['type a number', [1, 'c1', '{}'], '/type'],
+    ['subject an object', ['t', {}, '{}'], '/subject'],
+    ['data an object instead of its JSON', ['t', 'c1', { a: 1 }], '/data'],
+  ]) {
+    test(`${what} → invalid_event at ${path}`, () => reported(() => track(...args), 'invalid_event', path));
+  }
+  for (const data of ['', '{', '{"a":1}x', '{"a":1} {"b":2}', 'NaN', '{"a":01}', "{'a':1}"]) {
+    test(`data ${JSON.stringify(data)} is not one JSON value → invalid_event at /data`, () =>
+      reported(() => track('t', 'c1', data), 'invalid_event', '/data'));
+  }
+  for (const data of ['[1]', '"s"', '7', 'null', 'true']) {
+    test(`data ${data} is JSON but not an object → invalid_event`, () =>
+      reported(() => track('t', 'c1', data), 'invalid_event'));
+  }
+  test('too few arguments throw, too many are ignored', () => {
+    assert.throws(() => track('t', 'c1'));
+    assert.equal(typeof track('node.native_extra', 'c1', '{"n":1}', null, null, 'extra'), 'string');
+  });
+  test('a lone surrogate in type reaches the core as U+FFFD, never as invalid UTF-8', () => {
+    // The JS layer refuses ill-formed strings first; N-API replaces them if one gets through.
+    const id = track('node.native\uD800', 'c1', '{}');
+    assert.equal(typeof id, 'string');
   });
 });
 

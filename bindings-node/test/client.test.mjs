@@ -62,7 +62,7 @@ describe('round trip', () => {
   });
 
   test('types and subjects that JSON must escape, or that look like the call around them, arrive intact', async () => {
-    // track() splits the usual call without a JSON parser; these take the full parse.
+    // type and subject cross into Rust as strings of their own, data as JSON text.
     const c = client();
     const subjects = [
       'cus"tomer',
@@ -88,6 +88,33 @@ describe('round trip', () => {
     assert.equal(stored.at(-1).id, 'given-id-1');
     const [quoted] = await storedEvents(server, { type: 'node.esc"apes' });
     assert.deepEqual([quoted.subject, quoted.data], ['plain', { n: 1 }]);
+    await c.shutdown();
+  });
+
+  test('events around and far beyond the native scratch buffer (16 KiB) arrive intact', async () => {
+    // The native side copies the strings into one reused 16 KiB buffer and re-reads a string
+    // that may have been cut short; 4-byte characters land on every offset near the limit.
+    const c = client();
+    const sent = [];
+    for (let pad = 16_280; pad < 16_380; pad++) {
+      const data = { text: 'x'.repeat(pad) + '𝄞é𝄞', pad };
+      sent.push(data);
+      c.track('node.scratch', `customer-${pad}-𝄞`, data);
+    }
+    const big = { text: '𝄞'.repeat(100_000), list: Array.from({ length: 1000 }, (_, i) => `item-${i}-é`) };
+    sent.push(big);
+    c.track('node.scratch', 'customer-big', big);
+    // A small event after the big one: the buffer is cut back to its usual size.
+    sent.push({ after: true });
+    c.track('node.scratch', 'customer-after', { after: true });
+    await c.flush();
+    const stored = await storedEvents(server, { type: 'node.scratch' });
+    assert.equal(stored.length, sent.length);
+    assert.deepEqual(
+      stored.map((e) => e.data),
+      sent,
+    );
+    assert.equal(stored[0].subject, 'customer-16280-𝄞');
     await c.shutdown();
   });
 
