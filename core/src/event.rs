@@ -332,11 +332,15 @@ fn needs_escape(bytes: &[u8]) -> bool {
         word.copy_from_slice(chunk);
         found |= special(u64::from_le_bytes(word));
     }
-    // The tail, padded with spaces (which need no escape).
-    let rest = chunks.remainder();
-    let mut word = [b' '; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    found |= special(u64::from_le_bytes(word));
+    if chunks.remainder().is_empty() {
+        return found != 0;
+    }
+    // The tail: the last eight bytes again (overlapping), or byte by byte when there are
+    // fewer — no variable-length copy (a `memcpy` call was a third of the scan).
+    match bytes.last_chunk::<8>() {
+        Some(last) => found |= special(u64::from_le_bytes(*last)),
+        None => return bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\'),
+    }
     found != 0
 }
 
