@@ -182,10 +182,11 @@ async fn run(
 ) {
     let mut inserts = None;
     let mut syncer = match Syncer::start(&mut conn).await {
-        Ok(s) => s,
+        Ok(syncer) => syncer,
         Err(e) => {
-            tracing::error!(error = %e, "the event writer could not start");
-            return;
+            // Nothing was switched (the pragma is the last step): SQLite syncs as configured.
+            tracing::warn!(error = %e, "choosing how to sync commits failed; SQLite syncs each commit itself");
+            Syncer { mode: SyncMode::Sqlite }
         }
     };
     loop {
