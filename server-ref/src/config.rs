@@ -108,7 +108,8 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Synchronous {
-    /// fsync the WAL at every commit: a committed batch survives power loss.
+    /// fsync the WAL at every commit: a committed batch survives power loss. (The event
+    /// writer's commits are synced by the server on a thread of its own, before their 202.)
     Full,
     /// fsync only at checkpoints: survives a crash of the process (`kill -9`), but an OS
     /// crash or power loss may undo the last commits.

@@ -189,3 +189,44 @@ async fn admin_keys_cannot_ingest() {
     let (status, _, resp) = s.post_raw("/v1/events", Some(s.ak()), Some(BATCH), None, body).await;
     assert_error(status, &resp, 403, "forbidden");
 }
+
+/// The thread names of a process (Linux `/proc/<pid>/task/*/comm`).
+fn thread_names(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+/// With `synchronous = "full"` (the default) on a database file, the server fsyncs each
+/// commit's WAL on its `meterline-sync` thread before the 202, overlapping the next
+/// transaction (docs/decisions.md, ingest, session 6); were the WAL file not found, it
+/// would fall back to SQLite's own sync and this thread would be missing. With `normal`,
+/// SQLite's behaviour is kept and there is no such thread.
+#[tokio::test]
+async fn full_durability_syncs_the_wal_on_the_servers_own_thread() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("skipped: no /proc/<pid>/task to read the server's thread names from");
+        return;
+    }
+    let s = Server::start();
+    let (status, body) = s.send(&[ev("w1"), ev("w2")]).await;
+    assert_eq!((status.as_u16(), body["accepted"].as_u64()), (202, Some(2)), "{body}");
+    let names = thread_names(s.pid());
+    assert!(names.iter().any(|n| n == "meterline-sync"), "{names:?}");
+    assert!(names.iter().any(|n| n == "meterline-write"), "{names:?}");
+
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    std::fs::write(
+        dir.path().join("meterline.toml"),
+        "[storage]\nsynchronous = \"normal\"\n",
+    )
+    .unwrap();
+    let s = Server::start_in(dir, &[]);
+    let (status, body) = s.send(&[ev("n1")]).await;
+    assert_eq!((status.as_u16(), body["accepted"].as_u64()), (202, Some(1)), "{body}");
+    let names = thread_names(s.pid());
+    assert!(!names.iter().any(|n| n == "meterline-sync"), "{names:?}");
+    assert!(names.iter().any(|n| n == "meterline-write"), "{names:?}");
+}

@@ -2,9 +2,11 @@
 //! per transaction (group commit).
 //!
 //! Handlers [`Writer::submit`] a validated batch over a bounded channel and await the
-//! answer, which is sent only after the transaction holding the batch has committed. While
-//! one commit is being synced, new batches queue up and go into the next transaction, so
-//! the number of commits (fsyncs) grows much slower than the number of requests.
+//! answer, which is sent only after the transaction holding the batch has committed and the
+//! commit is on disk. While one transaction is being written, new batches queue up and go
+//! into the next, so the number of commits (fsyncs) grows much slower than the number of
+//! requests; with `synchronous = full` the fsync itself runs on a thread of its own
+//! (`Syncer`), overlapping the next transaction.
 //!
 //! The same transaction adds the new events to the usage counters that metered features
 //! read and appends the stream messages of the limits they cross
@@ -179,6 +181,14 @@ async fn run(
     mut metering: Metering,
 ) {
     let mut inserts = None;
+    let mut syncer = match Syncer::start(&mut conn).await {
+        Ok(syncer) => syncer,
+        Err(e) => {
+            // Nothing was switched (the pragma is the last step): SQLite syncs as configured.
+            tracing::warn!(error = %e, "choosing how to sync commits failed; SQLite syncs each commit itself");
+            Syncer { mode: SyncMode::Sqlite }
+        }
+    };
     loop {
         let first = tokio::select! {
             job = rx.recv() => job,
@@ -200,8 +210,9 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, &mut inserts, &mut metering, group).await;
+        commit_group(&mut conn, &mut inserts, &mut metering, &mut syncer, group).await;
     }
+    syncer.stop();
     if let Some(inserts) = inserts.take() {
         match conn.lock_handle().await {
             Ok(mut locked) => inserts.close(&mut locked),
@@ -220,6 +231,7 @@ async fn commit_group(
     conn: &mut SqliteConnection,
     inserts: &mut Option<Inserts>,
     metering: &mut Metering,
+    syncer: &mut Syncer,
     group: Vec<Job>,
 ) {
     let started = std::time::Instant::now();
@@ -275,11 +287,16 @@ async fn commit_group(
         Ok((outcomes, frames)) => {
             tracing::debug!(requests = replies.len(), events, elapsed = ?started.elapsed(), "committed");
             metrics::histogram!(crate::health::COMMIT_SIZE).record(events as f64);
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
-            }
-            if let Some(order) = order {
-                order.publish(frames);
+            let answers: Answers = replies.into_iter().zip(outcomes).collect();
+            match order {
+                // Stream messages go out only after their commit's sync: sync here. (Should
+                // the sync fail, the commit is still what readers of the database see, so
+                // its messages are published; its requests get the error and retry.)
+                Some(order) => {
+                    answer(answers, &syncer.sync_now());
+                    order.publish(frames);
+                }
+                None => syncer.sync_then_answer(answers),
             }
         }
         Err(e) => {
@@ -349,5 +366,227 @@ impl Inserts {
     /// Finalizes the cached statements (the connection cannot close while they live).
     fn close(self, _locked: &mut LockedSqliteHandle<'_>) {
         drop(self.db);
+    }
+}
+
+/// Makes each commit durable before its requests are answered.
+///
+/// With `synchronous = full` SQLite fsyncs the WAL inside `COMMIT`, so the next
+/// transaction's inserts wait for the disk. Instead, for a database file configured `full`,
+/// the writer connection runs `synchronous = normal` (SQLite writes the commit's WAL frames
+/// without syncing them) and the `meterline-sync` thread syncs the WAL file and only then
+/// answers the requests of every commit the sync covers, while the writer already inserts
+/// the next group. A 202 is still sent only after a sync that began after its commit wrote
+/// its frames; the WAL is written in order, so that sync covers every earlier commit too.
+/// A commit with stream messages is synced on the writer itself before they are published.
+struct Syncer {
+    mode: SyncMode,
+}
+
+/// Who makes commits durable.
+enum SyncMode {
+    /// SQLite, inside `COMMIT` (`synchronous = normal` configured, or no WAL file).
+    Sqlite,
+    /// The `meterline-sync` thread, by syncing the WAL file after the commit.
+    Pipelined {
+        wal: Arc<std::fs::File>,
+        commits: Option<std::sync::mpsc::Sender<Answers>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    },
+}
+
+/// The requests of one commit with what storing them did.
+type Answers = Vec<(Reply, WriteOutcome)>;
+
+/// Answers every request of a commit: its outcome once `synced`, else the sync's error.
+fn answer(answers: Answers, synced: &Result<(), String>) {
+    for (reply, outcome) in answers {
+        let _ = reply.send(match synced {
+            Ok(()) => Ok(outcome),
+            Err(e) => Err(WriteError::Database(e.clone())),
+        });
+    }
+}
+
+fn sync_wal(wal: &std::fs::File) -> Result<(), String> {
+    wal.sync_data()
+        .map_err(|e| format!("syncing the write-ahead log failed: {e}"))
+}
+
+impl Syncer {
+    /// Chooses the mode for `conn`: pipelined when it is a database file with
+    /// `synchronous = full` (then switching the connection to `normal`).
+    async fn start(conn: &mut SqliteConnection) -> Result<Syncer, sqlx::Error> {
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await?;
+        let file: Option<String> = sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_optional(&mut *conn)
+            .await?;
+        // 2 = FULL (3 = EXTRA); an in-memory or temporary database has no file name.
+        let Some(file) = file.filter(|f| synchronous >= 2 && !f.is_empty()) else {
+            return Ok(Syncer { mode: SyncMode::Sqlite });
+        };
+        let wal = match std::fs::File::open(format!("{file}-wal")) {
+            Ok(wal) => wal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the write-ahead log; SQLite syncs each commit itself");
+                return Ok(Syncer { mode: SyncMode::Sqlite });
+            }
+        };
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        Ok(Syncer::pipelined(wal))
+    }
+
+    /// A syncer that syncs `wal` on its own thread.
+    ///
+    /// # Panics
+    /// When the thread cannot be created (out of resources at start-up).
+    fn pipelined(wal: std::fs::File) -> Syncer {
+        let wal = Arc::new(wal);
+        let (commits, rx) = std::sync::mpsc::channel::<Answers>();
+        let file = wal.clone();
+        let thread = std::thread::Builder::new()
+            .name("meterline-sync".into())
+            .spawn(move || {
+                // One sync answers every commit queued while the previous one ran.
+                while let Ok(first) = rx.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(rx.try_iter());
+                    let synced = sync_wal(&file);
+                    if let Err(e) = &synced {
+                        tracing::error!(error = %e, "event commits not acknowledged");
+                    }
+                    for answers in waiting {
+                        answer(answers, &synced);
+                    }
+                }
+            })
+            .expect("the WAL sync thread");
+        Syncer {
+            mode: SyncMode::Pipelined {
+                wal,
+                commits: Some(commits),
+                thread: Some(thread),
+            },
+        }
+    }
+
+    /// Makes every commit so far durable, on the calling thread.
+    fn sync_now(&self) -> Result<(), String> {
+        match &self.mode {
+            SyncMode::Sqlite => Ok(()),
+            SyncMode::Pipelined { wal, .. } => sync_wal(wal),
+        }
+    }
+
+    /// Answers the requests of the commit that just ended once it is durable.
+    fn sync_then_answer(&self, answers: Answers) {
+        match &self.mode {
+            SyncMode::Pipelined {
+                commits: Some(commits), ..
+            } => {
+                if let Err(unsent) = commits.send(answers) {
+                    answer(unsent.0, &self.sync_now());
+                }
+            }
+            _ => answer(answers, &self.sync_now()),
+        }
+    }
+
+    /// Answers what is queued and ends the thread.
+    fn stop(&mut self) {
+        if let SyncMode::Pipelined { commits, thread, .. } = &mut self.mode {
+            drop(commits.take());
+            if let Some(thread) = thread.take()
+                && thread.join().is_err()
+            {
+                tracing::error!("the WAL sync thread failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(accepted: u64) -> (Answers, oneshot::Receiver<Result<WriteOutcome, WriteError>>) {
+        let (reply, answer) = oneshot::channel();
+        let outcome = WriteOutcome {
+            accepted,
+            duplicates: 0,
+        };
+        (vec![(reply, outcome)], answer)
+    }
+
+    #[test]
+    fn a_commit_is_answered_after_the_wal_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = std::fs::File::create(dir.path().join("db-wal")).unwrap();
+        let mut syncer = Syncer::pipelined(wal);
+        let (answers, mut first) = commit(3);
+        syncer.sync_then_answer(answers);
+        let (answers, second) = commit(4);
+        syncer.sync_then_answer(answers);
+        syncer.stop();
+        assert_eq!(first.try_recv().unwrap().unwrap().accepted, 3);
+        assert_eq!(second.blocking_recv().unwrap().unwrap().accepted, 4);
+        // After stop, a commit is synced on the caller's thread.
+        let (answers, third) = commit(5);
+        syncer.sync_then_answer(answers);
+        assert_eq!(third.blocking_recv().unwrap().unwrap().accepted, 5);
+    }
+
+    /// `full` on a database file: the server syncs the WAL (the connection runs `normal`);
+    /// `normal`, or a database without a file: SQLite alone, as configured.
+    #[tokio::test]
+    async fn the_server_syncs_the_wal_of_a_full_database_file() {
+        use sqlx::Connection;
+
+        use crate::config::{StorageConfig, Synchronous};
+        let dir = tempfile::tempdir().unwrap();
+        for (name, synchronous, pipelined) in [
+            ("full.db", Synchronous::Full, true),
+            ("normal.db", Synchronous::Normal, false),
+        ] {
+            let config = StorageConfig {
+                database_url: format!("sqlite://{}", dir.path().join(name).display()),
+                synchronous,
+                ..StorageConfig::default()
+            };
+            let (store, mut conn) = super::super::Store::open(&config).await.unwrap();
+            let mut syncer = Syncer::start(&mut conn).await.unwrap();
+            assert_eq!(matches!(syncer.mode, SyncMode::Pipelined { .. }), pipelined, "{name}");
+            let now: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(now, 1, "{name}: the writer connection runs NORMAL");
+            syncer.stop();
+            conn.close().await.unwrap();
+            store.close().await;
+        }
+        let mut memory = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let syncer = Syncer::start(&mut memory).await.unwrap();
+        assert!(matches!(syncer.mode, SyncMode::Sqlite), "no file, no WAL to sync");
+    }
+
+    #[test]
+    fn a_failed_wal_sync_answers_an_error_not_the_outcome() {
+        // fdatasync of a character device fails (EINVAL): no 202 may follow.
+        let Ok(wal) = std::fs::File::open("/dev/null") else {
+            eprintln!("skipped: /dev/null is not available");
+            return;
+        };
+        let mut syncer = Syncer::pipelined(wal);
+        let (answers, pipelined) = commit(3);
+        syncer.sync_then_answer(answers);
+        let failed = syncer.sync_now();
+        syncer.stop();
+        let err = pipelined.blocking_recv().unwrap().unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Database(m) if m.contains("syncing the write-ahead log failed")),
+            "{err}"
+        );
+        assert!(failed.unwrap_err().contains("syncing the write-ahead log failed"));
     }
 }
