@@ -21,8 +21,9 @@
 //! connections, default 1000), `BENCH_CLIENTS` (real clients, default 20), `BENCH_ROUNDS`
 //! (fan-out rounds, default 10), `BENCH_SINGLE` (single rounds, default 50), `BENCH_SHARED`
 //! (shared customers, default 10), `BENCH_SHARED_ROUNDS` (rounds of each shared kind, default
-//! 10). Talks only to
-//! 127.0.0.1 and stops by itself.
+//! 10), `BENCH_SHARED_PLAN_ROUNDS` (shared plan rounds only, default `BENCH_SHARED_ROUNDS`;
+//! 0 runs just the shared overrides, e.g. under `perf`). Talks only to 127.0.0.1 and stops
+//! by itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -30,7 +31,7 @@ mod common;
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -41,7 +42,9 @@ use common::BenchServer;
 use futures_util::{SinkExt, StreamExt};
 use meterline_core::{Client, Config};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+use tokio_tungstenite::tungstenite::{
+    Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+};
 
 /// A change an observer saw: which observer, the `tier` seats it now answers, and when.
 type Sighting = (usize, u64, Instant);
@@ -80,26 +83,61 @@ async fn put(http: &reqwest::Client, base: &str, admin: &str, path: &str, body: 
     assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
 }
 
+/// What a raw observer reads of a frame: its `type`, and the `tier` seats of an
+/// `entitlements.updated` answer. serde still checks the whole frame is well-formed JSON; the
+/// other fields are skipped rather than built into a `Value`.
+#[derive(serde::Deserialize)]
+struct Observed<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: Option<ObservedAnswer>,
+}
+
+#[derive(serde::Deserialize)]
+struct ObservedAnswer {
+    entitlements: Option<ObservedFeatures>,
+}
+
+#[derive(serde::Deserialize)]
+struct ObservedFeatures {
+    tier: Option<ObservedTier>,
+}
+
+#[derive(serde::Deserialize)]
+struct ObservedTier {
+    value: Option<ObservedSeats>,
+}
+
+#[derive(serde::Deserialize)]
+struct ObservedSeats {
+    seats: u64,
+}
+
 /// One raw stream connection subscribed to `subjects`; reports every `tier` value it is sent.
+/// Its read buffer is the core client's (8 KiB): tungstenite zero-fills the whole read
+/// buffer before every read, and its 128 KiB default was a third of the observers' CPU.
 async fn raw_observer(url: String, key: String, subjects: Vec<String>, index: usize, seen: mpsc::Sender<Sighting>) {
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "authorization",
         HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+        .await
+        .expect("connect");
     let op = json!({"op": "subscribe", "subjects": subjects});
     ws.send(Message::text(op.to_string())).await.unwrap();
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else { continue };
         let at = Instant::now();
-        let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+        let Ok(observed) = serde_json::from_str::<Observed<'_>>(text.as_str()) else {
             continue;
         };
-        if value["type"] == "subscribed" {
+        if observed.kind == "subscribed" {
             let _ = seen.send((index, 0, at));
-        } else if value["type"] == "entitlements.updated"
-            && let Some(seats) = value["data"]["entitlements"]["tier"]["value"]["seats"].as_u64()
+        } else if observed.kind == "entitlements.updated"
+            && let Some(seats) = observed.data.and_then(|d| d.entitlements?.tier?.value).map(|v| v.seats)
         {
             let _ = seen.send((index, seats, at));
         }
@@ -134,6 +172,7 @@ fn main() {
     let singles = knob("BENCH_SINGLE", 50);
     let shared = knob("BENCH_SHARED", 10);
     let shared_rounds = knob("BENCH_SHARED_ROUNDS", 10);
+    let shared_plan_rounds = knob("BENCH_SHARED_PLAN_ROUNDS", shared_rounds);
     let observers = raw + clients;
 
     let server = BenchServer::start(observers);
@@ -212,14 +251,20 @@ fn main() {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Which of each Client's subjects (index into `watched`) the next round changes: the
+    // poller reads only those, so its own CPU (it shares the 2 cores with the server and
+    // the raw observers) does not grow with the subjects a round leaves alone.
+    let sweep = Arc::new(Mutex::new(vec![0usize]));
     let poller = {
-        let (stop, tx) = (stop.clone(), tx.clone());
+        let (stop, tx, sweep) = (stop.clone(), tx.clone(), sweep.clone());
         let subjects: Vec<Vec<String>> = (raw..observers).map(watched).collect();
         std::thread::spawn(move || {
             let mut last: Vec<Vec<u64>> = subjects.iter().map(|s| vec![1u64; s.len()]).collect();
             while !stop.load(Ordering::Relaxed) {
+                let changing = sweep.lock().unwrap().clone();
                 for (j, client) in real.iter().enumerate() {
-                    for (k, s) in subjects[j].iter().enumerate() {
+                    for &k in &changing {
+                        let s = &subjects[j][k];
                         let answer = client.cached_entitlement(s, "tier").unwrap();
                         let seats = answer.value.and_then(|v| v["seats"].as_u64()).unwrap_or(0);
                         if seats != last[j][k] {
@@ -261,6 +306,7 @@ fn main() {
         (expected - got, put_ms)
     };
     for round in 0..rounds {
+        *sweep.lock().unwrap() = vec![0];
         let seats = 100 + round as u64;
         let plan = json!({"features": {"tier": {"value": {"seats": seats}}}});
         let (lost, put_ms) = sightings(
@@ -291,7 +337,8 @@ fn main() {
             sightings(path, body, seats, expected, into).0
         };
     if shared > 0 {
-        for round in 0..shared_rounds {
+        for round in 0..shared_plan_rounds {
+            *sweep.lock().unwrap() = (1..=shared).collect();
             let seats = 20_000 + round as u64;
             let plan = json!({"features": {"tier": {"value": {"seats": seats}}}});
             let expected = observers * shared;
@@ -308,6 +355,7 @@ fn main() {
             let seats = 30_000 + round as u64;
             let grant = json!({"overrides": {"tier": {"value": {"seats": seats}}}});
             let path = format!("customers/{}", shared_subjects[round % shared]);
+            *sweep.lock().unwrap() = vec![1 + round % shared];
             missing += shared_round(path, grant, seats, observers, (&mut over_raw, &mut over_real));
         }
     }
@@ -334,7 +382,7 @@ fn main() {
     );
     if shared > 0 {
         println!("Shared customers ({shared} on plan team, held by every observer; {shared_rounds} rounds each):");
-        let n = shared_rounds * shared;
+        let n = shared_plan_rounds * shared;
         report("  shared plan change, raw stream connections", plan_raw, n * raw);
         report("  shared plan change, real core Clients", plan_real, n * clients);
         report(

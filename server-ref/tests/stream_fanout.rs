@@ -14,7 +14,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use common::{
     catalog::*,
-    ws::{Ws, connect_key, recv_json, recv_json_within, subscribe},
+    ws::{Ws, connect_key, recv_json, recv_json_within, send_json, subscribe},
     *,
 };
 use serde_json::{Value, json};
@@ -152,4 +152,87 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     assert_eq!(subscribed["seq"], after + 1);
     let subjects: BTreeSet<&str> = replayed.iter().map(|f| f["subject"].as_str().unwrap()).collect();
     assert_eq!(subjects.len(), 30, "one message per customer");
+}
+
+/// The next text frame's exact text (pings and pongs skipped); panics on close or timeout.
+async fn recv_text(ws: &mut Ws) -> String {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return text.as_str().to_owned(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Connections holding the same customer (backend instances of one service): one change
+/// is serialized once and its bytes are shared by every connection that sends it. Each of
+/// them must still get the whole frame, byte for byte the same, exactly once — and a
+/// resume replays those same bytes from the log.
+#[tokio::test]
+async fn one_message_shared_by_many_connections_arrives_whole_at_each() {
+    const CONNECTIONS: usize = 120;
+    let s = start_with_config("[limits]\nrequests_per_second = 100000\nburst = 100000\n");
+    let (ak, sk) = (s.ak(), s.sk());
+    standard_catalog(&s, ak).await;
+    put_ok(&s, ak, "customers/shared", json!({"plan": "pro"})).await;
+    put_ok(&s, ak, "customers/own", json!({"plan": "pro"})).await;
+    let mut conns = Vec::with_capacity(CONNECTIONS);
+    let mut before = 0;
+    for i in 0..CONNECTIONS {
+        let mut ws = connect_key(&s.url, sk).await;
+        // Every third connection also holds another customer, so queues differ.
+        let subjects: &[&str] = if i % 3 == 0 { &["own", "shared"] } else { &["shared"] };
+        let (_, subscribed) = subscribe(&mut ws, subjects, None).await;
+        before = subscribed["seq"].as_u64().unwrap();
+        conns.push(ws);
+    }
+
+    let grant = json!({"overrides": {"tier": {"value": {"seats": 77}}}});
+    put_ok(&s, ak, "customers/shared", grant).await;
+    let mut texts = Vec::with_capacity(CONNECTIONS);
+    for ws in &mut conns {
+        texts.push(recv_text(ws).await);
+    }
+    let first = &texts[0];
+    assert!(texts.iter().all(|t| t == first), "every connection got the same bytes");
+    let frame: Value = serde_json::from_str(first).unwrap();
+    assert_eq!(frame["type"], "entitlements.updated", "{frame}");
+    assert_eq!(frame["subject"], "shared", "{frame}");
+    assert_eq!(frame["seq"], before + 1, "{frame}");
+    assert_eq!(frame["data"]["entitlements"]["tier"]["value"]["seats"], 77, "{frame}");
+    assert_eq!(frame["data"], entitlements(&s, sk, "shared").await);
+
+    // A change to the other customer reaches only its holders, then a second one to the
+    // shared customer: every connection's next frames are exactly those, in seq order.
+    let own = json!({"plan": "pro", "overrides": {"sso": {"enabled": false}}});
+    put_ok(&s, ak, "customers/own", own).await;
+    let grant = json!({"overrides": {"tier": {"value": {"seats": 78}}}});
+    put_ok(&s, ak, "customers/shared", grant).await;
+    for (i, ws) in conns.iter_mut().enumerate() {
+        let mut expected = vec![(json!("shared"), json!(before + 3))];
+        if i % 3 == 0 {
+            expected.insert(0, (json!("own"), json!(before + 2)));
+        }
+        for want in expected {
+            let next: Value = serde_json::from_str(&recv_text(ws).await).unwrap();
+            assert_eq!((next["subject"].clone(), next["seq"].clone()), want, "connection {i}");
+        }
+    }
+
+    // A resume from before the change replays the very same text.
+    let mut resumed = connect_key(&s.url, sk).await;
+    send_json(
+        &mut resumed,
+        json!({"op": "subscribe", "subjects": ["shared"], "since": before}),
+    )
+    .await;
+    assert_eq!(&recv_text(&mut resumed).await, first);
+    let second: Value = serde_json::from_str(&recv_text(&mut resumed).await).unwrap();
+    assert_eq!(second["seq"], before + 3, "{second}");
+    let subscribed: Value = serde_json::from_str(&recv_text(&mut resumed).await).unwrap();
+    assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
 }

@@ -245,7 +245,7 @@ async fn a_full_connection_queue_closes_the_reader_with_1008() {
     // One publish of more frames for c1 than a connection's queue holds (HUB_CAPACITY):
     // the hub routes them all at once, faster than any connection sends. (Routed straight
     // to the hub: what is tested is the routing, not the log.)
-    let text: Arc<str> = json!({"type": "entitlements.updated", "seq": 0}).to_string().into();
+    let text: axum::extract::ws::Utf8Bytes = json!({"type": "entitlements.updated", "seq": 0}).to_string().into();
     let frame = |seq: u64, subject: &str| StreamFrame {
         project_id: s.project_id,
         seq,

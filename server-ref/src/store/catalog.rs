@@ -232,7 +232,7 @@ pub async fn emit_updates(
             subject: subject.clone(),
             data,
         };
-        let frame: std::sync::Arc<str> = serde_json::to_string(&message)
+        let frame: axum::extract::ws::Utf8Bytes = serde_json::to_string(&message)
             .map_err(|e| StoreError::Conflict(format!("stream message does not serialize: {e}")))?
             .into();
         frames.push(StreamFrame {

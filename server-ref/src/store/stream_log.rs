@@ -3,8 +3,7 @@
 //! the change it announces was committed, and a reconnecting client can replay what it
 //! missed with `since`.
 
-use std::sync::Arc;
-
+use axum::extract::ws::Utf8Bytes;
 use meterline_core::stream::ServerMessage;
 use sqlx::{Row, SqliteConnection};
 
@@ -19,8 +18,10 @@ pub struct StreamFrame {
     pub seq: u64,
     /// The customer it concerns; `None` for project-wide messages (`schema.updated`).
     pub subject: Option<String>,
-    /// The JSON text frame.
-    pub frame: Arc<str>,
+    /// The JSON text frame, serialized once: its bytes are shared (reference-counted) by
+    /// every connection that sends it, so a message reaching 1,000 connections is not
+    /// copied 1,000 times.
+    pub frame: Utf8Bytes,
 }
 
 /// What a resume from `since` finds in the log.
@@ -60,7 +61,7 @@ pub async fn append_message(
         .fetch_one(&mut *conn)
         .await?;
     let seq = u64::try_from(seq).map_err(|_| StoreError::Conflict(format!("stream seq {seq} is negative")))?;
-    let frame: Arc<str> = serde_json::to_string(&build(seq))
+    let frame: Utf8Bytes = serde_json::to_string(&build(seq))
         .map_err(|e| StoreError::Conflict(format!("stream message does not serialize: {e}")))?
         .into();
     sqlx::query("INSERT INTO stream_log (project_id, seq, subject, frame, created_at_ms) VALUES (?, ?, ?, ?, ?)")

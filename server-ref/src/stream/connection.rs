@@ -86,6 +86,8 @@ struct Session {
 struct Connection {
     state: AppState,
     socket: WebSocket,
+    /// `meterline_stream_frames_sent_total`, looked up once (not once per burst).
+    frames_sent: metrics::Counter,
     /// The connection's operations (text and binary frames).
     ops: Bucket,
     /// Refused frames tolerated before the connection is closed.
@@ -102,6 +104,7 @@ pub async fn run(state: AppState, socket: WebSocket, presented: Presented) {
         errors: Bucket::new(ERROR_REFILL, state.config.stream.max_errors),
         state,
         socket,
+        frames_sent: metrics::counter!(STREAM_FRAMES_SENT),
     };
     let Some(_slot) = conn.state.streams.admit(conn.state.config.stream.max_connections) else {
         let reason = "too many open stream connections; retry later".to_owned();
@@ -164,7 +167,7 @@ impl Connection {
         }
     }
 
-    async fn serve(&mut self, mut session: Session, mut control: Receiver<Control>) -> End {
+    async fn serve(&mut self, mut session: Session, control: Receiver<Control>) -> End {
         let config = self.state.config.clone();
         let limits = &config.stream;
         let far_future = Instant::now() + Duration::from_secs(365 * 24 * 3600);
@@ -173,11 +176,18 @@ impl Connection {
         let mut idle = pin!(sleep_until(Instant::now() + limits.idle_timeout()));
         let mut ping = interval_at(Instant::now() + limits.ping_interval(), limits.ping_interval());
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // One wait on the control channel lives across the loop's turns: a broadcast
+        // receive registers with (and on drop leaves) the channel under its lock, shared by
+        // every connection, so remaking it at each frame made every frame contend for it.
+        let mut notices = pin!(next_notice(control));
         loop {
             // Unbiased: a busy hub must not starve the client's frames (and pongs), nor
             // a busy client the hub.
             let step = tokio::select! {
-                notice = control.recv() => self.on_control(notice, &session).await,
+                (notice, control) = &mut notices => {
+                    notices.set(next_notice(control));
+                    self.on_control(notice, &session).await
+                }
                 () = &mut expiry, if token_expiry.is_some() => {
                     Err(End::Close(CLOSE_UNAUTHENTICATED, "the customer token expired".into()))
                 }
@@ -230,7 +240,7 @@ impl Connection {
                     if frame.project_id == session.auth.caller.project_id && session.subs.wants(&frame) {
                         Self::deadline(
                             limit,
-                            SinkExt::feed(&mut self.socket, Message::Text(Utf8Bytes::from(&*frame.frame))),
+                            SinkExt::feed(&mut self.socket, Message::Text(frame.frame.clone())),
                         )
                         .await?;
                         fed += 1;
@@ -242,7 +252,7 @@ impl Connection {
                 }
                 if fed > 0 {
                     Self::deadline(limit, SinkExt::flush(&mut self.socket)).await?;
-                    metrics::counter!(STREAM_FRAMES_SENT).increment(fed);
+                    self.frames_sent.increment(fed);
                 }
                 Ok(())
             }
@@ -345,7 +355,7 @@ impl Connection {
                 {
                     LogRead::Covered { frames, current } => {
                         for frame in frames.iter().filter(|f| session.subs.replays(f, &new)) {
-                            self.send_text(&frame.frame).await?;
+                            self.send_text(frame.frame.clone()).await?;
                         }
                         current
                     }
@@ -382,12 +392,12 @@ impl Connection {
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
         let text = serde_json::to_string(message)
             .map_err(|e| End::Close(CLOSE_INTERNAL_ERROR, format!("a message does not serialize: {e}")))?;
-        self.send_text(&text).await
+        self.send_text(text.into()).await
     }
 
-    async fn send_text(&mut self, text: &str) -> Result<(), End> {
-        self.send(Message::Text(Utf8Bytes::from(text))).await?;
-        metrics::counter!(STREAM_FRAMES_SENT).increment(1);
+    async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.send(Message::Text(text)).await?;
+        self.frames_sent.increment(1);
         Ok(())
     }
 
@@ -487,6 +497,12 @@ async fn revoked_key(state: &AppState, session: &Session) -> Result<Option<Strin
         }
     }
     Ok(None)
+}
+
+/// The next control notice, with the receiver to wait for the one after.
+async fn next_notice(mut control: Receiver<Control>) -> (Result<Control, RecvError>, Receiver<Control>) {
+    let notice = control.recv().await;
+    (notice, control)
 }
 
 /// The next frame from the hub, or never before the first subscribe.
