@@ -86,19 +86,9 @@ impl Drop for Handle {
     }
 }
 
-/// Why a call failed: a core error, or an argument that is not what the JS layer sends.
-enum TrackError {
-    Core(meterline_core::Error),
-    Invalid(ValidationError),
-}
-
-impl IntoNapiErr for TrackError {
-    fn into_napi_err(self, env: &Env) -> napi::Error {
-        match self {
-            TrackError::Core(e) => e.into_napi_err(env),
-            TrackError::Invalid(e) => e.into_napi_err(env),
-        }
-    }
+/// An argument that is not what the JS layer sends, as a validation error naming it.
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> meterline_core::Error {
+    ValidationError::invalid_event(path, message).into()
 }
 
 const NAMES: [&str; 3] = ["type", "subject", "data"];
@@ -111,43 +101,24 @@ fn track(
     id: Option<String>,
     time: Option<String>,
     scratch: &mut Vec<u8>,
-) -> std::result::Result<String, TrackError> {
+) -> std::result::Result<String, meterline_core::Error> {
     scratch.clear();
     let mut ranges: [Range<usize>; 3] = [0..0, 0..0, 0..0];
     for (i, value) in args.into_iter().enumerate() {
-        ranges[i] = read_utf8(env, value, scratch).map_err(|_| {
-            TrackError::Invalid(ValidationError::invalid_event(
-                format!("/{}", NAMES[i]),
-                format!("`{}` must be a string", NAMES[i]),
-            ))
-        })?;
+        ranges[i] = read_utf8(env, value, scratch)
+            .map_err(|_| invalid(format!("/{}", NAMES[i]), format!("`{}` must be a string", NAMES[i])))?;
     }
     // One validation for all three (V8 writes valid UTF-8; this keeps `str` sound whatever
     // runtime implements N-API); a range that does not fall on character boundaries fails.
-    let all = std::str::from_utf8(scratch).map_err(|e| {
-        TrackError::Invalid(ValidationError::invalid_event(
-            "",
-            format!("the event is not valid UTF-8 ({e})"),
-        ))
-    })?;
+    let all = std::str::from_utf8(scratch).map_err(|e| invalid("", format!("the event is not valid UTF-8 ({e})")))?;
     let text = |i: usize| {
-        all.get(ranges[i].clone()).ok_or_else(|| {
-            TrackError::Invalid(ValidationError::invalid_event(
-                format!("/{}", NAMES[i]),
-                format!("`{}` is not valid UTF-8", NAMES[i]),
-            ))
-        })
+        all.get(ranges[i].clone())
+            .ok_or_else(|| invalid(format!("/{}", NAMES[i]), format!("`{}` is not valid UTF-8", NAMES[i])))
     };
     let (event_type, subject, data) = (text(0)?, text(1)?, text(2)?);
-    let data: &RawValue = serde_json::from_str(data).map_err(|e| {
-        TrackError::Invalid(ValidationError::invalid_event(
-            "/data",
-            format!("`data` is not one JSON value: {e}"),
-        ))
-    })?;
-    client
-        .track_json(event_type, subject, data, id, time)
-        .map_err(TrackError::Core)
+    let data: &RawValue =
+        serde_json::from_str(data).map_err(|e| invalid("/data", format!("`data` is not one JSON value: {e}")))?;
+    client.track_json(event_type, subject, data, id, time)
 }
 
 /// Argument `index` as a string, `None` when absent, `null` or `undefined`.

@@ -128,7 +128,8 @@ fn connect_options(config: &StorageConfig) -> Result<SqliteConnectOptions, Store
         .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
         .foreign_keys(true)
         // Multi-row INSERTs inside a transaction (the catalog's batched writes) keep a
-        // statement journal; in memory it costs no file writes. A larger page cache keeps the event indexes' hot pages.
+        // statement journal; in memory it costs no file writes. A larger page cache keeps
+        // the event indexes' hot pages.
         .pragma("temp_store", "memory")
         .pragma("cache_size", "-65536")
         .statement_cache_capacity(128);
