@@ -22,18 +22,27 @@
 //! (fan-out rounds, default 10), `BENCH_SINGLE` (single rounds, default 50), `BENCH_SHARED`
 //! (shared customers, default 10), `BENCH_SHARED_ROUNDS` (rounds of each shared kind, default
 //! 10), `BENCH_SHARED_PLAN_ROUNDS` (shared plan rounds only, default `BENCH_SHARED_ROUNDS`;
-//! 0 runs just the shared overrides, e.g. under `perf`). Talks only to 127.0.0.1 and stops
-//! by itself.
+//! 0 runs just the shared overrides, e.g. under `perf`), `BENCH_FLOOR_ROUNDS` (rounds of the
+//! kernel floor, default 30; 0 skips it), `BENCH_GAP_MS` (pause before each change and each
+//! floor round, default 5: changes are measured one at a time on a machine that went idle,
+//! as admin changes arrive; 0 sends the next as soon as the last was seen everywhere, which
+//! on this VM is ≈ 2 ms faster per change because no thread has gone to sleep). Talks only to
+//! 127.0.0.1 and stops by itself.
+//!
+//! The kernel floor (`floor/mod.rs`) runs last, once the server is gone: the same number of
+//! bare loopback TCP connections, each sent one message as long as the real frame per round,
+//! nothing else in the way. The shared override is printed against it as a ratio: what is
+//! above 1× is the server's and the observers' own work.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+mod floor;
 
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-        mpsc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -49,6 +58,35 @@ use tokio_tungstenite::tungstenite::{
 /// A change an observer saw: which observer, the `tier` seats it now answers, and when.
 type Sighting = (usize, u64, Instant);
 
+/// Where observers record what they saw, drained by the main thread every millisecond. The
+/// time of a sighting is taken by the observer, so the drain's delay is not measured. (A
+/// channel woke the main thread once per sighting: that futex wake per frame was a fifth of
+/// the observers' CPU, on the same 2 cores as the server.)
+#[derive(Clone, Default)]
+struct Sightings(Arc<Mutex<Vec<Sighting>>>);
+
+impl Sightings {
+    fn record(&self, sighting: Sighting) {
+        self.0.lock().unwrap().push(sighting);
+    }
+
+    /// The sightings `keep` accepts (others are dropped), once `wanted` of them arrived or
+    /// `within` passed.
+    fn wait(&self, wanted: usize, within: Duration, keep: impl Fn(&Sighting) -> bool) -> Vec<Sighting> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::with_capacity(wanted);
+        let mut batch = Vec::new();
+        loop {
+            std::mem::swap(&mut batch, &mut *self.0.lock().unwrap());
+            got.extend(batch.drain(..).filter(|s| keep(s)));
+            if got.len() >= wanted || Instant::now() >= deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -61,16 +99,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn report(label: &str, mut ms: Vec<f64>, expected: usize) {
+/// Prints the sightings' p50 / p99 / max and returns the p50 and p99.
+fn report(label: &str, mut ms: Vec<f64>, expected: usize) -> (f64, f64) {
     ms.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&ms, 50.0), percentile(&ms, 99.0));
     println!(
-        "{label}: {} of {expected} sightings, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{label}: {} of {expected} sightings, p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms",
         ms.len(),
-        percentile(&ms, 50.0),
-        percentile(&ms, 99.0),
         ms.last().copied().unwrap_or(f64::NAN)
     );
+    (p50, p99)
 }
+
+/// Length of the last `entitlements.updated` frame a raw observer read (the floor sends
+/// messages of this size).
+static FRAME_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 async fn put(http: &reqwest::Client, base: &str, admin: &str, path: &str, body: Value) {
     let resp = http
@@ -116,7 +159,7 @@ struct ObservedSeats {
 /// One raw stream connection subscribed to `subjects`; reports every `tier` value it is sent.
 /// Its read buffer is the core client's (8 KiB): tungstenite zero-fills the whole read
 /// buffer before every read, and its 128 KiB default was a third of the observers' CPU.
-async fn raw_observer(url: String, key: String, subjects: Vec<String>, index: usize, seen: mpsc::Sender<Sighting>) {
+async fn raw_observer(url: String, key: String, subjects: Vec<String>, index: usize, seen: Sightings) {
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "authorization",
@@ -134,29 +177,26 @@ async fn raw_observer(url: String, key: String, subjects: Vec<String>, index: us
         let Ok(observed) = serde_json::from_str::<Observed<'_>>(text.as_str()) else {
             continue;
         };
+        if observed.kind == "entitlements.updated" {
+            FRAME_BYTES.store(text.len(), Ordering::Relaxed);
+        }
         if observed.kind == "subscribed" {
-            let _ = seen.send((index, 0, at));
+            seen.record((index, 0, at));
         } else if observed.kind == "entitlements.updated"
             && let Some(seats) = observed.data.and_then(|d| d.entitlements?.tier?.value).map(|v| v.seats)
         {
-            let _ = seen.send((index, seats, at));
+            seen.record((index, seats, at));
         }
     }
 }
 
-/// Collects sightings of `seats` until `expected` observers saw it (or 30 s passed).
-fn collect(rx: &mpsc::Receiver<Sighting>, seats: u64, expected: usize, sent: Instant) -> Vec<f64> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ms = Vec::with_capacity(expected);
-    while ms.len() < expected {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((_, s, at)) if s == seats => ms.push(at.saturating_duration_since(sent).as_secs_f64() * 1e3),
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    ms
+/// Milliseconds from `sent` to each sighting of `seats`, once `expected` observers saw it (or
+/// 30 s passed).
+fn collect(seen: &Sightings, seats: u64, expected: usize, sent: Instant) -> Vec<f64> {
+    seen.wait(expected, Duration::from_secs(30), |&(_, s, _)| s == seats)
+        .into_iter()
+        .map(|(_, _, at)| at.saturating_duration_since(sent).as_secs_f64() * 1e3)
+        .collect()
 }
 
 fn main() {
@@ -173,6 +213,8 @@ fn main() {
     let shared = knob("BENCH_SHARED", 10);
     let shared_rounds = knob("BENCH_SHARED_ROUNDS", 10);
     let shared_plan_rounds = knob("BENCH_SHARED_PLAN_ROUNDS", shared_rounds);
+    let floor_rounds = knob("BENCH_FLOOR_ROUNDS", 30);
+    let gap = Duration::from_millis(knob("BENCH_GAP_MS", 5) as u64);
     let observers = raw + clients;
 
     let server = BenchServer::start(observers);
@@ -213,18 +255,19 @@ fn main() {
         }
     });
 
-    let (tx, rx) = mpsc::channel::<Sighting>();
+    let seen = Sightings::default();
     let started = Instant::now();
     for i in 0..raw {
-        runtime.spawn(raw_observer(ws_url.clone(), secret.clone(), watched(i), i, tx.clone()));
+        runtime.spawn(raw_observer(
+            ws_url.clone(),
+            secret.clone(),
+            watched(i),
+            i,
+            seen.clone(),
+        ));
     }
-    let mut subscribed = 0;
-    while subscribed < raw {
-        let (_, seats, _) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("raw connections subscribe");
-        subscribed += usize::from(seats == 0);
-    }
+    let subscribed = seen.wait(raw, Duration::from_secs(60), |&(_, seats, _)| seats == 0);
+    assert_eq!(subscribed.len(), raw, "raw connections subscribe");
     // Real clients: cache the customer's answer (which opens and subscribes the stream).
     let real: Vec<Client> = (raw..observers)
         .map(|i| {
@@ -256,7 +299,7 @@ fn main() {
     // the raw observers) does not grow with the subjects a round leaves alone.
     let sweep = Arc::new(Mutex::new(vec![0usize]));
     let poller = {
-        let (stop, tx, sweep) = (stop.clone(), tx.clone(), sweep.clone());
+        let (stop, seen, sweep) = (stop.clone(), seen.clone(), sweep.clone());
         let subjects: Vec<Vec<String>> = (raw..observers).map(watched).collect();
         std::thread::spawn(move || {
             let mut last: Vec<Vec<u64>> = subjects.iter().map(|s| vec![1u64; s.len()]).collect();
@@ -269,7 +312,7 @@ fn main() {
                         let seats = answer.value.and_then(|v| v["seats"].as_u64()).unwrap_or(0);
                         if seats != last[j][k] {
                             last[j][k] = seats;
-                            let _ = tx.send((raw + j, seats, Instant::now()));
+                            seen.record((raw + j, seats, Instant::now()));
                         }
                     }
                 }
@@ -287,23 +330,16 @@ fn main() {
     // One admin change, then the sightings of it (`seats` marks the new value) until
     // `expected` observers saw it or 30 s passed: (how many did not, the PUT's own time).
     let sightings = |path: String, body: Value, seats: u64, expected: usize, into: (&mut Vec<f64>, &mut Vec<f64>)| {
+        std::thread::sleep(gap);
         let sent = Instant::now();
         runtime.block_on(put(&http, &base, &admin, &path, body));
         let put_ms = sent.elapsed().as_secs_f64() * 1e3;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut got = 0;
-        while got < expected {
-            let Ok((i, s, at)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-                break;
-            };
-            if s != seats {
-                continue;
-            }
-            got += 1;
+        let got = seen.wait(expected, Duration::from_secs(30), |&(_, s, _)| s == seats);
+        for &(i, _, at) in &got {
             let ms = at.saturating_duration_since(sent).as_secs_f64() * 1e3;
             if is_raw(i) { &mut *into.0 } else { &mut *into.1 }.push(ms);
         }
-        (expected - got, put_ms)
+        (expected.saturating_sub(got.len()), put_ms)
     };
     for round in 0..rounds {
         *sweep.lock().unwrap() = vec![0];
@@ -324,14 +360,20 @@ fn main() {
         let i = (round * 7919) % observers;
         let seats = 10_000 + round as u64;
         let grant = json!({"overrides": {"tier": {"value": {"seats": seats}}}});
+        std::thread::sleep(gap);
         let sent = Instant::now();
         runtime.block_on(put(&http, &base, &admin, &format!("customers/{}", subject(i)), grant));
-        let ms = collect(&rx, seats, 1, sent);
-        missing += 1 - ms.len();
+        let ms = collect(&seen, seats, 1, sent);
+        missing += 1usize.saturating_sub(ms.len());
         if is_raw(i) { &mut single_raw } else { &mut single_real }.extend(ms);
     }
     // Shared customers: every observer holds all of them.
     let (mut plan_raw, mut plan_real, mut over_raw, mut over_real) = (vec![], vec![], vec![], vec![]);
+    // How long each shared override's `PUT` took to answer (its commit, fsync included): a slow
+    // round's sightings are slow by at least this much.
+    let mut over_put = vec![];
+    // Each shared override's first sighting (the commit and routing, before the fan-out).
+    let mut over_first = vec![];
     let shared_round =
         |path: String, body: Value, seats: u64, expected: usize, into: (&mut Vec<f64>, &mut Vec<f64>)| {
             sightings(path, body, seats, expected, into).0
@@ -356,7 +398,11 @@ fn main() {
             let grant = json!({"overrides": {"tier": {"value": {"seats": seats}}}});
             let path = format!("customers/{}", shared_subjects[round % shared]);
             *sweep.lock().unwrap() = vec![1 + round % shared];
-            missing += shared_round(path, grant, seats, observers, (&mut over_raw, &mut over_real));
+            let before = over_raw.len();
+            let (lost, put_ms) = sightings(path, grant, seats, observers, (&mut over_raw, &mut over_real));
+            missing += lost;
+            over_put.push(put_ms);
+            over_first.push(over_raw[before..].iter().copied().fold(f64::INFINITY, f64::min));
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -380,15 +426,26 @@ fn main() {
         single_real,
         singles - single_expected,
     );
+    let mut shared_override = None;
     if shared > 0 {
         println!("Shared customers ({shared} on plan team, held by every observer; {shared_rounds} rounds each):");
         let n = shared_plan_rounds * shared;
         report("  shared plan change, raw stream connections", plan_raw, n * raw);
         report("  shared plan change, real core Clients", plan_real, n * clients);
-        report(
+        shared_override = Some(report(
             "  shared override, raw stream connections",
             over_raw,
             shared_rounds * raw,
+        ));
+        over_put.sort_by(f64::total_cmp);
+        over_first.sort_by(f64::total_cmp);
+        println!(
+            "  (per shared override: first sighting p50 {:.2} ms, max {:.2} ms; PUT answered p50 {:.2} ms, \
+             max {:.2} ms)",
+            percentile(&over_first, 50.0),
+            over_first.last().copied().unwrap_or(f64::NAN),
+            percentile(&over_put, 50.0),
+            over_put.last().copied().unwrap_or(f64::NAN)
         );
         report(
             "  shared override, real core Clients",
@@ -401,4 +458,20 @@ fn main() {
     }
     drop(runtime);
     drop(server);
+    let bytes = FRAME_BYTES.load(Ordering::Relaxed);
+    if floor_rounds > 0 && bytes > 0 {
+        let ms = floor::measure(observers, bytes, floor_rounds, gap);
+        let label = format!(
+            "Kernel floor (bare loopback TCP, {observers} connections, one {bytes}-byte message each, \
+             2 writing + 2 epoll threads, {floor_rounds} rounds)"
+        );
+        let (p50, p99) = report(&label, ms, floor_rounds * observers);
+        if let Some((over_p50, over_p99)) = shared_override {
+            println!(
+                "  shared override (raw) over the floor: p50 {:.1}x, p99 {:.1}x",
+                over_p50 / p50,
+                over_p99 / p99
+            );
+        }
+    }
 }
