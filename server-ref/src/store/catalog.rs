@@ -10,7 +10,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{Store, StoreError, StreamFrame, append_message, usage};
+use super::{Store, StoreError, StreamFrame, append_message, stream_log::reserve_seqs, usage};
 use crate::entitlements::{
     answer::{self, Catalog, UsageRead},
     catalog::{CustomerDef, FeatureDef, PlanDef},
@@ -244,20 +244,6 @@ pub async fn emit_updates(
     }
     write_frames(conn, project_id, &frames, relay).await?;
     Ok(frames)
-}
-
-/// Takes the project's next `n` seqs in one statement; returns the last.
-async fn reserve_seqs(conn: &mut SqliteConnection, project_id: i64, n: usize) -> Result<u64, StoreError> {
-    sqlx::query("INSERT INTO stream_seq (project_id) VALUES (?) ON CONFLICT (project_id) DO NOTHING")
-        .bind(project_id)
-        .execute(&mut *conn)
-        .await?;
-    let last: i64 = sqlx::query_scalar("UPDATE stream_seq SET seq = seq + ? WHERE project_id = ? RETURNING seq")
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-        .bind(project_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    u64::try_from(last).map_err(|_| StoreError::Conflict(format!("stream seq {last} is negative")))
 }
 
 /// Rows per multi-row `INSERT` of [`write_frames`]: 5 variables a row, far under SQLite's

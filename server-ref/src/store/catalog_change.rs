@@ -38,10 +38,18 @@ impl Store {
     ) -> Result<Applied, CatalogError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        // A customer change leaves the features and plans as they were: the catalog it read
+        // to check its references is the one its answer is built from (each statement is a
+        // round trip to the connection's thread, and this path is a change's latency).
+        let mut unchanged_catalog = None;
         let (outcome, affected) = match change {
             Change::PutFeature(key, def) => put_feature(&mut tx, project_id, &key, def).await?,
             Change::PutPlan(key, def) => put_plan(&mut tx, project_id, &key, def).await?,
-            Change::PutCustomer(subject, def) => put_customer(&mut tx, project_id, &subject, def).await?,
+            Change::PutCustomer(subject, def) => {
+                let (changed, catalog) = put_customer(&mut tx, project_id, &subject, def).await?;
+                unchanged_catalog = Some(catalog);
+                changed
+            }
             Change::Delete(collection, id) => delete(&mut tx, project_id, collection, &id).await?,
         };
         if matches!(outcome, Outcome::Unchanged(_) | Outcome::NotFound) {
@@ -50,7 +58,10 @@ impl Store {
                 frames: Vec::new(),
             });
         }
-        let catalog = Catalog::load(&mut tx, project_id).await?;
+        let catalog = match unchanged_catalog {
+            Some(catalog) => catalog,
+            None => Catalog::load(&mut tx, project_id).await?,
+        };
         let frames = read::emit_updates(&mut tx, project_id, &affected, &catalog, ttl_ms, relay).await?;
         tx.commit().await?;
         Ok(Applied { outcome, frames })
@@ -303,7 +314,7 @@ async fn put_customer(
     project_id: i64,
     subject: &str,
     mut def: CustomerDef,
-) -> Result<Changed, CatalogError> {
+) -> Result<(Changed, Catalog), CatalogError> {
     let owner = format!("customer {subject:?}");
     let catalog = Catalog::load(conn, project_id).await?;
     if let Some(plan) = &def.plan
@@ -327,7 +338,7 @@ async fn put_customer(
         serde_json::from_str(&text).unwrap_or_default(),
     );
     if old.as_ref().is_some_and(|o| o.def == def) {
-        return Ok((Outcome::Unchanged(view), Vec::new()));
+        return Ok(((Outcome::Unchanged(view), Vec::new()), catalog));
     }
     let now = now_rfc3339();
     sqlx::query(
@@ -349,7 +360,7 @@ async fn put_customer(
         Outcome::Created(view)
     };
     let record = CustomerRecord::from_text(&text)?;
-    Ok((outcome, vec![(subject.to_owned(), Some(record))]))
+    Ok(((outcome, vec![(subject.to_owned(), Some(record))]), catalog))
 }
 
 async fn delete(

@@ -42,6 +42,21 @@ pub enum LogRead {
     },
 }
 
+/// Takes the project's next `n` seqs inside the caller's transaction; returns the last. One
+/// statement (the project's row is created at its first message): each statement of a
+/// transaction is a round trip to the connection's thread.
+pub(super) async fn reserve_seqs(conn: &mut SqliteConnection, project_id: i64, n: usize) -> Result<u64, StoreError> {
+    let last: i64 = sqlx::query_scalar(
+        "INSERT INTO stream_seq (project_id, seq) VALUES (?, ?)
+         ON CONFLICT (project_id) DO UPDATE SET seq = seq + excluded.seq RETURNING seq",
+    )
+    .bind(project_id)
+    .bind(i64::try_from(n).unwrap_or(i64::MAX))
+    .fetch_one(&mut *conn)
+    .await?;
+    u64::try_from(last).map_err(|_| StoreError::Conflict(format!("stream seq {last} is negative")))
+}
+
 /// Appends a message inside the caller's transaction: takes the project's next seq, lets
 /// `build` make the message with it, stores the frame and returns it. Publish the frame on
 /// the hub only after the transaction has committed, while still holding the hub's
@@ -52,15 +67,7 @@ pub async fn append_message(
     subject: Option<&str>,
     build: impl FnOnce(u64) -> ServerMessage,
 ) -> Result<StreamFrame, StoreError> {
-    sqlx::query("INSERT INTO stream_seq (project_id) VALUES (?) ON CONFLICT (project_id) DO NOTHING")
-        .bind(project_id)
-        .execute(&mut *conn)
-        .await?;
-    let seq: i64 = sqlx::query_scalar("UPDATE stream_seq SET seq = seq + 1 WHERE project_id = ? RETURNING seq")
-        .bind(project_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let seq = u64::try_from(seq).map_err(|_| StoreError::Conflict(format!("stream seq {seq} is negative")))?;
+    let seq = reserve_seqs(conn, project_id, 1).await?;
     let frame: Utf8Bytes = serde_json::to_string(&build(seq))
         .map_err(|e| StoreError::Conflict(format!("stream message does not serialize: {e}")))?
         .into();
