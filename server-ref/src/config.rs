@@ -89,6 +89,10 @@ pub struct StorageConfig {
     pub writer_queue: usize,
     /// Most events committed in one transaction (group commit).
     pub max_commit_events: usize,
+    /// Size the `-wal` file is cut back to once it has been checkpointed and starts over
+    /// (SQLite's `journal_size_limit`). SQLite otherwise keeps the file at the largest size a
+    /// burst grew it to; `0` cuts it to nothing each time.
+    pub wal_size_limit_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -100,6 +104,7 @@ impl Default for StorageConfig {
             read_connections: 4,
             writer_queue: 256,
             max_commit_events: 16_384,
+            wal_size_limit_bytes: 64 * 1024 * 1024,
         }
     }
 }

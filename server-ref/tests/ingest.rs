@@ -230,3 +230,55 @@ async fn full_durability_syncs_the_wal_on_the_servers_own_thread() {
     assert!(!names.iter().any(|n| n == "meterline-sync"), "{names:?}");
     assert!(names.iter().any(|n| n == "meterline-write"), "{names:?}");
 }
+
+/// After a burst, the `-wal` file goes back to `storage.wal_size_limit_bytes` once the
+/// checkpoints caught up and the writer starts the log over: SQLite alone would keep it at
+/// the burst's size for good.
+#[tokio::test]
+async fn the_wal_shrinks_back_after_a_burst() {
+    const LIMIT: u64 = 256 * 1024;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    std::fs::write(
+        dir.path().join("meterline.toml"),
+        format!("[storage]\nwal_size_limit_bytes = {LIMIT}\n"),
+    )
+    .unwrap();
+    let s = Server::start_in(dir.clone(), &[]);
+    let wal = std::path::PathBuf::from(format!("{}-wal", s.db_url().trim_start_matches("sqlite://")));
+    let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    for b in 0..5 {
+        let batch: Vec<Value> = (0..1_000)
+            .map(|i| {
+                let mut e = ev(&format!("burst-{b}-{i}"));
+                e["data"] = json!({"pad": "x".repeat(300)});
+                e
+            })
+            .collect();
+        let (status, body) = s.send(&batch).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let after_burst = size();
+    assert!(
+        after_burst > 4 * LIMIT,
+        "the burst should grow the WAL well past the limit: {after_burst} bytes"
+    );
+    // The server checkpoints every second; the first commit after the log starts over cuts it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut n = 0;
+    while size() > LIMIT + 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL stayed at {} bytes (limit {LIMIT})",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        n += 1;
+        let (status, body) = s.send(&[ev(&format!("after-{n}"))]).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    assert_eq!(
+        s.all_events(s.sk(), "").await.len(),
+        5_000 + n,
+        "nothing lost while the WAL shrank"
+    );
+}
