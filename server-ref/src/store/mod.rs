@@ -134,7 +134,10 @@ fn connect_options(config: &StorageConfig) -> Result<SqliteConnectOptions, Store
         .pragma("cache_size", "-65536")
         // The writer restarts the WAL once the checkpoints have caught up; its commit then cuts
         // the file back to this size, so a burst does not leave a WAL of its own size behind.
-        .pragma("journal_size_limit", config.wal_size_limit_bytes.min(i64::MAX as u64).to_string())
+        .pragma(
+            "journal_size_limit",
+            config.wal_size_limit_bytes.min(i64::MAX as u64).to_string(),
+        )
         .statement_cache_capacity(128);
     Ok(options)
 }
