@@ -292,11 +292,13 @@ async fn commit_group(
                 // Stream messages go out only after their commit's sync: sync here. (Should
                 // the sync fail, the commit is still what readers of the database see, so
                 // its messages are published; its requests get the error and retry.)
-                Some(order) => {
+                Some(order) if !frames.is_empty() => {
                     answer(answers, &syncer.sync_now());
                     order.publish(frames);
                 }
-                None => syncer.sync_then_answer(answers),
+                // Nothing to publish — no commit metered, or metered events that crossed no
+                // threshold (most of them): the sync overlaps the next commit like any other.
+                _ => syncer.sync_then_answer(answers),
             }
         }
         Err(e) => {
