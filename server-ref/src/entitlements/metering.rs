@@ -23,7 +23,7 @@ use crate::{
     store::{
         StoreError, StreamFrame, WriteBatch, append_message,
         catalog::{self as read, emit_update},
-        usage::{self, DayUsage},
+        usage::{self, DayUsage, Meter},
     },
     stream::Hub,
 };
@@ -40,6 +40,9 @@ struct ProjectCatalog {
 
 /// (project, event type) pairs of a commit that some feature reads.
 pub type Touched = Vec<(i64, String)>;
+
+/// What one commit added to each counter it touched, by project.
+pub type Added<'a> = Vec<(i64, Vec<(Meter<'a>, Vec<DayUsage>)>)>;
 
 /// The writer's usage counting: its copy of every project's catalog, the hub the messages
 /// go to, and the `ttl_ms` of the answers they carry.
@@ -113,35 +116,53 @@ impl Metering {
     }
 
     /// Adds the events stored after `after_seq` in this transaction to the counters that
-    /// `touched` names, and appends the messages of the crossings they caused.
-    pub async fn count(
+    /// `touched` names, through the write connection's own handle (`db`, used while the
+    /// writer holds the connection's lock): one pass over the new rows per event type, one
+    /// upsert per (subject, day, counter). Returns what was added, for [`Metering::messages`].
+    pub fn add_usage(
         &self,
-        conn: &mut SqliteConnection,
+        db: &rusqlite::Connection,
         touched: &Touched,
         after_seq: i64,
-    ) -> Result<Vec<StreamFrame>, StoreError> {
+    ) -> rusqlite::Result<Added<'_>> {
         let mut by_project: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
         for (project_id, event_type) in touched {
             by_project.entry(*project_id).or_default().push(event_type);
         }
-        let mut frames = Vec::new();
+        let mut out = Vec::new();
         for (project_id, types) in by_project {
             let Some(project) = self.projects.get(&project_id) else {
                 continue;
             };
-            let mut added: Vec<((&str, &str), Vec<DayUsage>)> = Vec::new();
+            let mut added: Vec<(Meter<'_>, Vec<DayUsage>)> = Vec::new();
             for event_type in types {
-                let Some(properties) = project.meters.get(event_type) else {
+                let Some((event_type, properties)) = project.meters.get_key_value(event_type) else {
                     continue;
                 };
-                let lists = usage::added_since(conn, project_id, event_type, properties, after_seq).await?;
+                let lists = usage::added_since(db, project_id, event_type, properties, after_seq)?;
                 for (property, rows) in properties.iter().zip(lists) {
-                    let meter = (event_type, property.as_str());
-                    usage::add(conn, project_id, meter, &rows).await?;
+                    let meter = (event_type.as_str(), property.as_str());
+                    usage::add(db, project_id, meter, &rows)?;
                     added.push((meter, rows));
                 }
             }
-            frames.extend(self.crossings(conn, project_id, project, &added).await?);
+            out.push((project_id, added));
+        }
+        Ok(out)
+    }
+
+    /// Appends, in the caller's transaction, the messages of the thresholds and limits that
+    /// `added` made customers cross.
+    pub async fn messages(
+        &self,
+        conn: &mut SqliteConnection,
+        added: &Added<'_>,
+    ) -> Result<Vec<StreamFrame>, StoreError> {
+        let mut frames = Vec::new();
+        for (project_id, counters) in added {
+            if let Some(project) = self.projects.get(project_id) {
+                frames.extend(self.crossings(conn, *project_id, project, counters).await?);
+            }
         }
         Ok(frames)
     }

@@ -65,14 +65,16 @@ pub async fn usage(
 
 /// What the events of `event_type` stored after `after_seq` (this transaction's) add to
 /// each of the counters of `properties`, by subject and day: one list per property, in
-/// order. One pass over the new rows, however many properties.
-pub async fn added_since(
-    conn: &mut SqliteConnection,
+/// order. One pass over the new rows, however many properties. Runs on the event writer's
+/// own handle (`db`, while it holds the connection's lock): the rows come back without a
+/// round trip to sqlx's connection thread each.
+pub fn added_since(
+    db: &rusqlite::Connection,
     project_id: i64,
     event_type: &str,
     properties: &[String],
     after_seq: i64,
-) -> Result<Vec<Vec<DayUsage>>, StoreError> {
+) -> rusqlite::Result<Vec<Vec<DayUsage>>> {
     let totals: Vec<String> = properties.iter().map(|p| format!("TOTAL({})", value_sql(p))).collect();
     // NOT INDEXED: walk the new rows by seq (the rowid). Through the (project, type, …)
     // index SQLite would visit every event of the type ever stored.
@@ -81,26 +83,24 @@ pub async fn added_since(
          WHERE seq > ? AND project_id = ? AND type = ? GROUP BY subject, day",
         totals.join(", ")
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut params: Vec<rusqlite::types::Value> = Vec::new();
     for property in properties.iter().filter(|p| !p.is_empty()) {
         let path = json_path(property);
-        query = query.bind(path.clone()).bind(path);
+        params.push(path.clone().into());
+        params.push(path.into());
     }
-    let rows = query
-        .bind(after_seq)
-        .bind(project_id)
-        .bind(event_type)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut out = vec![Vec::with_capacity(rows.len()); properties.len()];
-    for row in &rows {
-        let subject: String = row.try_get(0)?;
-        let day: i64 = row.try_get(1)?;
+    params.extend([after_seq.into(), project_id.into(), event_type.to_owned().into()]);
+    let mut statement = db.prepare_cached(&sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+    let mut out: Vec<Vec<DayUsage>> = vec![Vec::new(); properties.len()];
+    while let Some(row) = rows.next()? {
+        let subject: String = row.get(0)?;
+        let day: i64 = row.get(1)?;
         for (i, list) in out.iter_mut().enumerate() {
             list.push(DayUsage {
                 subject: subject.clone(),
                 day,
-                value: row.try_get(2 + i)?,
+                value: row.get(2 + i)?,
             });
         }
     }
@@ -132,29 +132,28 @@ pub async fn usage_of_subjects(
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
-/// Adds `rows` to a counter, in one statement.
-pub async fn add(
-    conn: &mut SqliteConnection,
+/// Adds `rows` to a counter: one upsert per row through a cached statement on the event
+/// writer's own handle (see [`added_since`]).
+pub fn add(
+    db: &rusqlite::Connection,
     project_id: i64,
     (event_type, property): Meter<'_>,
     rows: &[DayUsage],
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<(&str, i64, f64)> = rows.iter().map(|r| (r.subject.as_str(), r.day, r.value)).collect();
-    let list = serde_json::to_string(&list).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
-    sqlx::query(
-        "INSERT INTO usage_daily (project_id, event_type, property, subject, day, value)
-         SELECT ?, ?, ?, j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(?) AS j WHERE true
+) -> rusqlite::Result<()> {
+    let mut upsert = db.prepare_cached(
+        "INSERT INTO usage_daily (project_id, event_type, property, subject, day, value) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (project_id, event_type, property, subject, day) DO UPDATE SET value = value + excluded.value",
-    )
-    .bind(project_id)
-    .bind(event_type)
-    .bind(property)
-    .bind(list)
-    .execute(&mut *conn)
-    .await?;
+    )?;
+    for row in rows {
+        upsert.execute(rusqlite::params![
+            project_id,
+            event_type,
+            property,
+            row.subject,
+            row.day,
+            row.value
+        ])?;
+    }
     Ok(())
 }
 

@@ -263,21 +263,27 @@ async fn commit_group(
         } else {
             usage::last_event_seq(conn).await?
         };
-        let outcomes = {
+        let (outcomes, added) = {
             let mut locked = conn.lock_handle().await?;
             let inserts = match inserts {
                 Some(inserts) => inserts,
                 None => inserts.insert(Inserts::new(&mut locked)?),
             };
-            batches
+            let outcomes = batches
                 .iter()
                 .map(|batch| inserts.insert_batch(&mut locked, batch))
-                .collect::<Result<Vec<_>, _>>()?
+                .collect::<Result<Vec<_>, _>>()?;
+            let added = if touched.is_empty() {
+                Vec::new()
+            } else {
+                metering.add_usage(inserts.db(&mut locked), &touched, after_seq)?
+            };
+            (outcomes, added)
         };
-        let frames = if touched.is_empty() {
+        let frames = if added.is_empty() {
             Vec::new()
         } else {
-            metering.count(conn, &touched, after_seq).await?
+            metering.messages(conn, &added).await?
         };
         conn.execute("COMMIT").await?;
         Ok::<_, CommitError>((outcomes, frames))
@@ -363,6 +369,12 @@ impl Inserts {
             accepted,
             duplicates: batch.rows.len() as u64 - accepted,
         })
+    }
+
+    /// The handle, for other statements of the transaction; `_locked` proves the sqlx side
+    /// is not using it.
+    fn db(&self, _locked: &mut LockedSqliteHandle<'_>) -> &rusqlite::Connection {
+        &self.db
     }
 
     /// Finalizes the cached statements (the connection cannot close while they live).
