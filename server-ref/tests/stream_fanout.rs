@@ -14,7 +14,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use common::{
     catalog::*,
-    ws::{Ws, connect_key, recv_json, recv_json_within, send_json, subscribe},
+    ws::{Ws, connect_key, recv_json, recv_json_within, recv_text, send_json, subscribe},
     *,
 };
 use serde_json::{Value, json};
@@ -152,20 +152,6 @@ async fn a_plan_change_reaches_each_subscribed_customer_once_in_seq_order() {
     assert_eq!(subscribed["seq"], after + 1);
     let subjects: BTreeSet<&str> = replayed.iter().map(|f| f["subject"].as_str().unwrap()).collect();
     assert_eq!(subjects.len(), 30, "one message per customer");
-}
-
-/// The next text frame's exact text (pings and pongs skipped); panics on close or timeout.
-async fn recv_text(ws: &mut Ws) -> String {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return text.as_str().to_owned(),
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
 }
 
 /// Connections holding the same customer (backend instances of one service): one change

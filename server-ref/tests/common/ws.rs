@@ -117,6 +117,20 @@ pub async fn recv_json(ws: &mut Ws) -> Value {
 
 /// The next text frame as JSON, or `None` when nothing arrives within `wait`.
 pub async fn recv_json_within(ws: &mut Ws, wait: Duration) -> Option<Value> {
+    recv_text_within(ws, wait)
+        .await
+        .map(|text| serde_json::from_str(&text).unwrap())
+}
+
+/// The next text frame's exact text (pings and pongs skipped); panics on close or timeout.
+pub async fn recv_text(ws: &mut Ws) -> String {
+    recv_text_within(ws, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no frame within {WAIT:?}"))
+}
+
+/// The next text frame's exact text, or `None` when nothing arrives within `wait`.
+pub async fn recv_text_within(ws: &mut Ws, wait: Duration) -> Option<String> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let message = match tokio::time::timeout_at(deadline, ws.next()).await {
@@ -124,7 +138,7 @@ pub async fn recv_json_within(ws: &mut Ws, wait: Duration) -> Option<Value> {
             Ok(message) => message,
         };
         match message {
-            Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Text(text))) => return Some(text.as_str().to_owned()),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             other => panic!("expected a text frame, got {other:?}"),
         }
