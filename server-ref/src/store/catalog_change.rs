@@ -41,16 +41,14 @@ impl Store {
         // A customer change leaves the features and plans as they were: the catalog it read
         // to check its references is the one its answer is built from (each statement is a
         // round trip to the connection's thread, and this path is a change's latency).
-        let mut unchanged_catalog = None;
-        let (outcome, affected) = match change {
-            Change::PutFeature(key, def) => put_feature(&mut tx, project_id, &key, def).await?,
-            Change::PutPlan(key, def) => put_plan(&mut tx, project_id, &key, def).await?,
+        let ((outcome, affected), unchanged_catalog) = match change {
+            Change::PutFeature(key, def) => (put_feature(&mut tx, project_id, &key, def).await?, None),
+            Change::PutPlan(key, def) => (put_plan(&mut tx, project_id, &key, def).await?, None),
             Change::PutCustomer(subject, def) => {
                 let (changed, catalog) = put_customer(&mut tx, project_id, &subject, def).await?;
-                unchanged_catalog = Some(catalog);
-                changed
+                (changed, Some(catalog))
             }
-            Change::Delete(collection, id) => delete(&mut tx, project_id, collection, &id).await?,
+            Change::Delete(collection, id) => (delete(&mut tx, project_id, collection, &id).await?, None),
         };
         if matches!(outcome, Outcome::Unchanged(_) | Outcome::NotFound) {
             return Ok(Applied {
