@@ -192,9 +192,9 @@ pub async fn drop_counter(
 }
 
 /// The highest event seq stored so far (0 when none): events stored after this point in a
-/// transaction are exactly those with a greater seq.
-pub async fn last_event_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-        .fetch_one(&mut *conn)
-        .await?)
+/// transaction are exactly those with a greater seq. On the event writer's own handle (see
+/// [`added_since`]).
+pub fn last_event_seq(db: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    db.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+        .query_row([], |row| row.get(0))
 }

@@ -258,16 +258,16 @@ async fn commit_group(
             // The catalog changed and now meters these events: begin again holding the order.
             conn.execute("ROLLBACK").await?;
         };
-        let after_seq = if touched.is_empty() {
-            0
-        } else {
-            usage::last_event_seq(conn).await?
-        };
         let (outcomes, added) = {
             let mut locked = conn.lock_handle().await?;
             let inserts = match inserts {
                 Some(inserts) => inserts,
                 None => inserts.insert(Inserts::new(&mut locked)?),
+            };
+            let after_seq = if touched.is_empty() {
+                0
+            } else {
+                usage::last_event_seq(inserts.db(&mut locked))?
             };
             let outcomes = batches
                 .iter()
