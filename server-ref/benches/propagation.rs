@@ -177,26 +177,15 @@ async fn raw_observer(url: String, key: String, subjects: Vec<String>, index: us
         let Ok(observed) = serde_json::from_str::<Observed<'_>>(text.as_str()) else {
             continue;
         };
-        if observed.kind == "entitlements.updated" {
-            FRAME_BYTES.store(text.len(), Ordering::Relaxed);
-        }
         if observed.kind == "subscribed" {
             seen.record((index, 0, at));
-        } else if observed.kind == "entitlements.updated"
-            && let Some(seats) = observed.data.and_then(|d| d.entitlements?.tier?.value).map(|v| v.seats)
-        {
-            seen.record((index, seats, at));
+        } else if observed.kind == "entitlements.updated" {
+            FRAME_BYTES.store(text.len(), Ordering::Relaxed);
+            if let Some(seats) = observed.data.and_then(|d| d.entitlements?.tier?.value).map(|v| v.seats) {
+                seen.record((index, seats, at));
+            }
         }
     }
-}
-
-/// Milliseconds from `sent` to each sighting of `seats`, once `expected` observers saw it (or
-/// 30 s passed).
-fn collect(seen: &Sightings, seats: u64, expected: usize, sent: Instant) -> Vec<f64> {
-    seen.wait(expected, Duration::from_secs(30), |&(_, s, _)| s == seats)
-        .into_iter()
-        .map(|(_, _, at)| at.saturating_duration_since(sent).as_secs_f64() * 1e3)
-        .collect()
 }
 
 fn main() {
@@ -360,12 +349,8 @@ fn main() {
         let i = (round * 7919) % observers;
         let seats = 10_000 + round as u64;
         let grant = json!({"overrides": {"tier": {"value": {"seats": seats}}}});
-        std::thread::sleep(gap);
-        let sent = Instant::now();
-        runtime.block_on(put(&http, &base, &admin, &format!("customers/{}", subject(i)), grant));
-        let ms = collect(&seen, seats, 1, sent);
-        missing += 1usize.saturating_sub(ms.len());
-        if is_raw(i) { &mut single_raw } else { &mut single_real }.extend(ms);
+        let path = format!("customers/{}", subject(i));
+        missing += sightings(path, grant, seats, 1, (&mut single_raw, &mut single_real)).0;
     }
     // Shared customers: every observer holds all of them.
     let (mut plan_raw, mut plan_real, mut over_raw, mut over_real) = (vec![], vec![], vec![], vec![]);
@@ -374,23 +359,20 @@ fn main() {
     let mut over_put = vec![];
     // Each shared override's first sighting (the commit and routing, before the fan-out).
     let mut over_first = vec![];
-    let shared_round =
-        |path: String, body: Value, seats: u64, expected: usize, into: (&mut Vec<f64>, &mut Vec<f64>)| {
-            sightings(path, body, seats, expected, into).0
-        };
     if shared > 0 {
         for round in 0..shared_plan_rounds {
             *sweep.lock().unwrap() = (1..=shared).collect();
             let seats = 20_000 + round as u64;
             let plan = json!({"features": {"tier": {"value": {"seats": seats}}}});
             let expected = observers * shared;
-            missing += shared_round(
+            missing += sightings(
                 "plans/team".into(),
                 plan,
                 seats,
                 expected,
                 (&mut plan_raw, &mut plan_real),
-            );
+            )
+            .0;
         }
         // Overrides after every plan round: an override wins over the plan from then on.
         for round in 0..shared_rounds {
