@@ -451,10 +451,11 @@ class Client extends EventEmitter {
     checkAttribute('type', type);
     checkAttribute('subject', subject);
     checkData(data);
-    if (options !== undefined && options !== null) checkTrackOptions(options);
+    const plain = options === undefined || options === null;
+    if (!plain) checkTrackOptions(options);
     const json = encodeData(data);
     try {
-      return options === undefined || options === null
+      return plain
         ? this.#track(type, subject, json)
         : this.#track(type, subject, json, options.id ?? null, timeText(options.time));
     } catch (e) {
