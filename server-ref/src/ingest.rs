@@ -12,8 +12,6 @@
 //! or `/type`), before its data is checked against a schema. Browsers that cannot set
 //! headers send the same through [`beacon`]. OpenMeter's route takes no publishable key.
 
-use std::sync::Arc;
-
 use axum::{
     Json,
     body::Body,
@@ -37,7 +35,7 @@ use crate::{
     config::IngestConfig,
     error::ApiError,
     health,
-    schemas::{ClientAccess, ProjectSchemas},
+    schemas::ProjectSchemas,
     store::{EventRow, WriteBatch, WriteError},
 };
 
@@ -53,47 +51,10 @@ pub enum BodyShape {
 }
 
 pub mod beacon;
+mod permit;
 mod wire;
 
-/// What a publishable key's events may be: its token's subject, the listed types.
-#[derive(Debug, Clone)]
-pub struct ClientPermit {
-    /// The customer token's subject.
-    pub subject: String,
-    /// The project's `client_event_types`.
-    pub access: Arc<ClientAccess>,
-}
-
-impl ClientPermit {
-    /// `forbidden` at `/subject` or `/type` when `event` is not one the key may send.
-    fn check(&self, event: &Event) -> Result<(), ValidationError> {
-        let forbidden = |path: &str, message: String| ValidationError {
-            code: "forbidden",
-            path: path.to_owned(),
-            message,
-        };
-        if event.subject != self.subject {
-            return Err(forbidden(
-                "/subject",
-                format!(
-                    "the customer token is for subject {:?}; a publishable key may not send events of subject {:?}",
-                    self.subject, event.subject
-                ),
-            ));
-        }
-        if !self.access.event_types.contains(&event.event_type) {
-            return Err(forbidden(
-                "/type",
-                format!(
-                    "event type {:?} is not in the project's client_event_types, so a publishable key may not \
-                     send it (an admin lists it with PUT /v1/admin/settings)",
-                    event.event_type
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
+pub use permit::ClientPermit;
 
 /// `POST /v1/events`: `202` with the accepted, duplicate and rejected counts.
 pub async fn post_events(
