@@ -392,7 +392,7 @@ async fn a_stream_from_another_origin_is_closed_4403() {
     let mut ws = connect_from(&s, &pk, &customer_token(s.sk(), "c1", -10), APP).await;
     let reason = closed_with(&mut ws, 4401).await;
     assert!(reason.starts_with("token_expired"), "{reason}");
-    let mut ws = connect_from(&s, &pk, &customer_token(s.sk(), "c1", 2), APP).await;
+    let mut ws = connect_from(&s, &pk, &customer_token(s.sk(), "c1", 3), APP).await;
     subscribe(&mut ws, &["c1"], None).await;
     let reason = closed_with(&mut ws, 4401).await;
     assert!(reason.starts_with("token_expired"), "{reason}");
@@ -556,6 +556,7 @@ async fn one_subject_over_its_limit_leaves_the_others_theirs() {
         customer_token(s.sk(), "busy", 600),
         customer_token(s.sk(), "quiet", 600),
     );
+    let started = std::time::Instant::now();
     let mut answers = Vec::new();
     for i in 0..20 {
         let (status, h, _) = send_as(&s, &pk, &busy, None, &[event(&format!("busy{i}"), "page.view", "busy")]).await;
@@ -565,8 +566,15 @@ async fn one_subject_over_its_limit_leaves_the_others_theirs() {
             assert!((1..=2).contains(&retry), "{retry}");
         }
     }
-    assert_eq!(answers.iter().filter(|s| **s == 202).count(), 3, "{answers:?}");
-    assert!(answers[3..].iter().all(|s| *s == 429), "{answers:?}");
+    // The burst of 3, then refusals; a loop slowed down by a loaded machine may see the bucket
+    // refill one token per second, never more.
+    let refilled = started.elapsed().as_secs() as usize;
+    let accepted = answers.iter().filter(|s| **s == 202).count();
+    assert_eq!(answers[..4], [202, 202, 202, 429], "{answers:?}");
+    assert!(
+        accepted <= 3 + refilled,
+        "{accepted} accepted in {refilled} s: {answers:?}"
+    );
     // The busy subject's refusals did not spend the key's bucket: the quiet one gets its 3.
     for i in 0..3 {
         let (status, _, body) = send_as(
@@ -582,7 +590,7 @@ async fn one_subject_over_its_limit_leaves_the_others_theirs() {
     let (status, _, body) = send_as(&s, &pk, &quiet, None, &[event("quiet3", "page.view", "quiet")]).await;
     assert_error(status, &body, 429, "rate_limited");
     assert!(body["message"].as_str().unwrap().contains("subject"), "{body}");
-    assert_eq!(s.all_events(s.sk(), "subject=busy").await.len(), 3);
+    assert_eq!(s.all_events(s.sk(), "subject=busy").await.len(), accepted);
 }
 
 #[tokio::test]
