@@ -15,11 +15,13 @@ use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::Tra
 use crate::{
     admin,
     auth::{KeyVerifier, mint},
+    browser,
     config::Config,
     entitlements::{self, change::Publish, metering::Metering},
     error, events, health, ingest,
     ratelimit::RateLimits,
     schemas::{self, SchemaCache},
+    settings,
     store::{Store, Writer},
     stream::{self, Hub, StreamControl},
 };
@@ -59,7 +61,7 @@ impl AppState {
             hub: writer.hub(),
             writer,
             keys: Arc::new(KeyVerifier::new(Duration::from_secs(config.auth.key_cache_secs))),
-            schemas: Arc::new(SchemaCache::default()),
+            schemas: Arc::new(SchemaCache::new(Duration::from_secs(config.auth.key_cache_secs))),
             limits: Arc::new(RateLimits::new(&config.limits)),
             config: Arc::new(config),
             metrics,
@@ -73,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(ingest::post_events).get(events::list_events))
         .route("/api/v1/events", post(ingest::post_openmeter_events))
+        .route("/v1/beacon", post(ingest::beacon::post_beacon))
         .route("/v1/schema", get(schemas::get_schema))
         .route("/v1/admin/schemas", get(schemas::list_schemas))
         .route(
@@ -83,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/admin/settings",
-            get(schemas::get_settings).put(schemas::put_settings),
+            get(settings::get_settings).put(settings::put_settings),
         )
         .route("/v1/admin/keys", post(admin::post_key).get(admin::list_keys))
         .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
@@ -100,9 +103,11 @@ pub fn router(state: AppState) -> Router {
             state.config.request_timeout(),
         ))
         .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(browser::refuse_credentials_in_url))
         .layer(middleware::map_response(error::json_errors))
+        .layer(middleware::from_fn(browser::cors))
         .layer(middleware::from_fn(health::track_request))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(browser::RequestSpan))
         .with_state(state)
 }
 
@@ -175,11 +180,13 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
     }
     let stream_upkeep = stream::upkeep::spawn(&state);
     let streams = state.streams.clone();
+    let rate_limits = state.limits.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
             metrics.run_upkeep();
+            rate_limits.forget_idle();
         }
     });
     let checkpoints = {

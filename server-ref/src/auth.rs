@@ -6,7 +6,12 @@
 //! Verified keys are cached in memory for `auth.key_cache_secs`; revoking through the API
 //! evicts the key at once, revoking with the CLI within `auth.revocation_poll_ms`.
 //! A publishable key is only valid together with a customer token ([`token`]), and then
-//! only for [`Scope::ReadEntitlements`] of the token's subject.
+//! only for the token's subject: [`Scope::ReadEntitlements`], [`Scope::ReadSchema`] (the
+//! schemas of the project's `client_event_types`) and [`Scope::Ingest`] (events of that
+//! subject and those types; the others are rejected one by one at ingest). Every request
+//! with an `Origin` header is checked against the key's project's `allowed_origins`
+//! ([`crate::browser`]); a publishable key's requests are also charged to a bucket of its
+//! subject ([`crate::ratelimit`]).
 
 pub mod token;
 
@@ -26,6 +31,7 @@ pub use token::{CUSTOMER_TOKEN_HEADER, VerifiedToken};
 
 use crate::{
     app::AppState,
+    browser::CorsGrant,
     error::ApiError,
     store::{NewKey, Store},
 };
@@ -83,7 +89,7 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 /// What a request wants to do; each kind of key allows some.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// `POST /v1/events`, `POST /api/v1/events`.
+    /// `POST /v1/events`, `POST /api/v1/events`, `POST /v1/beacon`.
     Ingest,
     /// `GET /v1/events`.
     ReadEvents,
@@ -136,7 +142,9 @@ impl Caller {
             ),
             KeyKind::Admin => matches!(scope, Scope::Admin | Scope::ReadEvents | Scope::ReadSchema),
             // The extractor only lets a publishable key through with a verified token.
-            KeyKind::Publishable => scope == Scope::ReadEntitlements && self.subject.is_some(),
+            KeyKind::Publishable => {
+                matches!(scope, Scope::ReadEntitlements | Scope::ReadSchema | Scope::Ingest) && self.subject.is_some()
+            }
         };
         if allowed {
             return Ok(());
@@ -144,7 +152,8 @@ impl Caller {
         Err(ApiError::forbidden(match (self.kind, scope) {
             (KeyKind::Publishable, _) => {
                 "a publishable key (ml_pk_…) with a customer token may only read its subject's entitlements \
-                 and usage and subscribe to its stream; use a secret key (ml_sk_…) from a backend"
+                 and usage, subscribe to its stream, read the schemas of and send the event types the \
+                 project allows (client_event_types); use a secret key (ml_sk_…) from a backend"
             }
             (_, Scope::Admin) => "this endpoint needs an admin key (ml_ak_…)",
             (_, Scope::Ingest) => "sending events needs a secret key (ml_sk_…)",
@@ -163,15 +172,53 @@ pub struct Authenticated {
     pub token: Option<VerifiedToken>,
 }
 
-/// Authenticates one request or stream: verifies the key, charges one request to its rate
-/// limit (`429 rate_limited`), and for a publishable key verifies the customer token
-/// (`401 token_required` without one). A token sent with another kind of key is ignored.
-pub async fn authenticate(state: &AppState, key: &str, token: Option<&str>) -> Result<Authenticated, ApiError> {
+/// Authenticates one request or stream: verifies the key; checks `origin` (the request's
+/// `Origin` header, if any) against the project's `allowed_origins` (`403
+/// origin_not_allowed`; allowed, it is recorded in `grant` so the answer carries CORS
+/// headers, errors included); for a publishable key verifies the customer token (`401
+/// token_required` without one) and charges its subject's bucket; and charges one request
+/// to the key's rate limit (`429 rate_limited`). A refused token is charged to the key, so
+/// guessing tokens is limited too. A token sent with another kind of key is ignored.
+pub async fn authenticate(
+    state: &AppState,
+    key: &str,
+    token: Option<&str>,
+    origin: Option<&str>,
+    grant: Option<&CorsGrant>,
+) -> Result<Authenticated, ApiError> {
     let mut caller = state.keys.verify_key(&state.store, key).await?;
-    state.limits.check(&caller.key_id)?;
+    if let Some(origin) = origin {
+        crate::browser::check_origin(state, caller.project_id, origin).await?;
+        if let Some(grant) = grant {
+            grant.allow();
+        }
+    }
     if caller.kind != KeyKind::Publishable {
+        state.limits.check(&caller.key_id)?;
         return Ok(Authenticated { caller, token: None });
     }
+    let verified = match verify_customer_token(state, caller.project_id, token).await {
+        Ok(verified) => verified,
+        Err(refused) => {
+            state.limits.check(&caller.key_id)?;
+            return Err(refused);
+        }
+    };
+    // The subject's bucket first: a user over its own limit does not spend the key's.
+    state.limits.check_subject(caller.project_id, &verified.subject)?;
+    state.limits.check(&caller.key_id)?;
+    caller.subject = Some(verified.subject.clone());
+    Ok(Authenticated {
+        caller,
+        token: Some(verified),
+    })
+}
+
+async fn verify_customer_token(
+    state: &AppState,
+    project_id: i64,
+    token: Option<&str>,
+) -> Result<VerifiedToken, ApiError> {
     let token = token.ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
@@ -179,15 +226,10 @@ pub async fn authenticate(state: &AppState, key: &str, token: Option<&str>) -> R
             "a publishable key (ml_pk_…) needs a customer token: send `X-Meterline-Customer-Token: <JWT>`",
         )
     })?;
-    let verified = state
+    state
         .keys
-        .verify_token(&state.store, caller.project_id, token, state.config.token_leeway())
-        .await?;
-    caller.subject = Some(verified.subject.clone());
-    Ok(Authenticated {
-        caller,
-        token: Some(verified),
-    })
+        .verify_token(&state.store, project_id, token, state.config.token_leeway())
+        .await
 }
 
 /// The key of an `Authorization: Bearer <key>` header value; `401 unauthorized` when absent
@@ -326,7 +368,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     /// `Authorization: Bearer <key>`, plus `X-Meterline-Customer-Token` for a publishable
-    /// key; see [`authenticate`].
+    /// key, and the `Origin` header; see [`authenticate`].
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let authorization = single_header(&parts.headers, axum::http::header::AUTHORIZATION.as_str())
             .map_err(ApiError::unauthorized)?;
@@ -343,7 +385,9 @@ impl FromRequestParts<AppState> for Caller {
         let token = single_header(&parts.headers, CUSTOMER_TOKEN_HEADER)
             .map_err(ApiError::unauthorized)?
             .map(|value| value.to_str().unwrap_or_default());
-        Ok(authenticate(state, key, token).await?.caller)
+        let origin = crate::browser::origin(&parts.headers)?;
+        let grant = parts.extensions.get::<CorsGrant>();
+        Ok(authenticate(state, key, token, origin, grant).await?.caller)
     }
 }
 
@@ -379,6 +423,7 @@ mod tests {
         assert!(caller(KeyKind::Admin).require(Scope::Ingest).is_err());
         let err = caller(KeyKind::Publishable).require(Scope::ReadSchema).unwrap_err();
         assert!(err.message.contains("customer token"));
+        assert!(caller(KeyKind::Publishable).require(Scope::Ingest).is_err());
         // Without a verified token a publishable key may do nothing at all.
         assert!(caller(KeyKind::Publishable).require(Scope::ReadEntitlements).is_err());
     }
@@ -392,8 +437,10 @@ mod tests {
             subject: Some("c1".into()),
         };
         assert!(caller.require_subject("c1").is_ok());
-        assert!(caller.require(Scope::ReadEntitlements).is_ok());
-        for scope in [Scope::Ingest, Scope::ReadEvents, Scope::ReadSchema, Scope::Admin] {
+        for scope in [Scope::ReadEntitlements, Scope::ReadSchema, Scope::Ingest] {
+            assert!(caller.require(scope).is_ok(), "{scope:?}");
+        }
+        for scope in [Scope::ReadEvents, Scope::Admin] {
             assert_eq!(caller.require(scope).unwrap_err().code, "forbidden", "{scope:?}");
         }
         let err = caller.require_subject("c2").unwrap_err();

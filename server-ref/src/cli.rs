@@ -14,6 +14,7 @@ use crate::{
         admin::{CatalogCommand, CommandError, run_command},
         change::Collection,
     },
+    settings::{Settings, SettingsChange, apply_from_cli},
     store::{Store, StoreError},
 };
 
@@ -84,6 +85,52 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Project settings (`GET`/`PUT /v1/admin/settings`).
+    Settings {
+        /// The settings command.
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+}
+
+/// `admin settings …`.
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Print a project's settings as JSON.
+    Show {
+        /// Project name.
+        #[arg(long)]
+        project: String,
+    },
+    /// Change the settings given (the others keep their values) and print them all as JSON.
+    /// A running server applies them within `auth.key_cache_secs`.
+    Set {
+        /// Project name.
+        #[arg(long)]
+        project: String,
+        /// Reject events whose type has no schema.
+        #[arg(long, value_name = "BOOL")]
+        strict_types: Option<bool>,
+        /// Event types a publishable key with a customer token may send, comma-separated
+        /// (the whole list; "" for none).
+        #[arg(long, value_name = "TYPES")]
+        client_event_types: Option<String>,
+        /// Browser origins served CORS, comma-separated, as scheme://host[:port] (the whole
+        /// list; "" for none).
+        #[arg(long, value_name = "ORIGINS")]
+        allowed_origins: Option<String>,
+    },
+}
+
+/// A comma-separated list of the command line; blanks dropped.
+fn list_arg(text: Option<String>) -> Option<Vec<String>> {
+    text.map(|text| {
+        text.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
 }
 
 /// `admin project …`.
@@ -232,12 +279,49 @@ pub async fn run_admin(config: &Config, command: AdminCommand) -> Result<(), Adm
             AdminCommand::Customers { command } => {
                 run_command(&store, config, Collection::Customers, command, &mut out).await?;
             }
+            AdminCommand::Settings {
+                command: SettingsCommand::Show { project },
+            } => {
+                let project = find_project(&store, &project).await?;
+                print_settings(&mut out, &Settings::from(project))?;
+            }
+            AdminCommand::Settings {
+                command:
+                    SettingsCommand::Set {
+                        project,
+                        strict_types,
+                        client_event_types,
+                        allowed_origins,
+                    },
+            } => {
+                let project = find_project(&store, &project).await?;
+                let change = SettingsChange {
+                    strict_types,
+                    client_event_types: list_arg(client_event_types),
+                    allowed_origins: list_arg(allowed_origins),
+                };
+                let update = change.check("").map_err(|e| {
+                    AdminError::Usage(
+                        e.replace("`client_event_types", "`--client-event-types")
+                            .replace("`allowed_origins", "`--allowed-origins"),
+                    )
+                })?;
+                let settings = apply_from_cli(&store, project.id, &update)
+                    .await
+                    .map_err(AdminError::Usage)?;
+                print_settings(&mut out, &settings)?;
+            }
         }
         Ok(())
     }
     .await;
     store.close().await;
     result
+}
+
+fn print_settings(out: &mut impl std::io::Write, settings: &Settings) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(settings).map_err(std::io::Error::other)?;
+    writeln!(out, "{text}")
 }
 
 async fn find_project(store: &Store, name: &str) -> Result<crate::store::Project, AdminError> {

@@ -133,6 +133,9 @@ pub struct IngestConfig {
     pub max_events_per_batch: usize,
     /// Largest single event (its JSON text), bytes.
     pub max_event_bytes: usize,
+    /// Largest `POST /v1/beacon` body, bytes (browsers keep at most 64 KiB of beacons in
+    /// flight).
+    pub max_beacon_bytes: usize,
 }
 
 impl Default for IngestConfig {
@@ -142,6 +145,7 @@ impl Default for IngestConfig {
             max_decompressed_bytes: 32 * 1024 * 1024,
             max_events_per_batch: 10_000,
             max_event_bytes: meterline_core::event::MAX_EVENT_BYTES,
+            max_beacon_bytes: 64 * 1024,
         }
     }
 }
@@ -242,6 +246,7 @@ impl Config {
             ("ingest.max_decompressed_bytes", self.ingest.max_decompressed_bytes),
             ("ingest.max_events_per_batch", self.ingest.max_events_per_batch),
             ("ingest.max_event_bytes", self.ingest.max_event_bytes),
+            ("ingest.max_beacon_bytes", self.ingest.max_beacon_bytes),
             ("auth.revocation_poll_ms", self.auth.revocation_poll_ms as usize),
         ];
         for (key, value) in positive {

@@ -5,6 +5,12 @@
 //! `ingest.max_decompressed_bytes`, JSON parsing and per-event validation (envelope by
 //! `Event::from_value`, data by the project's `SchemaRegistry`) → the valid events go to the
 //! [`Writer`](crate::store::Writer) → the answer after the commit.
+//!
+//! A publishable key with a customer token sends only events whose `subject` is the
+//! token's and whose `type` the project lists in `client_event_types` ([`ClientPermit`]);
+//! every other event of its batch is rejected on its own with `forbidden` (path `/subject`
+//! or `/type`), before its data is checked against a schema. Browsers that cannot set
+//! headers send the same through [`beacon`]. OpenMeter's route takes no publishable key.
 
 use axum::{
     Json,
@@ -13,6 +19,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use meterline_core::key::KeyKind;
 use meterline_core::{
     codec::{Encoding, decompress_limited},
     error::ValidationError,
@@ -43,7 +50,11 @@ pub enum BodyShape {
     Either,
 }
 
+pub mod beacon;
+mod permit;
 mod wire;
+
+pub use permit::ClientPermit;
 
 /// `POST /v1/events`: `202` with the accepted, duplicate and rejected counts.
 pub async fn post_events(
@@ -58,13 +69,20 @@ pub async fn post_events(
 
 /// `POST /api/v1/events` (OpenMeter's contract): `204` when every event was stored (new or
 /// duplicate); `400 invalid_event` with the `rejected` list when any was refused — the valid
-/// events of the request are stored all the same.
+/// events of the request are stored all the same. Secret keys only: a publishable key is
+/// refused `403 forbidden` (OpenMeter's clients are backends; apps send to `/v1/events`).
 pub async fn post_openmeter_events(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
+    if caller.kind == KeyKind::Publishable {
+        return Err(ApiError::forbidden(
+            "POST /api/v1/events (OpenMeter's contract) takes a secret key; a publishable key with a \
+             customer token sends to POST /v1/events or POST /v1/beacon",
+        ));
+    }
     let outcome = ingest(&state, &caller, &headers, body).await?;
     if outcome.rejected.is_empty() {
         return Ok(StatusCode::NO_CONTENT);
@@ -94,13 +112,40 @@ async fn ingest(
     let encoding = content_encoding(headers)?;
     let limits = state.config.ingest.clone();
     let compressed = crate::body::read_limited(headers, body, limits.max_body_bytes).await?;
+    store_events(
+        state,
+        caller,
+        move |limits| {
+            decompress_limited(encoding, &compressed, limits.max_decompressed_bytes)
+                .map_err(|e| ApiError::from_core(&e))
+        },
+        shape,
+    )
+    .await
+}
+
+/// Validates and stores the events `body` gives (run on a blocking thread), as `caller`
+/// may send them; the answer after the commit.
+async fn store_events(
+    state: &AppState,
+    caller: &Caller,
+    body: impl FnOnce(&IngestConfig) -> Result<Vec<u8>, ApiError> + Send + 'static,
+    shape: BodyShape,
+) -> Result<IngestResponse, ApiError> {
+    let limits = state.config.ingest.clone();
     let schemas = state.schemas.get(&state.store, caller.project_id).await?;
+    let permit = match &caller.subject {
+        Some(subject) => Some(ClientPermit {
+            subject: subject.clone(),
+            access: state.schemas.client(&state.store, caller.project_id).await?,
+        }),
+        None => None,
+    };
     let received_at = chrono::Utc::now();
     let parsed = tokio::task::spawn_blocking(move || {
-        let json = decompress_limited(encoding, &compressed, limits.max_decompressed_bytes)
-            .map_err(|e| ApiError::from_core(&e))?;
-        drop(compressed);
-        parse_batch(&json, shape, &schemas, &limits, received_at.timestamp_micros())
+        let json = body(&limits)?;
+        let now_us = received_at.timestamp_micros();
+        parse_batch_for(&json, shape, &schemas, &limits, now_us, permit.as_ref())
     })
     .await
     .map_err(|e| ApiError::internal("the ingest worker failed", e))??;
@@ -208,6 +253,19 @@ pub fn parse_batch(
     limits: &IngestConfig,
     now_us: i64,
 ) -> Result<ParsedBatch, ApiError> {
+    parse_batch_for(json, shape, schemas, limits, now_us, None)
+}
+
+/// [`parse_batch`] for a caller that may send only what `permit` allows (a publishable
+/// key); events it may not send are rejected with `forbidden`.
+pub fn parse_batch_for(
+    json: &[u8],
+    shape: BodyShape,
+    schemas: &ProjectSchemas,
+    limits: &IngestConfig,
+    now_us: i64,
+    permit: Option<&ClientPermit>,
+) -> Result<ParsedBatch, ApiError> {
     let text =
         std::str::from_utf8(json).map_err(|e| ApiError::invalid_json(format!("the body is not valid UTF-8: {e}")))?;
     let first = text.trim_start().as_bytes().first().copied();
@@ -267,7 +325,13 @@ pub fn parse_batch(
                 None => None,
             };
             let id = readable_id(wire.envelope.get("id"));
-            (id, validate(wire.envelope, data, text.len(), schemas, limits, now_us))
+            let checks = Checks {
+                schemas,
+                limits,
+                permit,
+                now_us,
+            };
+            (id, validate(wire.envelope, data, text.len(), &checks))
         } else {
             let value: Value = serde_json::from_str(text).map_err(not_json)?;
             (None, not_an_object(&value, text.len(), limits))
@@ -309,16 +373,28 @@ fn not_an_object(value: &Value, raw_len: usize, limits: &IngestConfig) -> Result
     ))
 }
 
-/// Checks one event (size, envelope, schema) and turns it into a row. `data` is the text
-/// of its `data` member as sent and what [`DataCheck`] found in it.
+/// What one event is checked against.
+struct Checks<'a> {
+    schemas: &'a ProjectSchemas,
+    limits: &'a IngestConfig,
+    permit: Option<&'a ClientPermit>,
+    now_us: i64,
+}
+
+/// Checks one event (size, envelope, permit, schema) and turns it into a row. `data` is
+/// the text of its `data` member as sent and what [`DataCheck`] found in it.
 fn validate(
     mut envelope: Map<String, Value>,
     data: Option<(&str, DataCheck)>,
     raw_len: usize,
-    schemas: &ProjectSchemas,
-    limits: &IngestConfig,
-    now_us: i64,
+    checks: &Checks<'_>,
 ) -> Result<EventRow, ValidationError> {
+    let Checks {
+        schemas,
+        limits,
+        permit,
+        now_us,
+    } = *checks;
     if raw_len > limits.max_event_bytes {
         return Err(ValidationError::too_large(raw_len, limits.max_event_bytes));
     }
@@ -337,6 +413,9 @@ fn validate(
         envelope.insert("data".to_owned(), stand_in);
     }
     let mut event = Event::from_value(Value::Object(envelope))?;
+    if let Some(permit) = permit {
+        permit.check(&event)?;
+    }
     // Some only when `data` is an object (`null` reads as absent).
     let data = event.data.take().and(data);
     let stored = match data {

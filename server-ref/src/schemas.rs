@@ -1,13 +1,15 @@
-//! Event-type schemas: `GET /v1/schema` (with ETag), the admin schema endpoints and
-//! `PUT /v1/admin/settings`, plus the per-project cache of compiled schemas that ingest uses.
+//! Event-type schemas: `GET /v1/schema` (with ETag) and the admin schema endpoints, plus
+//! the per-project cache of compiled schemas and client settings that ingest, CORS and
+//! publishable keys use (the settings themselves: [`crate::settings`]).
 //! A change that alters the `/v1/schema` ETag publishes `schema.updated` on the stream.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -20,7 +22,7 @@ use meterline_core::{
     event::MAX_ATTRIBUTE_LEN,
     schema::{SchemaDocument, SchemaRegistry},
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -40,18 +42,73 @@ pub struct ProjectSchemas {
     pub document: SchemaDocument,
 }
 
-/// Compiled schemas by project, rebuilt from the database after any change.
-#[derive(Debug, Default)]
+/// What a publishable key with a customer token may do in a project, and the schemas it
+/// is served (DESIGN §6).
+#[derive(Debug)]
+pub struct ClientAccess {
+    /// `client_event_types`: the types it may send.
+    pub event_types: BTreeSet<String>,
+    /// `allowed_origins`: browser origins served CORS (normalised, see
+    /// [`crate::settings::normalize_origin`]).
+    pub allowed_origins: Vec<String>,
+    /// `GET /v1/schema` for it: only the schemas of `event_types`, with an ETag of its own.
+    pub document: SchemaDocument,
+}
+
+impl ClientAccess {
+    /// Whether `origin` (an `Origin` header value) is one of `allowed_origins`.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        crate::settings::normalize_origin(origin).is_ok_and(|o| self.allowed_origins.contains(&o))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CachedProject {
+    schemas: Arc<ProjectSchemas>,
+    client: Arc<ClientAccess>,
+    loaded_at: Instant,
+}
+
+/// Compiled schemas and settings by project, rebuilt from the database after any change
+/// made through the API, and at most `ttl` old otherwise (changes made by the CLI).
+#[derive(Debug)]
 pub struct SchemaCache {
-    projects: Mutex<HashMap<i64, Arc<ProjectSchemas>>>,
+    projects: Mutex<HashMap<i64, CachedProject>>,
     /// Bumped by every invalidation, so a rebuild that raced with a change is not kept.
     generation: AtomicU64,
+    ttl: Duration,
+}
+
+impl Default for SchemaCache {
+    fn default() -> Self {
+        SchemaCache::new(Duration::from_secs(5))
+    }
 }
 
 impl SchemaCache {
+    /// A cache whose entries are reloaded once older than `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        SchemaCache {
+            projects: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            ttl,
+        }
+    }
+
     /// The project's schemas, loading and compiling them on first use.
     pub async fn get(&self, store: &Store, project_id: i64) -> Result<Arc<ProjectSchemas>, ApiError> {
-        if let Some(found) = self.lock().get(&project_id) {
+        Ok(self.load(store, project_id).await?.schemas)
+    }
+
+    /// What a publishable key may do in the project (its settings and filtered schemas).
+    pub async fn client(&self, store: &Store, project_id: i64) -> Result<Arc<ClientAccess>, ApiError> {
+        Ok(self.load(store, project_id).await?.client)
+    }
+
+    async fn load(&self, store: &Store, project_id: i64) -> Result<CachedProject, ApiError> {
+        if let Some(found) = self.lock().get(&project_id)
+            && found.loaded_at.elapsed() < self.ttl
+        {
             return Ok(found.clone());
         }
         let generation = self.generation.load(Ordering::Acquire);
@@ -63,10 +120,24 @@ impl SchemaCache {
             .schemas(project_id)
             .await
             .map_err(|e| ApiError::internal("reading the schemas failed", e))?;
-        let document = document(project.strict_types, records);
+        let event_types: BTreeSet<String> = project.client_event_types.iter().cloned().collect();
+        let client_records = records
+            .iter()
+            .filter(|r| event_types.contains(&r.event_type))
+            .cloned()
+            .collect();
+        let document = document(project.strict_types, &project.client_event_types, records);
         let registry = SchemaRegistry::from_document(&document, false)
             .map_err(|e| ApiError::internal("a stored schema does not compile", e))?;
-        let built = Arc::new(ProjectSchemas { registry, document });
+        let built = CachedProject {
+            schemas: Arc::new(ProjectSchemas { registry, document }),
+            client: Arc::new(ClientAccess {
+                document: client_document(project.strict_types, &project.client_event_types, client_records),
+                event_types,
+                allowed_origins: project.allowed_origins,
+            }),
+            loaded_at: Instant::now(),
+        };
         let mut projects = self.lock();
         if self.generation.load(Ordering::Acquire) == generation {
             projects.insert(project_id, built.clone());
@@ -81,16 +152,40 @@ impl SchemaCache {
         projects.remove(&project_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<ProjectSchemas>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CachedProject>> {
         self.projects.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Builds the `GET /v1/schema` document; the ETag is a hash of its content.
-fn document(strict_types: bool, records: Vec<SchemaRecord>) -> SchemaDocument {
+/// Builds the `GET /v1/schema` document; the ETag is a hash of its content and of
+/// `client_event_types` (so a change of those announces `schema.updated`, after which
+/// publishable clients refetch their share).
+fn document(strict_types: bool, client_event_types: &[String], records: Vec<SchemaRecord>) -> SchemaDocument {
+    let mut hasher = Sha256::new();
+    for event_type in client_event_types {
+        hasher.update(event_type.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update([1]);
+    hashed_document(hasher, strict_types, records)
+}
+
+/// The document a publishable key is served: the schemas of the types it may send. Its
+/// ETag is hashed under another prefix, so it never equals the full document's.
+fn client_document(strict_types: bool, client_event_types: &[String], records: Vec<SchemaRecord>) -> SchemaDocument {
+    let mut hasher = Sha256::new();
+    hasher.update(b"client\0");
+    for event_type in client_event_types {
+        hasher.update(event_type.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update([1]);
+    hashed_document(hasher, strict_types, records)
+}
+
+fn hashed_document(mut hasher: Sha256, strict_types: bool, records: Vec<SchemaRecord>) -> SchemaDocument {
     let types: std::collections::BTreeMap<String, Value> =
         records.into_iter().map(|r| (r.event_type, r.schema)).collect();
-    let mut hasher = Sha256::new();
     hasher.update([u8::from(strict_types)]);
     for (event_type, schema) in &types {
         hasher.update(event_type.as_bytes());
@@ -109,16 +204,25 @@ fn document(strict_types: bool, records: Vec<SchemaRecord>) -> SchemaDocument {
 /// Applies a schema or settings change and, when the `/v1/schema` ETag changed, publishes
 /// the `schema.updated` message committed with it — after dropping the cached document, so
 /// a client reacting to the message fetches the new one.
-async fn apply_change(state: &AppState, project_id: i64, change: SchemaChange<'_>) -> Result<SchemaOutcome, ApiError> {
+pub(crate) async fn apply_change(
+    state: &AppState,
+    project_id: i64,
+    change: SchemaChange<'_>,
+) -> Result<SchemaOutcome, ApiError> {
     let order = state.hub.sequence().await;
     let changed = state
         .store
-        .change_schema(project_id, change, |strict, records| document(strict, records).etag)
+        .change_schema(project_id, change, etag_of, false)
         .await
         .map_err(|e| ApiError::internal("storing the schema change failed", e))?;
     state.schemas.invalidate(project_id);
     order.publish(changed.frame.into_iter().collect());
     Ok(changed.outcome)
+}
+
+/// The full document's ETag, as the store computes it around a change.
+pub fn etag_of(strict_types: bool, client_event_types: &[String], records: Vec<SchemaRecord>) -> String {
+    document(strict_types, client_event_types, records).etag
 }
 
 /// Whether an `If-None-Match` value matches `etag` (weak comparison, lists and `*`).
@@ -129,7 +233,8 @@ pub(crate) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/").trim_matches('"') == etag)
 }
 
-/// `GET /v1/schema`: every registered type with its JSON Schema; `304` when the client's
+/// `GET /v1/schema`: every registered type with its JSON Schema — for a publishable key
+/// with a customer token only those of `client_event_types`; `304` when the client's
 /// `If-None-Match` matches the current ETag.
 pub async fn get_schema(
     State(state): State<AppState>,
@@ -137,8 +242,15 @@ pub async fn get_schema(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::ReadSchema)?;
-    let schemas = state.schemas.get(&state.store, caller.project_id).await?;
-    let etag = &schemas.document.etag;
+    let (full, client);
+    let document = if caller.subject.is_some() {
+        client = state.schemas.client(&state.store, caller.project_id).await?;
+        &client.document
+    } else {
+        full = state.schemas.get(&state.store, caller.project_id).await?;
+        &full.document
+    };
+    let etag = &document.etag;
     let etag_header = HeaderValue::from_str(&format!("\"{etag}\"")).map_err(|e| ApiError::internal("bad ETag", e))?;
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
@@ -147,7 +259,7 @@ pub async fn get_schema(
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Json(&schemas.document).into_response()
+        Json(document).into_response()
     };
     response.headers_mut().insert(header::ETAG, etag_header);
     response
@@ -268,44 +380,6 @@ pub async fn delete_type_schema(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Project settings (`GET`/`PUT /v1/admin/settings`).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// Reject events whose type has no schema (`unknown_type`).
-    pub strict_types: bool,
-}
-
-/// `GET /v1/admin/settings`.
-pub async fn get_settings(State(state): State<AppState>, caller: Caller) -> Result<Json<Settings>, ApiError> {
-    caller.require(Scope::Admin)?;
-    let project = state
-        .store
-        .project(caller.project_id)
-        .await
-        .map_err(|e| ApiError::internal("reading the project failed", e))?;
-    Ok(Json(Settings {
-        strict_types: project.strict_types,
-    }))
-}
-
-/// `PUT /v1/admin/settings` `{"strict_types": bool}`.
-pub async fn put_settings(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Json<Settings>, JsonRejection>,
-) -> Result<Json<Settings>, ApiError> {
-    caller.require(Scope::Admin)?;
-    let Json(settings) = body?;
-    apply_change(
-        &state,
-        caller.project_id,
-        SchemaChange::StrictTypes(settings.strict_types),
-    )
-    .await?;
-    Ok(Json(settings))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,9 +395,16 @@ mod tests {
 
     #[test]
     fn etag_follows_content() {
-        let a = document(false, vec![]);
-        let b = document(true, vec![]);
+        let a = document(false, &[], vec![]);
+        let b = document(true, &[], vec![]);
         assert_ne!(a.etag, b.etag);
-        assert_eq!(a.etag, document(false, vec![]).etag);
+        assert_eq!(a.etag, document(false, &[], vec![]).etag);
+        let listed = document(false, &["t".to_owned()], vec![]);
+        assert_ne!(a.etag, listed.etag, "client_event_types are part of the ETag");
+        assert_ne!(
+            listed.etag,
+            client_document(false, &["t".to_owned()], vec![]).etag,
+            "the client document's ETag is its own"
+        );
     }
 }

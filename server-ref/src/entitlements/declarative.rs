@@ -17,7 +17,14 @@
 //!
 //! [catalog.customers."customer-42"]
 //! plan = "pro"
+//!
+//! [catalog.settings]
+//! client_event_types = ["page.view"]
+//! allowed_origins = ["https://app.example.com"]
 //! ```
+//!
+//! `[catalog.settings]` takes the fields of `PUT /v1/admin/settings` (`strict_types`,
+//! `client_event_types`, `allowed_origins`); a field left out keeps its value.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +32,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::change::{self, Change, Collection, Outcome, Publish};
-use crate::store::Store;
+use crate::{settings::SettingsChange, store::Store};
 
 /// `[catalog]`: the items to create or replace, by collection and key.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,6 +50,9 @@ pub struct CatalogFile {
     /// `[catalog.customers."<subject>"]`: the body of `PUT /v1/admin/customers/<subject>`.
     #[serde(default)]
     pub customers: BTreeMap<String, toml::Value>,
+    /// `[catalog.settings]`: the body of `PUT /v1/admin/settings`.
+    #[serde(default)]
+    pub settings: Option<SettingsChange>,
 }
 
 fn default_project() -> String {
@@ -126,6 +136,9 @@ impl CatalogFile {
         if self.project.is_empty() {
             return Err("`catalog.project` must not be empty".to_owned());
         }
+        if let Some(settings) = &self.settings {
+            settings.check("catalog.settings")?;
+        }
         self.changes().map(|_| ())
     }
 
@@ -139,6 +152,18 @@ impl CatalogFile {
             .map_err(|e| format!("`catalog.project`: reading project {:?} failed: {e}", self.project))?
             .ok_or_else(|| format!("`catalog.project`: there is no project named {:?}", self.project))?;
         let mut summary = Summary::default();
+        if let Some(settings) = &self.settings {
+            let update = settings.check("catalog.settings")?;
+            let before = crate::settings::Settings::from(project.clone());
+            let after = crate::settings::apply_from_cli(store, project.id, &update)
+                .await
+                .map_err(|e| format!("`catalog.settings`: {e}"))?;
+            if after == before {
+                summary.unchanged += 1;
+            } else {
+                summary.replaced += 1;
+            }
+        }
         for (path, change) in self.changes()? {
             match change::apply(store, publish, project.id, change, ttl_ms).await {
                 Ok(Outcome::Created(_)) => summary.created += 1,
@@ -154,6 +179,12 @@ impl CatalogFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct CatalogWrapper {
+        catalog: CatalogFile,
+    }
 
     fn file(text: &str) -> CatalogFile {
         #[derive(Deserialize)]
@@ -209,5 +240,14 @@ mod tests {
         );
         let f = file("[catalog.plans.pro.features.calls]\nlimit = nan\n");
         assert!(f.check().unwrap_err().contains("not a finite number"));
+        let f = file("[catalog.settings]\nallowed_origins = [\"https://a.com\", \"*\"]\n");
+        let e = f.check().unwrap_err();
+        assert!(e.contains("`catalog.settings.allowed_origins[1]`"), "{e}");
+        let e = toml::from_str::<toml::Table>("[catalog.settings]\nclient_event_types = \"a\"\n")
+            .map(|t| toml::Value::Table(t).try_into::<CatalogWrapper>())
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("client_event_types"), "{e}");
     }
 }

@@ -22,7 +22,7 @@ use std::{str::FromStr, time::Duration};
 
 pub use catalog::CustomerRecord;
 pub use keys::{NewKey, TokenSigner};
-pub use schema_change::{SchemaChange, SchemaChanged, SchemaOutcome};
+pub use schema_change::{SchemaChange, SchemaChanged, SchemaOutcome, SettingsUpdate};
 pub use sqlite::{EventFilter, KeyRecord, Project, SchemaRecord, StoredEvent};
 use sqlx::{
     Connection, Executor, SqliteConnection, SqlitePool,
@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "events_type_index",
         include_str!("../../migrations/0005_events_type_index.sql"),
+    ),
+    (
+        6,
+        "client_settings",
+        include_str!("../../migrations/0006_client_settings.sql"),
     ),
 ];
 

@@ -23,8 +23,20 @@ pub enum SchemaChange<'a> {
         /// The event type.
         event_type: &'a str,
     },
-    /// Turn the project's `strict_types` on or off.
-    StrictTypes(bool),
+    /// Change the project's settings (`PUT /v1/admin/settings`).
+    Settings(&'a SettingsUpdate),
+}
+
+/// New values of a project's settings; `None` keeps a setting as it is. The lists must
+/// already be checked and normalised (sorted, no repeats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsUpdate {
+    /// Reject events whose type has no schema.
+    pub strict_types: Option<bool>,
+    /// Event types a publishable key with a customer token may send.
+    pub client_event_types: Option<Vec<String>>,
+    /// Browser origins served CORS.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// What a [`SchemaChange`] did.
@@ -38,7 +50,7 @@ pub enum SchemaOutcome {
     Deleted,
     /// `Delete` of a type without a schema: nothing changed.
     NotFound,
-    /// `strict_types` was set.
+    /// Settings were set.
     Settings,
 }
 
@@ -54,14 +66,16 @@ pub struct SchemaChanged {
 
 impl Store {
     /// Applies `change` and, if the `/v1/schema` ETag (computed by `etag_of` from
-    /// `strict_types` and every schema) changes, appends `schema.updated` in the same
+    /// `strict_types`, `client_event_types` and every schema) changes, appends `schema.updated` in the same
     /// transaction. Call while holding the hub's sequencing guard and publish the frame
-    /// after this returns.
+    /// after this returns — or, from another process (`relay`), have the message marked
+    /// in the same transaction for the running server to relay.
     pub async fn change_schema(
         &self,
         project_id: i64,
         change: SchemaChange<'_>,
-        etag_of: impl Fn(bool, Vec<SchemaRecord>) -> String,
+        etag_of: impl Fn(bool, &[String], Vec<SchemaRecord>) -> String,
+        relay: bool,
     ) -> Result<SchemaChanged, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -111,12 +125,20 @@ impl Store {
                 }
                 SchemaOutcome::Deleted
             }
-            SchemaChange::StrictTypes(strict) => {
-                sqlx::query("UPDATE projects SET strict_types = ? WHERE id = ?")
-                    .bind(strict)
-                    .bind(project_id)
-                    .execute(&mut *tx)
-                    .await?;
+            SchemaChange::Settings(update) => {
+                let list = |items: &Option<Vec<String>>| items.as_ref().map(|i| Value::from(i.clone()).to_string());
+                sqlx::query(
+                    "UPDATE projects SET strict_types = coalesce(?, strict_types),
+                         client_event_types = coalesce(?, client_event_types),
+                         allowed_origins = coalesce(?, allowed_origins)
+                     WHERE id = ?",
+                )
+                .bind(update.strict_types)
+                .bind(list(&update.client_event_types))
+                .bind(list(&update.allowed_origins))
+                .bind(project_id)
+                .execute(&mut *tx)
+                .await?;
                 SchemaOutcome::Settings
             }
         };
@@ -128,7 +150,15 @@ impl Store {
                 seq,
                 data: SchemaUpdated { etag: after },
             };
-            Some(append_message(&mut tx, project_id, None, message).await?)
+            let frame = append_message(&mut tx, project_id, None, message).await?;
+            if relay {
+                sqlx::query("INSERT INTO stream_relay (project_id, seq) VALUES (?, ?)")
+                    .bind(project_id)
+                    .bind(i64::try_from(frame.seq).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some(frame)
         };
         tx.commit().await?;
         Ok(SchemaChanged { outcome, frame })
@@ -138,17 +168,20 @@ impl Store {
 async fn current_etag(
     conn: &mut SqliteConnection,
     project_id: i64,
-    etag_of: &impl Fn(bool, Vec<SchemaRecord>) -> String,
+    etag_of: &impl Fn(bool, &[String], Vec<SchemaRecord>) -> String,
 ) -> Result<String, StoreError> {
-    let strict: bool = sqlx::query_scalar("SELECT strict_types FROM projects WHERE id = ?")
-        .bind(project_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("project {project_id} does not exist")))?;
+    let (strict, client_types): (bool, String) =
+        sqlx::query_as("SELECT strict_types, client_event_types FROM projects WHERE id = ?")
+            .bind(project_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("project {project_id} does not exist")))?;
+    let client_types: Vec<String> =
+        serde_json::from_str(&client_types).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let rows = sqlx::query("SELECT type, schema, updated_at FROM schemas WHERE project_id = ? ORDER BY type")
         .bind(project_id)
         .fetch_all(&mut *conn)
         .await?;
     let records = rows.iter().map(schema_from_row).collect::<Result<_, _>>()?;
-    Ok(etag_of(strict, records))
+    Ok(etag_of(strict, &client_types, records))
 }

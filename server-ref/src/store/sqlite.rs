@@ -16,6 +16,10 @@ pub struct Project {
     pub name: String,
     /// Whether event types without a schema are rejected.
     pub strict_types: bool,
+    /// Event types a publishable key with a customer token may send (sorted, no repeats).
+    pub client_event_types: Vec<String>,
+    /// Browser origins served CORS (`https://app.example.com`; sorted, no repeats).
+    pub allowed_origins: Vec<String>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -79,8 +83,16 @@ fn project_from_row(row: &SqliteRow) -> Result<Project, sqlx::Error> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         strict_types: row.try_get("strict_types")?,
+        client_event_types: json_list(row, "client_event_types")?,
+        allowed_origins: json_list(row, "allowed_origins")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// A column holding a JSON array of strings.
+fn json_list(row: &SqliteRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(format!("projects.{column}: {e}").into()))
 }
 
 fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, sqlx::Error> {
@@ -121,7 +133,8 @@ impl Store {
         let now = now_rfc3339();
         let inserted = sqlx::query(
             "INSERT INTO projects (name, strict_types, created_at) VALUES (?, 0, ?)
-             ON CONFLICT (name) DO NOTHING RETURNING id, name, strict_types, created_at",
+             ON CONFLICT (name) DO NOTHING
+             RETURNING id, name, strict_types, client_event_types, allowed_origins, created_at",
         )
         .bind(name)
         .bind(&now)
@@ -140,20 +153,26 @@ impl Store {
 
     /// Looks a project up by name.
     pub async fn project_by_name(&self, name: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT id, name, strict_types, created_at FROM projects WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, strict_types, client_event_types, allowed_origins, created_at
+             FROM projects WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(project_from_row).transpose()?)
     }
 
     /// Looks a project up by id.
     pub async fn project(&self, project_id: i64) -> Result<Project, StoreError> {
-        let row = sqlx::query("SELECT id, name, strict_types, created_at FROM projects WHERE id = ?")
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("project {project_id} does not exist")))?;
+        let row = sqlx::query(
+            "SELECT id, name, strict_types, client_event_types, allowed_origins, created_at
+             FROM projects WHERE id = ?",
+        )
+        .bind(project_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("project {project_id} does not exist")))?;
         Ok(project_from_row(&row)?)
     }
 

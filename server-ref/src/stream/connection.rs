@@ -94,8 +94,9 @@ struct Connection {
     errors: Bucket,
 }
 
-/// Serves one upgraded connection until it ends.
-pub async fn run(state: AppState, socket: WebSocket, presented: Presented) {
+/// Serves one upgraded connection until it ends. `origin` is the upgrade request's
+/// `Origin` header, checked against the project's `allowed_origins` once the key is known.
+pub async fn run(state: AppState, socket: WebSocket, presented: Presented, origin: Option<String>) {
     let mut conn = Connection {
         ops: Bucket::new(
             Duration::from_secs(1) / state.config.stream.ops_per_second.max(1),
@@ -112,7 +113,7 @@ pub async fn run(state: AppState, socket: WebSocket, presented: Presented) {
     };
     // Listen before authenticating, so a revocation racing the handshake is not missed.
     let control = conn.state.streams.listen();
-    let end = match conn.authenticate(presented).await {
+    let end = match conn.authenticate(presented, origin.as_deref()).await {
         Ok(auth) => {
             let session = Session {
                 auth,
@@ -127,13 +128,13 @@ pub async fn run(state: AppState, socket: WebSocket, presented: Presented) {
 }
 
 impl Connection {
-    async fn authenticate(&mut self, presented: Presented) -> Result<Authenticated, End> {
+    async fn authenticate(&mut self, presented: Presented, origin: Option<&str>) -> Result<Authenticated, End> {
         let (key, token) = match presented {
             Presented::Credentials { key, token } => (key, token),
             Presented::Unusable(reason) => return Err(End::Close(CLOSE_UNAUTHENTICATED, reason)),
             Presented::Nothing => self.auth_frame().await?,
         };
-        let auth = authenticate(&self.state, &key, token.as_deref())
+        let auth = authenticate(&self.state, &key, token.as_deref(), origin, None)
             .await
             .map_err(refused_credentials)?;
         auth.caller
@@ -189,7 +190,8 @@ impl Connection {
                     self.on_control(notice, &session).await
                 }
                 () = &mut expiry, if token_expiry.is_some() => {
-                    Err(End::Close(CLOSE_UNAUTHENTICATED, "the customer token expired".into()))
+                    let reason = "token_expired: the customer token expired; reconnect with a fresh one";
+                    Err(End::Close(CLOSE_UNAUTHENTICATED, reason.into()))
                 }
                 () = &mut idle => {
                     let reason = format!("idle: no frame or pong for {} ms", limits.idle_timeout_ms);
@@ -280,7 +282,12 @@ impl Connection {
             let message = format!("more than {per_second} operations per second on this connection");
             return self.refuse("rate_limited", message).await;
         }
-        if let Err(e) = self.state.limits.check(&session.auth.caller.key_id) {
+        let caller = &session.auth.caller;
+        let charged = match &caller.subject {
+            Some(subject) => self.state.limits.check_subject(caller.project_id, subject),
+            None => Ok(()),
+        };
+        if let Err(e) = charged.and_then(|()| self.state.limits.check(&caller.key_id)) {
             return self.refuse("rate_limited", e.message).await;
         }
         let Some(text) = text else {

@@ -11,6 +11,8 @@
 //!
 //! Bad or missing credentials never fail the HTTP upgrade: the connection opens and is
 //! closed with 4401 and a reason a browser can read (a failed handshake is opaque to it).
+//! The same holds for the `Origin` of a browser's upgrade, checked once the key is known
+//! against its project's `allowed_origins`: 4403 with reason `origin_not_allowed: …`.
 
 use axum::{
     extract::{
@@ -112,6 +114,10 @@ pub async fn get_stream(
         .filter_map(|p| p.to_str().ok().map(str::to_owned))
         .collect();
     let presented = presented(&headers, &offered);
+    // Browsers send one Origin; anything else is compared as it reads (and matches nothing).
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let limits = &state.config.stream;
     let mut upgrade = upgrade
         .max_message_size(limits.max_frame_bytes)
@@ -122,7 +128,7 @@ pub async fn get_stream(
     if offered.iter().any(|p| p == PROTOCOL) {
         upgrade = upgrade.protocols([PROTOCOL]);
     }
-    upgrade.on_upgrade(move |socket| connection::run(state, socket, presented))
+    upgrade.on_upgrade(move |socket| connection::run(state, socket, presented, origin))
 }
 
 /// The credentials of the request: the `Authorization` header first, then the offered

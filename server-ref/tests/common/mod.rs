@@ -45,6 +45,11 @@ impl Server {
 
     /// [`Server::start_in`] listening on `bind` (a restart on the port a client knows).
     pub fn start_bound(dir: Arc<tempfile::TempDir>, bind: &str, extra: &[&str]) -> Server {
+        Server::start_logging(dir, bind, extra, "info")
+    }
+
+    /// [`Server::start_bound`] with `RUST_LOG` = `rust_log` (the log is `server.log`).
+    pub fn start_logging(dir: Arc<tempfile::TempDir>, bind: &str, extra: &[&str], rust_log: &str) -> Server {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -54,7 +59,7 @@ impl Server {
             .args(["--bind", bind, "--database-url", &db_url(dir.path())])
             .args(extra)
             .current_dir(dir.path())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
