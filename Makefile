@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test lint bench fuzz wasm test-python bench-python test-node bench-node test-openapi faults
+.PHONY: help demo test lint bench bench-instructions fuzz wasm test-python bench-python test-node bench-node test-openapi faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -12,6 +12,9 @@ test: ## run every test (Rust, wasm32 build, bindings); installs what it needs
 
 lint: ## rustfmt, clippy -D warnings, and the bindings' formatters
 	@scripts/lint.sh
+
+bench-instructions: ## instruction counts of the core's hot paths (callgrind) vs bench/instructions.json
+	@scripts/bench-instructions.sh
 
 bench: ## criterion benches and the server ingest bench; figures go to bench/RESULTS.md
 	@scripts/bench.sh
