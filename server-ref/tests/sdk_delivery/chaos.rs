@@ -274,7 +274,7 @@ async fn pump(
     let (exchange, toward_client) = sniff;
     let delivered = |bytes: &[u8]| {
         if toward_client {
-            exchange.lock().unwrap().to_client(bytes);
+            exchange.lock().unwrap().delivered_to_client(bytes);
         }
     };
     let mut buf = vec![0u8; 16 * 1024];
@@ -288,7 +288,7 @@ async fn pump(
             Ok(n) => n,
         };
         if !toward_client {
-            exchange.lock().unwrap().from_client(&buf[..n]);
+            exchange.lock().unwrap().sent_by_client(&buf[..n]);
         }
         let mut chunk = &buf[..n];
         if let Some(limit) = reset_after
@@ -338,7 +338,7 @@ async fn answer_status(mut client: TcpStream, status: u16, exchange: &Mutex<Exch
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 head.extend_from_slice(&buf[..n]);
-                exchange.lock().unwrap().from_client(&buf[..n]);
+                exchange.lock().unwrap().sent_by_client(&buf[..n]);
             }
         }
         if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -360,7 +360,7 @@ async fn answer_status(mut client: TcpStream, status: u16, exchange: &Mutex<Exch
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 have += n;
-                exchange.lock().unwrap().from_client(&buf[..n]);
+                exchange.lock().unwrap().sent_by_client(&buf[..n]);
             }
         }
     }
@@ -375,7 +375,7 @@ async fn answer_status(mut client: TcpStream, status: u16, exchange: &Mutex<Exch
         body.len()
     );
     if client.write_all(response.as_bytes()).await.is_ok() {
-        exchange.lock().unwrap().to_client(response.as_bytes());
+        exchange.lock().unwrap().delivered_to_client(response.as_bytes());
     }
     let _ = client.shutdown().await;
 }

@@ -88,7 +88,7 @@ impl Exchange {
     }
 
     /// Bytes the client sent.
-    pub fn from_client(&mut self, bytes: &[u8]) {
+    pub fn sent_by_client(&mut self, bytes: &[u8]) {
         if self.stopped {
             return;
         }
@@ -113,7 +113,7 @@ impl Exchange {
     }
 
     /// Bytes written to the client's socket.
-    pub fn to_client(&mut self, bytes: &[u8]) {
+    pub fn delivered_to_client(&mut self, bytes: &[u8]) {
         if self.stopped {
             return;
         }
