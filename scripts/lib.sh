@@ -30,3 +30,21 @@ total() {
   awk -F'[:,]' '{ for (i = 2; i <= NF; i++) { split($i, w, " "); n[w[2]] += w[1] } }
     END { printf "tests: %d passed, %d failed, %d skipped\n", n["passed"], n["failed"], n["skipped"]; exit (n["failed"] > 0) }' "$1"
 }
+
+# strace, for the durability test (server-ref/tests/durability.rs): installs it from Debian
+# when missing and checks it may trace here. Prints the reason and fails when it cannot.
+ensure_strace() {
+  if ! command -v strace >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+      { apt-get update -qq && apt-get install -y -qq strace; } >/dev/null 2>&1 || true
+    fi
+  fi
+  if ! command -v strace >/dev/null 2>&1; then
+    echo "strace is not installed and apt-get could not install it"
+    return 1
+  fi
+  if ! strace -f -o /dev/null true 2>/dev/null; then
+    echo "strace cannot trace on this machine (ptrace not permitted)"
+    return 1
+  fi
+}

@@ -14,7 +14,13 @@ step "Rust: unit, conformance-vector and integration tests"
 ensure_rust
 # The server binary is built first so the integration tests find it ready.
 cargo build -p meterline-server --locked 2>&1 | tail -n 3
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-logs/rust.txt || true
+# The durability test traces the server with strace; without it the test is reported skipped.
+skip_durability=()
+if ! why=$(ensure_strace); then
+  echo "durability: 0 passed, 0 failed, 1 skipped ($why)" >>"$summary"
+  skip_durability=(-- --skip every_202_leaves_after_a_sync_of_the_wal_that_holds_its_batch)
+fi
+cargo test --workspace --locked --no-fail-fast "${skip_durability[@]}" 2>&1 | tee target/test-logs/rust.txt || true
 count_cargo target/test-logs/rust.txt rust >>"$summary"
 # A build failure prints no "test result" line: count it as a failure.
 # (cargo's own "error: test failed" / "error: N targets failed" lines are test failures, counted above.)

@@ -9,10 +9,16 @@ the next run starts two past the last reported index: each id is tracked by one 
 and the server may hold such an unreported event (it is in ``attempted``) but never one
 that no run tracked. The kill points come from a seeded random generator; the seed is
 printed, and ``METERLINE_SPOOL_SEED=<seed>`` reruns the same points.
+
+Each run sends through its own recording front (``front.py``), so what each run sent is
+known: within a run an id goes out again only after a failed or unanswered attempt, and what
+a run sends of earlier runs' ids (its replay) is at most what the spool held when it
+started; at least one kill leaves events in the spool, and the final run replays them all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -25,6 +31,7 @@ from pathlib import Path
 
 import meterline
 
+from front import RecordingFront, assert_resent_only_after_failures
 from support import Server
 
 TOTAL = 100_000
@@ -45,6 +52,7 @@ class Run:
 
 def run_child(
     server: Server,
+    endpoint: str,
     spool: Path,
     event_type: str,
     start: int,
@@ -60,7 +68,7 @@ def run_child(
                 sys.executable,
                 str(CHILD),
                 server.secret_key,
-                server.endpoint,
+                endpoint,
                 str(spool),
                 event_type,
                 str(start),
@@ -93,6 +101,32 @@ def run_child(
     return run
 
 
+def spooled(server: Server, spool: Path) -> int:
+    """How many events the spool holds, read by a client that cannot send (what it found
+    stays spooled)."""
+    client = meterline.Client(
+        server.secret_key,
+        "http://127.0.0.1:9",
+        fetch_schemas=False,
+        stream=False,
+        spool_dir=spool,
+    )
+    held = client.stats().spool_length
+    with contextlib.suppress(meterline.TimeoutError):
+        client.shutdown(timeout=0)
+    assert client.stats().spool_length == held, "the counting client sent nothing"
+    return held
+
+
+def replayed(front: RecordingFront, start: int) -> int:
+    """Checks the resend bound over one run's attempts; returns how many distinct ids of
+    earlier runs (below ``start``) the run sent."""
+    attempts = front.seen()
+    assert_resent_only_after_failures(attempts)
+    ids = {event_id for a in attempts for event_id in a.ids or []}
+    return sum(1 for event_id in ids if int(event_id.removeprefix("spool-")) < start)
+
+
 def test_sigkilled_client_loses_nothing_and_sends_nothing_twice(
     server: Server, event_type: str, tmp_path: Path
 ) -> None:
@@ -104,17 +138,30 @@ def test_sigkilled_client_loses_nothing_and_sends_nothing_twice(
     attempted: set[int] = set()  # every index some run may have tracked
     start = 0
     began = time.monotonic()
+    # (spooled at the start, replayed) of each run after the first.
+    replays: list[tuple[int, int]] = []
     for round_ in range(KILLS):
         # At most 5 * 15,000 = 75,000 before the last kill: every kill lands mid-run.
         kill_after = rng.randrange(1_000, 15_000)
+        held = spooled(server, spool)
+        front = RecordingFront(server.endpoint).start()
         run = run_child(
-            server, spool, event_type, start, kill_after, tmp_path / f"child{round_}.err"
+            server,
+            front.url,
+            spool,
+            event_type,
+            start,
+            kill_after,
+            tmp_path / f"child{round_}.err",
         )
         context = f"seed {seed}, round {round_}, stderr: {run.stderr}"
         assert run.returncode == -signal.SIGKILL, context
         assert len(run.accepted) >= kill_after, context
         assert run.final_spool_length is None, f"the child finished before the kill ({context})"
         assert run.accepted == list(range(start, start + len(run.accepted))), context
+        if round_ > 0:
+            replays.append((held, replayed(front, start)))
+        front.close()
         last = run.accepted[-1]
         accepted.update(run.accepted)
         attempted.update(range(start, last + 2))
@@ -124,9 +171,21 @@ def test_sigkilled_client_loses_nothing_and_sends_nothing_twice(
         )
         start = last + 2
 
-    run = run_child(server, spool, event_type, start, None, tmp_path / "final.err")
+    held = spooled(server, spool)
+    front = RecordingFront(server.endpoint).start()
+    run = run_child(server, front.url, spool, event_type, start, None, tmp_path / "final.err")
     context = f"seed {seed}, final run, stderr: {run.stderr}"
     assert run.returncode == 0, context
+    # The final run is not killed: it replays all that the last kill left.
+    assert replayed(front, start) == held, context
+    front.close()
+    replays.append((held, held))
+    print(f"(spooled at start, replayed) per restart: {replays}")
+    for held_then, sent in replays:
+        assert sent <= held_then, f"a run sent {sent} earlier ids with {held_then} spooled"
+    assert any(held_then > 0 and sent > 0 for held_then, sent in replays), (
+        f"no kill left events in the spool to replay: {replays}"
+    )
     assert run.final_spool_length == 0, context
     assert run.accepted == list(range(start, TOTAL)), context
     accepted.update(run.accepted)

@@ -215,12 +215,7 @@ impl Config {
                 ),
             ));
         }
-        if self.source.trim().is_empty() {
-            return Err(Error::config("source", "must not be empty"));
-        }
-        if self.source.chars().count() > crate::event::MAX_ATTRIBUTE_LEN {
-            return Err(Error::config("source", "must be at most 256 characters"));
-        }
+        check_source(&self.source)?;
         if self.flush_at == 0 {
             return Err(Error::config("flush_at", "must be at least 1"));
         }
@@ -339,6 +334,13 @@ impl Config {
     }
 }
 
+/// Checks the `source` option once, at configuration, as CloudEvents 1.0 requires of every
+/// event's `source` (a non-empty URI-reference of at most 256 characters), so `track()` need
+/// not check it per call. The error names `source`.
+pub fn check_source(source: &str) -> Result<(), Error> {
+    crate::event::check_source(source).map_err(|e| Error::config("source", e.message))
+}
+
 fn looks_like_jwt(token: &str) -> bool {
     let parts: Vec<&str> = token.split('.').collect();
     token.len() <= 8 * 1024
@@ -387,6 +389,9 @@ mod tests {
             (Box::new(|c| c.flush_interval = Duration::ZERO), "flush_interval"),
             (Box::new(|c| c.max_queue_size = 0), "max_queue_size"),
             (Box::new(|c| c.source = String::new()), "source"),
+            (Box::new(|c| c.source = "billing api".into()), "source"),
+            (Box::new(|c| c.source = "1:2".into()), "source"),
+            (Box::new(|c| c.source = "x".repeat(257)), "source"),
             (Box::new(|c| c.cache_size = 0), "cache_size"),
             (
                 Box::new(|c| c.entitlement_timeout = Duration::ZERO),

@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::error::ValidationError;
 
+mod context;
+pub use context::{check_source, check_string};
+
 /// The only CloudEvents version meterline speaks.
 pub const SPEC_VERSION: &str = "1.0";
 /// Longest accepted `id` (characters).
@@ -66,8 +69,10 @@ impl Event {
         }
     }
 
-    /// Parses and checks one event received as JSON (any field order, unknown extension
-    /// attributes ignored). Errors name the offending field as a JSON pointer.
+    /// Parses and checks one event received as JSON (any field order). Every context
+    /// attribute is checked as CloudEvents 1.0 requires (names, types, `source` and
+    /// `dataschema` as URIs; `null` is unset); valid extension attributes and `dataschema`
+    /// are not kept. Errors name the offending field as a JSON pointer.
     pub fn from_value(value: Value) -> Result<Event, ValidationError> {
         let Value::Object(mut obj) = value else {
             return Err(ValidationError::invalid_event(
@@ -95,6 +100,11 @@ impl Event {
             },
         };
         event.check_envelope()?;
+        check_string("/id", "id", &event.id)?;
+        check_source(&event.source)?;
+        check_string("/type", "type", &event.event_type)?;
+        check_string("/subject", "subject", &event.subject)?;
+        context::check_other_attributes(&obj)?;
         Ok(event)
     }
 

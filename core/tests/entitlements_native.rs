@@ -61,6 +61,33 @@ fn answering_endpoint(body: &'static str) -> String {
     endpoint
 }
 
+/// Waits (at most 5 s) until `count` reaches `want`, then checks that it stays there for
+/// `window`: a late duplicate (a second connection, a second fetch) fails the check.
+fn settles_at(count: &AtomicUsize, want: usize, window: Duration, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count.load(Ordering::SeqCst) < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let until = Instant::now() + window;
+    loop {
+        assert_eq!(count.load(Ordering::SeqCst), want, "{what}");
+        if Instant::now() >= until {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Checks `still` every few milliseconds for `window`.
+fn holds_for(window: Duration, what: &str, still: impl Fn() -> bool) {
+    let until = Instant::now() + window;
+    while Instant::now() < until {
+        assert!(still(), "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(still(), "{what}");
+}
+
 fn config(endpoint: &str) -> Config {
     let mut c = Config::new(KEY, endpoint);
     c.fetch_schemas = false;
@@ -138,8 +165,8 @@ fn a_silent_server_times_out_and_concurrent_callers_share_one_request() {
     let a = client.entitlement("c1", "sso").unwrap();
     assert!(started.elapsed() < Duration::from_millis(100));
     assert_eq!(a.reason.as_deref(), Some("timeout after 300ms"));
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(accepted.load(Ordering::SeqCst), 1, "single flight: one connection");
+    // The fetch stays in flight (nobody answers): no second connection, early or late.
+    settles_at(&accepted, 1, Duration::from_secs(1), "single flight: one connection");
     let started = Instant::now();
     client.shutdown(Duration::from_secs(5)).unwrap();
     assert!(
@@ -176,7 +203,7 @@ fn async_callers_on_another_runtime_share_the_fetch() {
         assert_eq!(a.source, Source::Fallback);
         assert_eq!(a.reason.as_deref(), Some("timeout after 200ms"));
     }
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    settles_at(&accepted, 1, Duration::from_secs(1), "one fetch for the four callers");
 }
 
 #[test]
@@ -288,13 +315,18 @@ fn the_stream_starts_with_the_first_cached_subject_and_reports_its_state() {
         ..Callbacks::default()
     };
     let client = Client::with_callbacks(c, callbacks).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(changes.lock().unwrap().is_empty(), "no subject cached: no connection");
+    holds_for(Duration::from_millis(500), "no subject cached: no connection", || {
+        changes.lock().unwrap().is_empty()
+    });
     client.prime_entitlements(answer("c1", 10, 0)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while changes.lock().unwrap().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // One change to "down", and no second one while it keeps failing.
+    holds_for(Duration::from_millis(500), "one connection change", || {
+        matches!(&changes.lock().unwrap()[..], [(false, _)])
+    });
     let changes = changes.lock().unwrap().clone();
     assert!(matches!(&changes[..], [(false, _)]), "{changes:?}");
     assert!(!client.stats().stream_connected);
@@ -325,8 +357,7 @@ fn cached_entitlement_never_waits_and_starts_one_background_fetch() {
         assert_eq!((a.source, a.has_access), (Source::Fallback, feature == "sso"));
         assert_eq!(a.reason.as_deref(), Some("not cached yet: fetching in the background"));
     }
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one fetch for all three calls");
+    settles_at(&accepted, 1, Duration::from_secs(1), "one fetch for all three calls");
 
     // A cached answer is served as by entitlement().
     client.prime_entitlements(answer("c2", 10, 3)).unwrap();

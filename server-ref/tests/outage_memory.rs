@@ -12,6 +12,10 @@
 mod chaos;
 #[path = "common/mod.rs"]
 mod common;
+// What the chaos proxy records of the requests it forwards.
+#[allow(dead_code)]
+#[path = "sdk_delivery/sniff.rs"]
+mod sniff;
 
 use std::{
     collections::HashSet,

@@ -4,6 +4,10 @@
 //! Also: events the server refuses for good (401) leave the spool, and what was spooled while
 //! the server was down goes out first at the next start.
 //!
+//! Every child sends through its own recording proxy, so what each run sent is known: within
+//! a run an id goes out again only after a failed or unanswered attempt, and what a run sends
+//! of earlier runs' ids (the replay) is at most what the spool held when it started.
+//!
 //! The child is this test binary itself, re-run with `--ignored --exact spool_child` and its
 //! instructions in environment variables; it prints `accepted <id>` (line-buffered, so each
 //! line is out before the next `track()`) for every id `track()` accepted.
@@ -11,6 +15,10 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
+// The recording HTTP proxy of the delivery tests (only its recording is used here).
+#[allow(dead_code)]
+#[path = "sdk_delivery/proxy.rs"]
+mod proxy;
 
 use std::{
     collections::HashSet,
@@ -21,7 +29,10 @@ use std::{
     time::Duration,
 };
 
-use common::{Server, delivery::rt};
+use common::{
+    Server,
+    delivery::{assert_resent_only_after_failures, rt},
+};
 use meterline_core::{Client, Config, Error, SpoolFsync, runtime::native::Callbacks};
 use serde_json::json;
 
@@ -79,14 +90,15 @@ struct Run {
     finished: bool,
 }
 
-/// Runs the child over `from..to`; with `kill_after`, SIGKILLs it once it reported that many.
-fn run_child(server: &Server, spool: &Path, from: u64, to: u64, kill_after: Option<u64>) -> Run {
+/// Runs the child over `from..to`, sending to `endpoint`; with `kill_after`, SIGKILLs it
+/// once it reported that many.
+fn run_child(server: &Server, endpoint: &str, spool: &Path, from: u64, to: u64, kill_after: Option<u64>) -> Run {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "spool_child", "--nocapture", "--test-threads=1"])
         .env("SPOOL_FROM", from.to_string())
         .env("SPOOL_TO", to.to_string())
         .env("SPOOL_KEY", server.sk())
-        .env("SPOOL_ENDPOINT", &server.url)
+        .env("SPOOL_ENDPOINT", endpoint)
         .env("SPOOL_DIR", spool)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -125,11 +137,37 @@ fn run_child(server: &Server, spool: &Path, from: u64, to: u64, kill_after: Opti
     run
 }
 
+/// How many events the spool in `dir` holds, read by a client that cannot send (it gives
+/// up at once, and what it found stays spooled).
+fn spooled(dir: &Path) -> u64 {
+    let client = Client::new(config("ml_sk_nosend_0123456789abcdef0123", "http://127.0.0.1:9", dir)).unwrap();
+    let held = client.stats().spool_length;
+    assert!(client.shutdown(Duration::ZERO).is_err() || held == 0);
+    assert_eq!(client.stats().spool_length, held, "the counting client sent nothing");
+    held
+}
+
+/// What one run sent through its proxy: `attempts` checked by the resend bound, and how many
+/// distinct ids of earlier runs (below `from`) it sent — its replay.
+fn replayed(proxy: &proxy::Proxy, from: u64) -> usize {
+    let attempts = proxy.attempts();
+    assert_resent_only_after_failures(&attempts, |_| false);
+    let ids: HashSet<&str> = attempts
+        .iter()
+        .flat_map(|(ids, _)| ids.iter().map(String::as_str))
+        .collect();
+    ids.iter()
+        .filter(|id| id.trim_start_matches("spool-").parse::<u64>().unwrap() < from)
+        .count()
+}
+
 #[test]
 fn sigkilled_client_loses_nothing_and_sends_nothing_twice() {
     let rt = rt();
     let server = Server::start();
     let spool = tempfile::tempdir().unwrap();
+    // (spooled at the start, replayed) of each run after the first.
+    let mut replays: Vec<(u64, usize)> = Vec::new();
     let mut accepted: HashSet<u64> = HashSet::new();
     // Every index a child may have tried: all reported ones, plus the one it was in when
     // killed (it may be spooled without being reported).
@@ -138,13 +176,18 @@ fn sigkilled_client_loses_nothing_and_sends_nothing_twice() {
     let mut seed = fastrand_seed();
     for round in 0..KILLS {
         let kill_after = 2_000 + next_random(&mut seed) % 20_000;
-        let run = run_child(&server, spool.path(), next, TOTAL, Some(kill_after));
+        let held = spooled(spool.path());
+        let proxy = rt.block_on(proxy::Proxy::start(&server.url));
+        let run = run_child(&server, &proxy.url, spool.path(), next, TOTAL, Some(kill_after));
         let last = run.accepted.last().copied().unwrap_or(next);
         assert!(
             run.accepted.len() as u64 >= kill_after.min(TOTAL - next),
             "round {round}: killed early"
         );
         assert!(!run.finished, "round {round}: the child finished before the kill");
+        if round > 0 {
+            replays.push((held, replayed(&proxy, next)));
+        }
         accepted.extend(&run.accepted);
         attempted.extend(next..=last + 1);
         // Skip the index the child may have been in: each id is tracked by one run only.
@@ -154,8 +197,28 @@ fn sigkilled_client_loses_nothing_and_sends_nothing_twice() {
             run.accepted.len()
         );
     }
-    let run = run_child(&server, spool.path(), next, TOTAL, None);
+    let held = spooled(spool.path());
+    let proxy = rt.block_on(proxy::Proxy::start(&server.url));
+    let run = run_child(&server, &proxy.url, spool.path(), next, TOTAL, None);
     assert!(run.finished, "the final child did not flush");
+    // The final run is not killed: it replays all that the last kill left.
+    assert_eq!(
+        replayed(&proxy, next),
+        held as usize,
+        "the final run replays the whole spool"
+    );
+    replays.push((held, held as usize));
+    eprintln!("(spooled at start, replayed) per restart: {replays:?}");
+    for (held, sent) in &replays {
+        assert!(
+            *sent as u64 <= *held,
+            "a run sent {sent} earlier ids with {held} spooled"
+        );
+    }
+    assert!(
+        replays.iter().any(|&(held, sent)| held > 0 && sent > 0),
+        "no kill left events in the spool to replay: {replays:?}"
+    );
     accepted.extend(&run.accepted);
     attempted.extend(next..TOTAL);
 

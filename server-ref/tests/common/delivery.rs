@@ -50,3 +50,61 @@ pub fn assert_exactly_once(stored: &[String], tracked: &HashSet<String>) {
         "an untracked event was stored"
     );
 }
+
+/// What a recording front saw the client send: attempts, event sends, and ids sent more
+/// than once.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Resends {
+    /// Ingest requests.
+    pub attempts: usize,
+    /// Event ids summed over every attempt.
+    pub sends: usize,
+    /// Ids that went out more than once.
+    pub resent_ids: usize,
+}
+
+/// The resend bound the SDK promises (DESIGN §7: retries resend the same ids): an id goes
+/// out again only after an attempt that carried it failed or got no answer. `attempts` are
+/// each ingest request's event ids in arrival order with the status answered (`0`: none,
+/// the client went away); `unknown(i)` marks attempt `i` as one whose answer the client may
+/// not have received although it was a 2xx (e.g. the connection was cut after it). For every
+/// id: sends ≤ 1 + its failed or unknown attempts, and nothing carries it after an attempt
+/// that succeeded. Panics naming the first id that breaks it.
+pub fn assert_resent_only_after_failures(attempts: &[(Vec<String>, u16)], unknown: impl Fn(usize) -> bool) -> Resends {
+    use std::collections::HashMap;
+    #[derive(Default)]
+    struct Seen {
+        sends: usize,
+        failed: usize,
+        succeeded_at: Option<usize>,
+    }
+    let mut seen: HashMap<&str, Seen> = HashMap::new();
+    let mut sends = 0;
+    for (i, (ids, status)) in attempts.iter().enumerate() {
+        let succeeded = (200..300).contains(status) && !unknown(i);
+        for id in ids {
+            sends += 1;
+            let s = seen.entry(id.as_str()).or_default();
+            if let Some(at) = s.succeeded_at {
+                panic!("{id} was sent again in attempt {i} after attempt {at} succeeded (status {status})");
+            }
+            s.sends += 1;
+            if succeeded {
+                s.succeeded_at = Some(i);
+            } else {
+                s.failed += 1;
+            }
+            assert!(
+                s.sends <= 1 + s.failed - usize::from(!succeeded),
+                "{id}: sent {} times after only {} failed or unanswered attempts",
+                s.sends,
+                s.failed - usize::from(!succeeded)
+            );
+        }
+    }
+    Resends {
+        attempts: attempts.len(),
+        sends,
+        resent_ids: seen.values().filter(|s| s.sends > 1).count(),
+    }
+}

@@ -3,7 +3,8 @@
 //! request or of a response, stalls longer than the client's timeout, a bandwidth cap, and
 //! HTTP `503` / `429` answers made up by the proxy. The upstream address can change (the
 //! server restarted on a new port) and every open connection can be cut at once (stream
-//! drops).
+//! drops). It also records what the client sent ([`super::sniff`]): the event ids of each
+//! ingest attempt and the status that reached the client.
 
 use std::{
     collections::BTreeMap,
@@ -15,6 +16,7 @@ use std::{
     time::Duration,
 };
 
+use super::sniff::{Attempts, Exchange};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -79,6 +81,7 @@ struct Shared {
     rng: Mutex<u64>,
     injected: Mutex<BTreeMap<&'static str, u64>>,
     connections: AtomicU64,
+    attempts: Attempts,
     /// Bumped to cut every open connection.
     cut: watch::Sender<u64>,
 }
@@ -139,6 +142,7 @@ impl ChaosProxy {
             rng: Mutex::new(seed | 1),
             injected: Mutex::new(BTreeMap::new()),
             connections: AtomicU64::new(0),
+            attempts: Attempts::default(),
             cut: watch::Sender::new(0),
         });
         let accept = shared.clone();
@@ -179,6 +183,12 @@ impl ChaosProxy {
     pub fn connections(&self) -> u64 {
         self.shared.connections.load(Ordering::Relaxed)
     }
+
+    /// Every ingest attempt a client sent whole, in arrival order: its event ids and the
+    /// status whose whole answer reached the client (`0`: none did).
+    pub fn attempts(&self) -> Vec<(Vec<String>, u16)> {
+        self.shared.attempts.lock().unwrap().clone()
+    }
 }
 
 fn addr_of(url: &str) -> SocketAddr {
@@ -197,8 +207,9 @@ async fn proxy(shared: Arc<Shared>, client: TcpStream) {
     if fault != Fault::Clean {
         shared.count(fault.name());
     }
+    let exchange = Arc::new(Mutex::new(Exchange::new(shared.attempts.clone())));
     match fault {
-        Fault::Status(status) => return answer_status(client, status).await,
+        Fault::Status(status) => return answer_status(client, status, &exchange).await,
         Fault::Stall { hold } => {
             let mut cut = shared.cut.subscribe();
             tokio::select! {
@@ -223,8 +234,22 @@ async fn proxy(shared: Arc<Shared>, client: TcpStream) {
     let mut cut = shared.cut.subscribe();
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let up = pump(shared.clone(), client_read, server_write, fault, cut_request);
-    let down = pump(shared.clone(), server_read, client_write, fault, cut_response);
+    let up = pump(
+        shared.clone(),
+        client_read,
+        server_write,
+        fault,
+        cut_request,
+        (&exchange, false),
+    );
+    let down = pump(
+        shared.clone(),
+        server_read,
+        client_write,
+        fault,
+        cut_response,
+        (&exchange, true),
+    );
     // An injected reset ends both directions at once (the sockets have linger 0: RST); a cut
     // closes them.
     tokio::select! {
@@ -236,14 +261,22 @@ async fn proxy(shared: Arc<Shared>, client: TcpStream) {
 type Halves = (tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf);
 
 /// Copies `from` → `to` applying `fault`; `Err` after an injected reset (the halves are
-/// dropped with linger 0, which sends RST).
+/// dropped with linger 0, which sends RST). `sniff` is told what the client sent (read
+/// from it) or was sent (written to it, when `.1`).
 async fn pump(
     shared: Arc<Shared>,
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     fault: Fault,
     reset_after: Option<usize>,
+    sniff: (&Mutex<Exchange>, bool),
 ) -> Result<Halves, ()> {
+    let (exchange, toward_client) = sniff;
+    let delivered = |bytes: &[u8]| {
+        if toward_client {
+            exchange.lock().unwrap().delivered_to_client(bytes);
+        }
+    };
     let mut buf = vec![0u8; 16 * 1024];
     let mut sent = 0usize;
     loop {
@@ -254,11 +287,16 @@ async fn pump(
             }
             Ok(n) => n,
         };
+        if !toward_client {
+            exchange.lock().unwrap().sent_by_client(&buf[..n]);
+        }
         let mut chunk = &buf[..n];
         if let Some(limit) = reset_after
             && sent + chunk.len() > limit
         {
-            let _ = to.write_all(&chunk[..limit - sent]).await;
+            if to.write_all(&chunk[..limit - sent]).await.is_ok() {
+                delivered(&chunk[..limit - sent]);
+            }
             let _ = from.as_ref().set_zero_linger();
             let _ = to.as_ref().set_zero_linger();
             return Err(());
@@ -275,6 +313,7 @@ async fn pump(
                     if to.write_all(&chunk[..slice]).await.is_err() {
                         return Ok((from, to));
                     }
+                    delivered(&chunk[..slice]);
                     chunk = &chunk[slice..];
                     sent += slice;
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -285,18 +324,22 @@ async fn pump(
         if to.write_all(chunk).await.is_err() {
             return Ok((from, to));
         }
+        delivered(chunk);
         sent += chunk.len();
     }
 }
 
 /// Reads one request (headers and `Content-Length` body) and answers `status` itself.
-async fn answer_status(mut client: TcpStream, status: u16) {
+async fn answer_status(mut client: TcpStream, status: u16, exchange: &Mutex<Exchange>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 8192];
     let body_start = loop {
         match client.read(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                head.extend_from_slice(&buf[..n]);
+                exchange.lock().unwrap().sent_by_client(&buf[..n]);
+            }
         }
         if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
@@ -315,7 +358,10 @@ async fn answer_status(mut client: TcpStream, status: u16) {
     while have < length {
         match client.read(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => have += n,
+            Ok(n) => {
+                have += n;
+                exchange.lock().unwrap().sent_by_client(&buf[..n]);
+            }
         }
     }
     let reason = if status == 429 {
@@ -328,7 +374,9 @@ async fn answer_status(mut client: TcpStream, status: u16) {
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 0\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = client.write_all(response.as_bytes()).await;
+    if client.write_all(response.as_bytes()).await.is_ok() {
+        exchange.lock().unwrap().delivered_to_client(response.as_bytes());
+    }
     let _ = client.shutdown().await;
 }
 

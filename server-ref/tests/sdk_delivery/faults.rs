@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::{
     chaos::{ChaosProxy, Fault, Plan},
+    common::delivery::assert_resent_only_after_failures,
     common::{
         self, Server,
         catalog::{entitlements, put_ok, standard_catalog},
@@ -177,6 +178,13 @@ fn events_through_every_fault_are_stored_exactly_once_and_subscribers_converge()
     let duplicated = stored.len() - unique.len();
     let lost = accepted.iter().filter(|id| !unique.contains(id)).count();
     let stats = client.stats();
+    // What the SDK sent, at the proxy: a resend only after a failed or unanswered attempt.
+    let producer_attempts: Vec<(Vec<String>, u16)> = proxy
+        .attempts()
+        .into_iter()
+        .filter(|(ids, _)| ids.first().is_some_and(|id| id.starts_with("ev-")))
+        .collect();
+    let resends = assert_resent_only_after_failures(&producer_attempts, |_| false);
 
     // Every subscriber ends with the server's answer for its customer.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -208,6 +216,14 @@ fn events_through_every_fault_are_stored_exactly_once_and_subscribers_converge()
     table.push_str(&format!("  {:<28} {:>10}\n", "events stored", unique.len()));
     table.push_str(&format!("  {:<28} {:>10}\n", "lost", lost));
     table.push_str(&format!("  {:<28} {:>10}\n", "stored twice", duplicated));
+    table.push_str(&format!(
+        "  {:<28} {:>10}\n",
+        "events sent (at the proxy)", resends.sends
+    ));
+    table.push_str(&format!(
+        "  {:<28} {:>10}\n",
+        "ids sent more than once", resends.resent_ids
+    ));
     table.push_str(&format!("  {:<28} {:>10}\n", "resent, deduplicated", stats.duplicates));
     table.push_str(&format!("  {:<28} {:>10}\n", "SDK retries", stats.retried));
     table.push_str(&format!("  {:<28} {:>10}\n", "server kill -9 + restart", restarts));
@@ -232,6 +248,11 @@ fn events_through_every_fault_are_stored_exactly_once_and_subscribers_converge()
     assert_eq!(unique.len(), accepted.len(), "{table}");
     assert_eq!(stats.dropped, 0, "{table}");
     assert!(stats.retried > 0, "the faults reached the client: {table}");
+    assert!(
+        resends.sends >= accepted.len(),
+        "every event went through the proxy: {table}"
+    );
+    assert!(resends.resent_ids > 0, "the faults made the SDK resend: {table}");
     for fault in faults {
         assert!(
             proxy.injected().contains_key(fault.name()),

@@ -9,6 +9,7 @@ mod chaos;
 mod common;
 mod faults;
 mod proxy;
+mod sniff;
 
 use std::{
     collections::HashSet,
@@ -18,7 +19,7 @@ use std::{
 
 use common::{
     Server,
-    delivery::{assert_exactly_once, config, rt, stored_ids},
+    delivery::{assert_exactly_once, assert_resent_only_after_failures, config, rt, stored_ids},
 };
 use meterline_core::{Client, Config, Error, OverflowPolicy, runtime::native::Callbacks};
 use proxy::{Fault, Proxy};
@@ -39,7 +40,8 @@ fn recording_client(config: Config) -> (Client, Arc<Mutex<Vec<Error>>>) {
 fn hundred_thousand_events_are_stored_exactly_once() {
     let rt = rt();
     let server = Server::start();
-    let mut c = config(server.sk(), &server.url);
+    let proxy = rt.block_on(Proxy::start(&server.url));
+    let mut c = config(server.sk(), &proxy.url);
     c.max_in_flight = 4;
     let client = Client::new(c).unwrap();
     let mut tracked = HashSet::with_capacity(100_000);
@@ -70,6 +72,9 @@ fn hundred_thousand_events_are_stored_exactly_once() {
     assert_eq!(stats.queue_length, 0);
     client.shutdown(Duration::from_secs(5)).unwrap();
     assert_exactly_once(&stored_ids(&rt, &server, server.sk()), &tracked);
+    // Nothing failed, so nothing went out twice.
+    let resends = assert_resent_only_after_failures(&proxy.attempts(), |_| false);
+    assert_eq!((resends.sends, resends.resent_ids), (100_000, 0), "{resends:?}");
 }
 
 #[test]
@@ -145,6 +150,8 @@ fn server_killed_and_restarted_while_sending_loses_nothing_and_stores_nothing_tw
         "the kills were seen by the client"
     );
     assert_exactly_once(&stored_ids(&rt, &server, &key), &tracked);
+    let resends = assert_resent_only_after_failures(&proxy.attempts(), |_| false);
+    assert!(resends.resent_ids > 0, "the kills made the client resend: {resends:?}");
 }
 
 #[test]
@@ -192,8 +199,46 @@ fn server_errors_and_rate_limits_are_retried_with_the_same_ids() {
         );
     }
     assert_eq!(attempts.last().unwrap().1, 202);
+    let resends = assert_resent_only_after_failures(&attempts, |_| false);
+    assert_eq!((resends.sends, resends.resent_ids), (6 * 300, 300), "{resends:?}");
     let stats = client.stats();
     assert_eq!((stats.retried, stats.sent, stats.dropped), (5, 300, 0));
+    assert_exactly_once(&stored_ids(&rt, &server, server.sk()), &tracked);
+}
+
+#[test]
+fn a_503_overloaded_with_retry_after_is_retried_after_the_pause_it_asks_for() {
+    let rt = rt();
+    let server = Server::start();
+    let proxy = rt.block_on(Proxy::start(&server.url));
+    // As the server answers a full writer queue, with a longer pause than any backoff here.
+    proxy.push_faults([Fault {
+        status: 503,
+        retry_after: Some("2"),
+    }]);
+    let mut c = config(server.sk(), &proxy.url);
+    c.max_in_flight = 1;
+    c.flush_interval = Duration::from_secs(3600);
+    let client = Client::new(c).unwrap();
+    let tracked: HashSet<String> = (0..50)
+        .map(|i| {
+            client
+                .track("api.call", "c1", json!({"tokens": i}), None, None)
+                .unwrap()
+        })
+        .collect();
+    let started = Instant::now();
+    client.flush(Duration::from_secs(30)).unwrap();
+    let took = started.elapsed();
+    // The backoff alone is at most `retry.max_delay` (200 ms here).
+    assert!(
+        took >= Duration::from_secs(2),
+        "Retry-After: 2 was not honoured: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let statuses: Vec<u16> = proxy.attempts().iter().map(|a| a.1).collect();
+    assert_eq!(statuses, [503, 202]);
+    assert_resent_only_after_failures(&proxy.attempts(), |_| false);
     assert_exactly_once(&stored_ids(&rt, &server, server.sk()), &tracked);
 }
 

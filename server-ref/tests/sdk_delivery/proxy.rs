@@ -29,7 +29,8 @@ pub struct Fault {
 struct Inner {
     upstream: String,
     faults: VecDeque<Fault>,
-    /// Event ids of every `POST /v1/events` attempt, in arrival order, with the status answered.
+    /// Event ids of every `POST /v1/events` attempt, in arrival order, with the status answered
+    /// (`0` until it is answered, and for good when the client went away first).
     attempts: Vec<(Vec<String>, u16)>,
 }
 
@@ -78,9 +79,16 @@ async fn forward(State(proxy): State<Proxy>, method: Method, uri: Uri, headers: 
         let fault = if ingest { inner.faults.pop_front() } else { None };
         (inner.upstream.clone(), fault)
     };
+    // Recorded on arrival, so an attempt whose client went away (the handler is dropped)
+    // stays in the list with no answer.
+    let attempt = ingest.then(|| {
+        let mut inner = proxy.inner.lock().unwrap();
+        inner.attempts.push((ids, 0));
+        inner.attempts.len() - 1
+    });
     let record = |status: u16| {
-        if ingest {
-            proxy.inner.lock().unwrap().attempts.push((ids.clone(), status));
+        if let Some(at) = attempt {
+            proxy.inner.lock().unwrap().attempts[at].1 = status;
         }
     };
     if let Some(fault) = fault {
