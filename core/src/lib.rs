@@ -30,6 +30,7 @@ pub mod key;
 pub mod queue;
 pub mod retry;
 pub mod schema;
+pub mod schema_refresh;
 pub mod spool_record;
 pub mod stats;
 pub mod stream;

@@ -381,11 +381,7 @@ fn handle(shared: &Arc<Shared>, text: &str) -> bool {
     match effect {
         StreamEffect::None | StreamEffect::Updated { .. } => {}
         StreamEffect::UsageThreshold(event) => shared.callbacks.usage_threshold(&event),
-        StreamEffect::SchemaUpdated { .. } => {
-            if shared.config.fetch_schemas {
-                shared.schema_refresh.notify_one();
-            }
-        }
+        StreamEffect::SchemaUpdated { etag } => shared.schema_refresh.announce(&etag, ents.clock.now_ms()),
         StreamEffect::Resync => {
             let due = lock(&ents.cache).take_refetch_due();
             if !due.is_empty() {
