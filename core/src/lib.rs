@@ -34,6 +34,7 @@ pub mod schema_refresh;
 pub mod spool_record;
 pub mod stats;
 pub mod stream;
+pub mod stream_session;
 pub mod throttle;
 pub mod wire;
 
