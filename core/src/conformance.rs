@@ -1,8 +1,9 @@
-//! The step driver of the shared entitlement and stream vectors
-//! (`tests/vectors/entitlements.json`, `stream.json`): one [`EntitlementCache`] driven by
-//! JSON steps with the vectors' own clock, answering JSON. The core's tests and every
-//! binding's conformance surface (Python and Node `_EntitlementCache`) run the vectors
-//! through this one driver, so a binding only converts JSON in and out.
+//! The step drivers of the shared entitlement and stream vectors
+//! (`tests/vectors/entitlements.json`, `stream.json`, `stream_session.json`): one
+//! [`EntitlementCache`] — and for sessions a [`StreamSession`] beside it — driven by JSON
+//! steps with the vectors' own clock, answering JSON. The core's tests and every binding's
+//! conformance surface (Python and Node `_EntitlementCache`) run the vectors through these
+//! drivers, so a binding only converts JSON in and out.
 //!
 //! Hidden from the docs: not part of the SDK's API.
 
@@ -21,7 +22,8 @@ use crate::{
         CacheSettings, EntitlementCache, Fallbacks, FetchCompletion, FetchResult, FetchTicket, Lookup, Source,
         StreamEffect,
     },
-    stream::ServerMessage,
+    stream::{Disconnect, ReconnectPolicy, ServerMessage},
+    stream_session::{Action, Frame, SessionSettings, StreamSession},
 };
 
 /// An [`EntitlementCache`], the fetch tickets it handed out (oldest first, by subject) and
@@ -158,6 +160,146 @@ impl VectorCache {
             other => return Err(format!("unknown op {other:?}")),
         })
     }
+}
+
+/// A [`StreamSession`] and the [`EntitlementCache`] it keeps current, driven by the steps of
+/// `tests/vectors/stream_session.json`. Steps it does not know go to the cache's driver
+/// ([`VectorCache::step`]).
+#[derive(Debug)]
+pub struct VectorSession {
+    cache: VectorCache,
+    session: StreamSession,
+}
+
+impl VectorSession {
+    /// A session with a scenario's `settings` — the cache's (see [`VectorCache::new`]) and
+    /// `connect_timeout_ms`, `idle_limit_ms`, `initial_delay_ms`, `max_delay_ms`,
+    /// `refused_delay_ms`, `max_subjects`, `max_frame_bytes` (all optional) — and the file's
+    /// `payloads`.
+    pub fn new(settings: &Value, payloads: &Value) -> Result<Self, String> {
+        let ms = |key: &str| number(settings, key).map(|n| n.map(Duration::from_millis));
+        let count = |key: &str| number(settings, key).map(|n| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX)));
+        let (d, r) = (SessionSettings::default(), ReconnectPolicy::default());
+        let s = SessionSettings {
+            reconnect: ReconnectPolicy {
+                initial_delay: ms("initial_delay_ms")?.unwrap_or(r.initial_delay),
+                max_delay: ms("max_delay_ms")?.unwrap_or(r.max_delay),
+                refused_delay: ms("refused_delay_ms")?.unwrap_or(r.refused_delay),
+            },
+            connect_timeout: ms("connect_timeout_ms")?.unwrap_or(d.connect_timeout),
+            idle_limit: ms("idle_limit_ms")?.unwrap_or(d.idle_limit),
+            max_subjects: count("max_subjects")?.unwrap_or(d.max_subjects),
+            max_frame_bytes: count("max_frame_bytes")?.unwrap_or(d.max_frame_bytes),
+        };
+        Ok(VectorSession {
+            cache: VectorCache::new(settings, payloads)?,
+            session: StreamSession::new(s),
+        })
+    }
+
+    /// Runs one step and returns the actions it gave and the session's state after it:
+    /// `{"actions": [...], "state", "wake_at", "delay_ms", "subjects", "attempt"}`.
+    pub fn step(&mut self, step: &Value) -> Result<Value, String> {
+        let s = |key: &str| step[key].as_str().ok_or_else(|| format!("`{key}` must be a string"));
+        let n = |key: &str| step[key].as_u64().ok_or_else(|| format!("`{key}` must be an integer"));
+        let jitter = || step["jitter"].as_f64().ok_or("`jitter` must be a number");
+        let session = &mut self.session;
+        let cache = &mut self.cache.cache;
+        let now = match s("op")? {
+            "subscribe" => {
+                let now = n("now")?;
+                session.subscribe(s("subject")?, step["as_of"].as_u64(), cache.last_seq(), now);
+                now
+            }
+            "unsubscribe" => {
+                session.unsubscribe(s("subject")?);
+                n("now")?
+            }
+            "opened" => {
+                let now = n("now")?;
+                session.opened(now, cache);
+                now
+            }
+            "frame" => {
+                let now = n("now")?;
+                let text = match (&step["message"], &step["text"]) {
+                    (Value::Null, Value::String(text)) => text.clone(),
+                    (Value::Null, _) => return Err("`frame` needs `message` (JSON) or `text`".into()),
+                    (message, _) => message.to_string(),
+                };
+                session.received(Frame::Text(&text), now, cache, n("counted_through")?);
+                now
+            }
+            "ping" => {
+                let now = n("now")?;
+                session.received(Frame::Other, now, cache, 0);
+                now
+            }
+            "lost" => {
+                let now = n("now")?;
+                let why = disconnect(&step["why"])?;
+                session.lost(why, s("reason")?, now, jitter()?);
+                now
+            }
+            "timer" => {
+                let now = n("now")?;
+                session.on_timer(now, jitter()?);
+                now
+            }
+            "close" => {
+                session.close();
+                n("now")?
+            }
+            _ => return self.cache.step(step),
+        };
+        let mut actions = Vec::new();
+        while let Some(action) = session.poll_action() {
+            actions.push(action_json(action)?);
+        }
+        let wake_at = session.next_wake();
+        Ok(json!({
+            "actions": actions,
+            "state": session.state().as_str(),
+            "wake_at": wake_at,
+            "delay_ms": wake_at.map(|at| at.saturating_sub(now)),
+            "subjects": session.subjects().collect::<Vec<_>>(),
+            "attempt": session.attempt(),
+        }))
+    }
+}
+
+/// `"network"`, `{"closed": code}` or `{"refused": status}`.
+fn disconnect(v: &Value) -> Result<Disconnect, String> {
+    let code = |key: &str| v[key].as_u64().and_then(|c| u16::try_from(c).ok());
+    match (v.as_str(), code("closed"), code("refused")) {
+        (Some("network"), ..) => Ok(Disconnect::Network),
+        (None, Some(code), None) => Ok(Disconnect::Closed(code)),
+        (None, None, Some(status)) => Ok(Disconnect::Refused(status)),
+        _ => Err(format!(
+            "`why` must be \"network\", {{\"closed\": code}} or {{\"refused\": status}}, got {v}"
+        )),
+    }
+}
+
+fn action_json(action: Action) -> Result<Value, String> {
+    Ok(match action {
+        Action::Connect => json!({"do": "connect"}),
+        Action::Send(frame) => {
+            let frame: Value =
+                serde_json::from_str(&frame).map_err(|e| format!("sent a frame that is not JSON: {e}"))?;
+            json!({"do": "send", "frame": frame})
+        }
+        Action::Close { code, reason } => json!({"do": "close", "code": code, "reason": reason}),
+        Action::Abandon => json!({"do": "abandon"}),
+        Action::ConnectionChange { connected, reason } => {
+            json!({"do": "connection_change", "connected": connected, "reason": reason})
+        }
+        Action::Refetch(subjects) => json!({"do": "refetch", "subjects": subjects}),
+        Action::UsageThreshold(event) => json!({"do": "usage_threshold", "event": event}),
+        Action::RefreshSchemas { etag } => json!({"do": "refresh_schemas", "etag": etag}),
+        Action::RefreshCredentials => json!({"do": "refresh_credentials"}),
+        Action::Report(err) => json!({"do": "report", "code": err.code(), "message": err.to_string()}),
+    })
 }
 
 /// A step's answer payload: inline, or the name of one of the file's `payloads`.

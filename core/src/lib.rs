@@ -30,9 +30,11 @@ pub mod key;
 pub mod queue;
 pub mod retry;
 pub mod schema;
+pub mod schema_refresh;
 pub mod spool_record;
 pub mod stats;
 pub mod stream;
+pub mod stream_session;
 pub mod throttle;
 pub mod wire;
 

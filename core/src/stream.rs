@@ -170,6 +170,40 @@ impl Disconnect {
     pub fn is_unsupported(self) -> bool {
         matches!(self, Disconnect::Refused(404 | 405 | 426 | 501))
     }
+
+    /// What the end of a connection means for the client (see [`CloseMeaning`]).
+    pub fn meaning(self) -> CloseMeaning {
+        match self {
+            Disconnect::Closed(1000 | 1001) => CloseMeaning::Normal,
+            Disconnect::Closed(CLOSE_POLICY) => CloseMeaning::Policy,
+            Disconnect::Closed(CLOSE_UNAUTHENTICATED) | Disconnect::Refused(401) => CloseMeaning::Unauthenticated,
+            Disconnect::Closed(CLOSE_FORBIDDEN) | Disconnect::Refused(403) => CloseMeaning::Revoked,
+            why if why.is_unsupported() => CloseMeaning::Unsupported,
+            Disconnect::Closed(_) | Disconnect::Refused(_) | Disconnect::Network => CloseMeaning::Broken,
+        }
+    }
+}
+
+/// What a closed or refused connection means, and so what the session does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMeaning {
+    /// 1000 / 1001: the server closed cleanly (restart, deploy). Reconnect with backoff;
+    /// not an error.
+    Normal,
+    /// 1008: policy — this client read too slowly or sent a frame over the limit. Reconnect
+    /// with backoff (resuming with `since`), and report it.
+    Policy,
+    /// 4401 / 401: the credentials did not authenticate (an expired customer token). Pause
+    /// for minutes and ask for fresh credentials, then try again.
+    Unauthenticated,
+    /// 4403 / 403: the key was revoked or may not use the stream. Stop: retrying cannot
+    /// succeed with this key.
+    Revoked,
+    /// 404 / 405 / 426 / 501 to the upgrade: the server has no stream. Pause for minutes.
+    Unsupported,
+    /// The network failed, the server fell silent, or an unexpected close code: reconnect
+    /// with backoff, and report it.
+    Broken,
 }
 
 /// When to reconnect the stream: exponential backoff with full jitter, and a long pause

@@ -1,11 +1,12 @@
 //! Runs the entitlement and stream vectors (`tests/vectors/entitlements.json`,
-//! `stream.json`) through the public `EntitlementCache` API, with the step driver the
-//! bindings use too (`meterline_core::conformance`).
+//! `stream.json`, `stream_session.json`) through the public `EntitlementCache` and
+//! `StreamSession` API, with the step drivers the bindings use too
+//! (`meterline_core::conformance`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::PathBuf;
 
-use meterline_core::conformance::VectorCache;
+use meterline_core::conformance::{VectorCache, VectorSession};
 use serde_json::Value;
 
 fn vector(name: &str) -> Value {
@@ -37,15 +38,43 @@ fn matches(ctx: &str, got: &Value, want: &Value) {
     }
 }
 
+/// A vector file's step driver.
+trait Driver: Sized {
+    fn new(settings: &Value, payloads: &Value) -> Result<Self, String>;
+    fn step(&mut self, step: &Value) -> Result<Value, String>;
+}
+
+impl Driver for VectorCache {
+    fn new(settings: &Value, payloads: &Value) -> Result<Self, String> {
+        VectorCache::new(settings, payloads)
+    }
+    fn step(&mut self, step: &Value) -> Result<Value, String> {
+        VectorCache::step(self, step)
+    }
+}
+
+impl Driver for VectorSession {
+    fn new(settings: &Value, payloads: &Value) -> Result<Self, String> {
+        VectorSession::new(settings, payloads)
+    }
+    fn step(&mut self, step: &Value) -> Result<Value, String> {
+        VectorSession::step(self, step)
+    }
+}
+
 fn run(file: &str) -> usize {
+    run_with::<VectorCache>(file)
+}
+
+fn run_with<D: Driver>(file: &str) -> usize {
     let doc = vector(file);
     let payloads = doc.get("payloads").cloned().unwrap_or(Value::Null);
     let mut steps = 0;
     for scenario in doc["scenarios"].as_array().unwrap() {
         let name = scenario["name"].as_str().unwrap();
-        let mut cache = VectorCache::new(&scenario["settings"], &payloads).unwrap();
+        let mut driver = D::new(&scenario["settings"], &payloads).unwrap();
         for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
-            let got = cache
+            let got = driver
                 .step(step)
                 .unwrap_or_else(|e| panic!("{file}: {name}: step {i}: {e}"));
             if let Some(expect) = step.get("expect") {
@@ -65,4 +94,9 @@ fn entitlement_answers() {
 #[test]
 fn stream_sequences() {
     assert!(run("stream.json") > 30);
+}
+
+#[test]
+fn stream_session_sequences() {
+    assert!(run_with::<VectorSession>("stream_session.json") > 100);
 }

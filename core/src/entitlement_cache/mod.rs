@@ -35,6 +35,7 @@
 mod answer;
 mod entry;
 mod fallback;
+mod flight;
 mod stream_apply;
 
 use std::{collections::HashMap, num::NonZeroUsize, sync::Arc, time::Duration};
@@ -46,6 +47,7 @@ use self::entry::{Cached, Entry};
 pub use self::{
     answer::{EntitlementAnswer, NOT_IN_PLAN, Source},
     fallback::{Fallback, Fallbacks},
+    flight::{Flights, Join, Landing},
     stream_apply::{StreamEffect, UsageThresholdEvent},
 };
 use crate::{entitlement::Entitlements, retry::RetryPolicy};

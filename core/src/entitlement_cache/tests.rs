@@ -326,3 +326,64 @@ fn a_streamed_answer_over_local_usage_is_refetched_once_that_usage_settles() {
     c.apply(update(4, 6), T0, 6);
     assert!(c.settled(u64::MAX).is_empty());
 }
+
+#[test]
+fn one_flight_per_subject_until_it_is_finished() {
+    let mut flights: Flights<u32> = Flights::default();
+    let mut made = 0;
+    let mut make = || {
+        made += 1;
+        made
+    };
+    assert_eq!(flights.join("c1", &mut make), Join::Start(1));
+    assert_eq!(flights.join("c1", &mut make), Join::Wait(1));
+    assert_eq!(flights.join("c2", &mut make), Join::Start(2));
+    assert!(flights.in_flight("c1"));
+    // Only the flight recognised is removed: a later one for the subject stays.
+    flights.finish("c1", |w| *w == 7);
+    assert!(flights.in_flight("c1"));
+    flights.finish("c1", |w| *w == 1);
+    assert!(!flights.in_flight("c1"));
+    assert_eq!(flights.join("c1", &mut make).handle(), &3);
+}
+
+#[test]
+fn waiters_answer_fresh_or_the_cached_answer_or_the_fallback_with_the_reason() {
+    let mut c = cache();
+    let timeout = Duration::from_secs(1);
+    // Nothing cached and the flight failed: the fallback (deny) with the failure.
+    let landing = Landing::of(&failed("server unreachable: refused"));
+    let a = c.answer_after_flight("c1", "sso", Some(&landing), timeout, T0);
+    assert_eq!((a.source, a.has_access), (Source::Fallback, false));
+    assert_eq!(a.reason.as_deref(), Some("server unreachable: refused"));
+    // The wait itself gave up.
+    let a = c.answer_after_flight("c1", "sso", None, timeout, T0);
+    assert_eq!(a.reason.as_deref(), Some("timeout after 1s"));
+    assert_eq!(Landing::timed_out(timeout), Landing::Failed("timeout after 1s".into()));
+    // Answered and stored: fresh from the cache.
+    fetch(&mut c, "c1", fetched(answer(1, 0)), T0, 0);
+    let landing = Landing::of(&fetched(answer(1, 0)));
+    let a = c.answer_after_flight("c1", "sso", Some(&landing), timeout, T0);
+    assert_eq!((a.source, a.has_access), (Source::Fresh, true));
+    // Answered but evicted meanwhile: fresh from the landed body.
+    let mut other = answer(1, 0);
+    other.subject = "c9".into();
+    let landing = Landing::Answered(Some(std::sync::Arc::new(other)));
+    let a = c.answer_after_flight("c9", "sso", Some(&landing), timeout, T0);
+    assert_eq!((a.source, a.has_access), (Source::Fresh, true));
+    // A 304 for an answer no longer cached: the fallback, saying why.
+    let a = c.answer_after_flight("c8", "sso", Some(&Landing::Answered(None)), timeout, T0);
+    assert_eq!(a.source, Source::Fallback);
+    assert!(a.reason.as_deref().unwrap_or_default().contains("evicted"), "{a:?}");
+    // A failure with an answer past its TTL: that answer, stale, with the failure.
+    let later = T0 + 61_000;
+    let a = c.answer_after_flight(
+        "c1",
+        "sso",
+        Some(&Landing::Failed("rate limited: x".into())),
+        timeout,
+        later,
+    );
+    assert_eq!((a.source, a.has_access), (Source::Stale, true));
+    assert_eq!(a.reason.as_deref(), Some("rate limited: x"));
+}

@@ -257,20 +257,9 @@ impl Client {
     fn after_flight(&self, subject: &str, feature: &str, landing: Option<Landing>) -> EntitlementAnswer {
         let ents = &self.shared.entitlements;
         let now = ents.clock.now_ms();
-        let reason = match landing {
-            Some(Landing::Answered(body)) => {
-                let cached = lock(&ents.cache).answer(subject, feature, Source::Fresh);
-                if let Some(answer) =
-                    cached.or_else(|| body.map(|b| EntitlementAnswer::from_entitlements(&b, feature, Source::Fresh)))
-                {
-                    return answer;
-                }
-                "the answer was evicted from the cache before it could be read (cache_size too small)".to_owned()
-            }
-            Some(Landing::Failed(reason)) => reason,
-            None => format!("timeout after {:?}", self.shared.config.entitlement_timeout),
-        };
-        ents.counted(lock(&ents.cache).answer_or_fallback(subject, feature, &reason, now))
+        let timeout = self.shared.config.entitlement_timeout;
+        let answer = lock(&ents.cache).answer_after_flight(subject, feature, landing.as_ref(), timeout, now);
+        ents.counted(answer)
     }
 
     /// Caches an entitlement answer obtained elsewhere (bootstrapped into the page, computed

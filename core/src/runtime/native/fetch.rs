@@ -84,7 +84,7 @@ async fn run(guard: FlightGuard) {
     let landing = tokio::select! {
         landing = &mut fetch => landing,
         () = tokio::time::sleep(timeout) => {
-            guard.flight.land(Landing::Failed(format!("timeout after {timeout:?}")));
+            guard.flight.land(Landing::timed_out(timeout));
             fetch.await
         }
     };
@@ -102,11 +102,7 @@ async fn fetch_and_store(shared: &Arc<Shared>, subject: &str) -> Landing {
         let ticket = lock(&ents.cache).begin_fetch(subject, counted_through);
         let etag = ticket.etag.clone().filter(|_| conditional);
         let (result, error, as_of) = get(shared, subject, etag.as_deref()).await;
-        let landing = match &result {
-            FetchResult::Fetched { answer, .. } => Landing::Answered(Some(Arc::new(answer.clone()))),
-            FetchResult::NotModified => Landing::Answered(None),
-            FetchResult::Failed { reason, .. } => Landing::Failed(reason.clone()),
-        };
+        let landing = Landing::of(&result);
         let now = ents.clock.now_ms();
         let completion = lock(&ents.cache).complete_fetch(ticket, result, now, fastrand::f64());
         match error {

@@ -1,29 +1,22 @@
-//! Single flight: concurrent `entitlement()` misses for one subject share one HTTP request.
+//! The waiting half of single flight: concurrent `entitlement()` misses for one subject
+//! share one HTTP request.
 //!
-//! The first caller registers a [`Flight`] under the subject and spawns the fetch on the
-//! worker; later callers find it and wait on it. The worker ends the wait — with the result,
-//! or with a timeout after `entitlement_timeout` while the request goes on to fill the cache —
-//! so waiters need no timer of their own: a blocking caller waits on a condvar, an async one
-//! on a [`Notify`] (which works under any executor).
+//! Who starts the fetch and who waits is the core's [`Flights`](crate::entitlement_cache::Flights)
+//! (here holding an `Arc<Flight>` per subject); a [`Flight`] is what the waiters wait on.
+//! The worker ends the wait — with the result, or with a timeout after `entitlement_timeout`
+//! while the request goes on to fill the cache — so waiters need no timer of their own: a
+//! blocking caller waits on a condvar, an async one on a [`Notify`] (which works under any
+//! executor).
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Condvar, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use tokio::sync::Notify;
 
-use crate::entitlement::Entitlements;
-
-/// How a flight ended for its waiters.
-#[derive(Debug, Clone)]
-pub(crate) enum Landing {
-    /// The server answered; the body when it sent one (`None` for 304).
-    Answered(Option<Arc<Entitlements>>),
-    /// No answer for the waiters (`server unreachable: …`, `timeout after 1s`, …).
-    Failed(String),
-}
+pub(crate) use crate::entitlement_cache::Landing;
+use crate::entitlement_cache::{self as core_flight, Join};
 
 /// One fetch that callers wait on.
 #[derive(Debug, Default)]
@@ -83,30 +76,24 @@ impl Flight {
     }
 }
 
-/// The flights under way, by subject.
+/// The flights under way: the core's registry, with this runtime's waiting handle.
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
-    by_subject: Mutex<HashMap<String, Arc<Flight>>>,
+    by_subject: Mutex<core_flight::Flights<Arc<Flight>>>,
 }
 
 impl Flights {
     /// The flight for `subject`, and whether the caller created it (and must start it).
     pub fn join(&self, subject: &str) -> (Arc<Flight>, bool) {
-        let mut map = lock(&self.by_subject);
-        if let Some(flight) = map.get(subject) {
-            return (flight.clone(), false);
+        match lock(&self.by_subject).join(subject, Arc::default) {
+            Join::Start(flight) => (flight, true),
+            Join::Wait(flight) => (flight, false),
         }
-        let flight = Arc::new(Flight::default());
-        map.insert(subject.to_owned(), flight.clone());
-        (flight, true)
     }
 
     /// Removes `flight` (only if it is still the one registered for `subject`).
     pub fn finish(&self, subject: &str, flight: &Arc<Flight>) {
-        let mut map = lock(&self.by_subject);
-        if map.get(subject).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            map.remove(subject);
-        }
+        lock(&self.by_subject).finish(subject, |f| Arc::ptr_eq(f, flight));
     }
 }
 

@@ -118,8 +118,8 @@ pub(crate) struct Shared {
     entitlements: EntitlementState,
     /// The worker's runtime, for spawning fetches from callers' threads.
     runtime: tokio::runtime::Handle,
-    /// Wakes the schema refresher early (a stream `schema.updated`).
-    schema_refresh: tokio::sync::Notify,
+    /// When to refresh the schemas (and the wake-up of the task that does).
+    schema_refresh: schemas::SchemaRefresher,
 }
 
 /// Sends usage events to a meterline server. Cheap to clone; all clones share one queue.
@@ -196,7 +196,7 @@ impl Client {
             closed: AtomicBool::new(false),
             entitlements: EntitlementState::new(&config)?,
             runtime: runtime.handle().clone(),
-            schema_refresh: tokio::sync::Notify::new(),
+            schema_refresh: schemas::SchemaRefresher::new(&config),
             http,
             key,
             config,

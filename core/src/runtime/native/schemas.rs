@@ -1,17 +1,20 @@
-//! Keeps the client's copy of the server's event schemas current (`GET /v1/schema`, ETag).
+//! Keeps the client's copy of the server's event schemas current: sends the `GET /v1/schema`
+//! the core's [`SchemaRefresh`] schedule asks for and installs what comes back.
 
-use std::sync::Arc;
-
-use reqwest::{
-    StatusCode,
-    header::{ETAG, IF_NONE_MATCH},
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
-use super::{Shared, sender::describe};
+use reqwest::header::{ETAG, IF_NONE_MATCH};
+use tokio::sync::Notify;
+
+use super::{Shared, entitlements::lock, sender::describe};
 use crate::{
     config::Config,
     error::Error,
     schema::{SchemaDocument, SchemaRegistry},
+    schema_refresh::{SchemaAnswer, SchemaRefresh, SchemaStatus, status_meaning},
 };
 
 /// The schemas a client validates against: the server's document, then the local `schemas`
@@ -24,46 +27,75 @@ pub(crate) fn registry(config: &Config, doc: &SchemaDocument) -> Result<SchemaRe
     Ok(registry)
 }
 
-/// Fetches at start, then every `schema_refresh_interval`, until the worker stops.
-pub(crate) async fn refresh_loop(shared: Arc<Shared>) {
-    let mut etag = None;
-    loop {
-        match fetch(&shared, etag.as_deref()).await {
-            Ok(Some(new)) => etag = Some(new),
-            Ok(None) => {}
-            Err(err) => {
-                tracing::warn!(code = err.code(), "schema refresh failed: {err}");
-                shared.callbacks.error(&err);
-            }
+/// The client's refresh schedule ([`SchemaRefresh`]) and the wake-up of the task that
+/// follows it.
+#[derive(Debug)]
+pub(crate) struct SchemaRefresher {
+    schedule: Mutex<SchemaRefresh>,
+    wake: Notify,
+}
+
+impl SchemaRefresher {
+    /// The first fetch is due at once.
+    pub fn new(config: &Config) -> Self {
+        SchemaRefresher {
+            schedule: Mutex::new(SchemaRefresh::new(config.schema_refresh_interval, 0)),
+            wake: Notify::new(),
         }
-        // A stream `schema.updated` wakes it early.
-        let _ = tokio::time::timeout(shared.config.schema_refresh_interval, shared.schema_refresh.notified()).await;
+    }
+
+    /// The stream announced schemas with `etag` (`schema.updated`) at `now`.
+    pub fn announce(&self, etag: &str, now: u64) {
+        lock(&self.schedule).announced(etag, now);
+        self.wake.notify_one();
     }
 }
 
-/// One conditional fetch. Returns the new ETag when the schemas changed, `None` on 304.
-pub(crate) async fn fetch(shared: &Shared, etag: Option<&str>) -> Result<Option<String>, Error> {
+/// Follows the schedule until the worker stops: sends each GET it asks for, hands it the
+/// answer, and sleeps until its next wake-up (or an announcement).
+pub(crate) async fn refresh_loop(shared: Arc<Shared>) {
+    let refresher = &shared.schema_refresh;
+    let now_ms = || shared.entitlements.clock.now_ms();
+    loop {
+        let request = lock(&refresher.schedule).poll(now_ms());
+        if let Some(request) = request {
+            let answer = match get(&shared, request.if_none_match.as_deref()).await {
+                Ok(answer) => answer,
+                Err(err) => {
+                    tracing::warn!(code = err.code(), "schema refresh failed: {err}");
+                    shared.callbacks.error(&err);
+                    SchemaAnswer::Failed
+                }
+            };
+            lock(&refresher.schedule).completed(answer, now_ms());
+            continue;
+        }
+        let wake = lock(&refresher.schedule).next_wake();
+        let wait = wake.map_or(Duration::from_secs(3600), |at| {
+            Duration::from_millis(at.saturating_sub(now_ms()))
+        });
+        let _ = tokio::time::timeout(wait, refresher.wake.notified()).await;
+    }
+}
+
+/// An explicit refresh ([`Client::refresh_schemas`](super::Client::refresh_schemas)):
+/// unconditional; what it installs becomes the schedule's ETag.
+pub(crate) async fn fetch(shared: &Shared, etag: Option<&str>) -> Result<(), Error> {
+    let answer = get(shared, etag).await?;
+    lock(&shared.schema_refresh.schedule).installed(answer);
+    Ok(())
+}
+
+/// One GET: installs a new document into the client's registry.
+async fn get(shared: &Shared, etag: Option<&str>) -> Result<SchemaAnswer, Error> {
     let url = format!("{}/v1/schema", shared.config.base_url());
     let mut request = shared.http.get(&url);
     if let Some(etag) = etag {
         request = request.header(IF_NONE_MATCH, etag);
     }
     let resp = request.send().await.map_err(|e| Error::Network(describe(&e)))?;
-    match resp.status() {
-        StatusCode::NOT_MODIFIED => return Ok(None),
-        StatusCode::UNAUTHORIZED => {
-            return Err(Error::Unauthorized {
-                message: "the server refused the API key while fetching schemas".into(),
-            });
-        }
-        s if !s.is_success() => {
-            return Err(Error::Http {
-                status: s.as_u16(),
-                code: format!("http_{}", s.as_u16()),
-                message: format!("GET /v1/schema answered {s}"),
-            });
-        }
-        _ => {}
+    if status_meaning(resp.status().as_u16())? == SchemaStatus::NotModified {
+        return Ok(SchemaAnswer::NotModified);
     }
     let header_etag = resp
         .headers()
@@ -77,5 +109,7 @@ pub(crate) async fn fetch(shared: &Shared, etag: Option<&str>) -> Result<Option<
     let registry = registry(&shared.config, &doc)?;
     tracing::debug!(types = registry.len(), "schemas refreshed");
     *shared.schemas.write().unwrap_or_else(|p| p.into_inner()) = registry;
-    Ok(Some(header_etag.unwrap_or(doc.etag)))
+    Ok(SchemaAnswer::Installed {
+        etag: Some(header_etag.unwrap_or(doc.etag)),
+    })
 }

@@ -1,14 +1,12 @@
-//! The realtime stream client (DESIGN §5): one WebSocket per client, opened when the first
-//! entitlement is cached, keeping the cache current.
-//!
-//! It subscribes every cached subject (up to the server's 1,000 per connection; the rest
-//! rely on their TTL), resumes after a reconnect with `since` = the last seq applied, and
-//! refetches every cached subject on `resync` or when a reconnect cannot resume. Reconnects
-//! back off exponentially with full jitter; after 4401/4403 (or a server without the stream)
-//! it pauses for minutes instead of hammering. Shutdown closes the socket with 1000.
+//! The realtime stream client's I/O (DESIGN §5): one WebSocket per client, opened when the
+//! first entitlement is cached. Every decision — what to subscribe, `since`, resync and
+//! refetch, reconnect delays, what a close code means, the idle limit — is the core's
+//! [`StreamSession`]; this task opens the socket, sends and reads frames, sleeps until the
+//! session's next wake-up and carries out its [`Action`]s. Shutdown closes with 1000.
 
 use std::{
-    collections::BTreeSet,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -34,13 +32,10 @@ use super::{
     fetch::{refetch_all, report},
 };
 use crate::{
-    entitlement_cache::StreamEffect,
-    error::Error,
-    stream::{ClientOp, Disconnect, MAX_FRAME_BYTES, MAX_SUBJECTS, ReconnectPolicy, ServerMessage},
+    stream::Disconnect,
+    stream_session::{Action, Frame, SessionSettings, StreamSession},
 };
 
-/// The server pings every 20 s: three missed pings and the connection is presumed dead.
-const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// How long shutdown waits for the server to acknowledge the close.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Largest incoming message accepted (the server sends ≤ 64 KiB; leave headroom).
@@ -110,230 +105,207 @@ impl StreamControl {
     }
 }
 
-/// How a session ended.
-enum Ended {
-    Closing,
-    Lost {
-        why: Disconnect,
-        reason: String,
-        /// The socket had opened.
-        connected: bool,
-        /// The server had answered a subscribe: the connection worked, reset the backoff.
-        healthy: bool,
-    },
-}
+/// The open socket.
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A loss before the socket opened.
-fn failed(why: Disconnect, reason: impl Into<String>) -> Ended {
-    Ended::Lost {
-        why,
-        reason: reason.into(),
-        connected: false,
-        healthy: false,
-    }
-}
+/// A connection attempt: the socket, or why it failed.
+type Connecting = Pin<Box<dyn Future<Output = Result<Socket, (Disconnect, String)>> + Send>>;
 
-/// A loss of an open socket.
-fn lost(why: Disconnect, reason: impl Into<String>, healthy: bool) -> Ended {
-    Ended::Lost {
-        why,
-        reason: reason.into(),
-        connected: true,
-        healthy,
-    }
+/// The I/O side of one client's stream: the socket (or the attempt to open one).
+struct Io {
+    shared: Arc<Shared>,
+    socket: Option<Socket>,
+    connecting: Option<Connecting>,
 }
 
 async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let control = &shared.entitlements.stream;
-    let mut closing = control.closing.subscribe();
-    let policy = ReconnectPolicy::default();
-    let mut subjects = BTreeSet::new();
-    let mut attempt = 0u32;
-    let mut connected_before = false;
-    let mut reported_down = false;
-    // The earliest `as_of` of the subjects added while no socket was open: the first
-    // subscribe of the next session must replay from there too.
-    let mut floor = None;
+    let mut closing = shared.entitlements.stream.closing.subscribe();
+    let settings = SessionSettings {
+        connect_timeout: shared.config.request_timeout,
+        ..SessionSettings::default()
+    };
+    let mut session = StreamSession::new(settings);
+    let mut io = Io {
+        shared: shared.clone(),
+        socket: None,
+        connecting: None,
+    };
     loop {
+        io.execute(&mut session).await;
         if *closing.borrow_and_update() {
+            session.close();
+            io.execute(&mut session).await;
             return;
         }
-        let ended = session(
-            &shared,
-            &mut commands,
-            &mut subjects,
-            &mut closing,
-            connected_before,
-            &mut floor,
-        )
-        .await;
-        let Ended::Lost {
-            why,
-            reason,
-            connected: was_connected,
-            healthy,
-        } = ended
-        else {
-            return;
+        let ents = &shared.entitlements;
+        let sleep = match session.next_wake() {
+            Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(ents.clock.now_ms()))),
+            None => tokio::time::sleep(Duration::from_secs(86_400 * 365)),
         };
-        connected_before |= was_connected;
-        control.connected.store(false, Ordering::Relaxed);
-        if was_connected {
-            reported_down = false;
-        }
-        if !reported_down {
-            shared.callbacks.connection_change(false, &reason);
-            reported_down = true;
-        }
-        report_loss(&shared, why, &reason);
-        if healthy {
-            attempt = 0;
-        }
-        let delay = policy.delay(why, attempt, fastrand::f64());
-        attempt = attempt.saturating_add(1);
-        tracing::debug!(?delay, "stream lost ({reason}); reconnecting later");
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => break,
-                _ = closing.changed() => return,
-                command = commands.recv() => match command {
-                    Some(command) => {
-                        if let Command::Subscribe(_, as_of) = &command {
-                            floor = earliest(floor, *as_of);
-                        }
-                        apply_command(&mut subjects, command, None);
+        tokio::select! {
+            _ = closing.changed() => {}
+            command = commands.recv() => {
+                let now = ents.clock.now_ms();
+                match command {
+                    Some(Command::Subscribe(subject, as_of)) => {
+                        let last_seq = lock(&ents.cache).last_seq();
+                        session.subscribe(&subject, as_of, last_seq, now);
                     }
-                    None => return,
-                },
+                    Some(Command::Unsubscribe(subject)) => session.unsubscribe(&subject),
+                    None => {
+                        session.close();
+                        io.execute(&mut session).await;
+                        return;
+                    }
+                }
             }
+            opened = attempt(&mut io.connecting) => {
+                io.connecting = None;
+                let now = ents.clock.now_ms();
+                match opened {
+                    Ok(socket) => {
+                        io.socket = Some(socket);
+                        session.opened(now, &mut lock(&ents.cache));
+                    }
+                    Err((why, reason)) => session.lost(why, &reason, now, fastrand::f64()),
+                }
+            }
+            message = next_message(&mut io.socket) => io.received(&mut session, message).await,
+            () = sleep => session.on_timer(ents.clock.now_ms(), fastrand::f64()),
         }
     }
 }
 
-fn report_loss(shared: &Shared, why: Disconnect, reason: &str) {
-    let err = match why {
-        Disconnect::Closed(4401) | Disconnect::Refused(401) => Error::Unauthorized {
-            message: format!("stream: {reason}"),
-        },
-        Disconnect::Closed(4403) | Disconnect::Refused(403) => Error::Forbidden {
-            message: format!("stream: {reason}"),
-        },
-        Disconnect::Closed(1000 | 1001) => return,
-        Disconnect::Closed(_) | Disconnect::Refused(_) => Error::Stream {
-            code: if why.is_unsupported() {
-                "stream_unavailable".into()
-            } else {
-                "stream_closed".into()
-            },
-            message: reason.to_owned(),
-        },
-        Disconnect::Network => Error::Network(format!("stream: {reason}")),
-    };
-    report(shared, "stream", &err);
+/// The pending connection attempt's result (never, without one).
+async fn attempt(connecting: &mut Option<Connecting>) -> Result<Socket, (Disconnect, String)> {
+    match connecting {
+        Some(connecting) => connecting.await,
+        None => std::future::pending().await,
+    }
 }
 
-/// One connection, from connect to loss (or shutdown).
-async fn session(
-    shared: &Arc<Shared>,
-    commands: &mut mpsc::UnboundedReceiver<Command>,
-    subjects: &mut BTreeSet<String>,
-    closing: &mut watch::Receiver<bool>,
-    reconnect: bool,
-    floor: &mut Option<u64>,
-) -> Ended {
-    let request = match request(shared) {
-        Ok(request) => request,
-        Err(reason) => return failed(Disconnect::Network, reason),
-    };
+/// The open socket's next message (never, without one).
+async fn next_message(socket: &mut Option<Socket>) -> Option<Result<Message, tungstenite::Error>> {
+    match socket {
+        Some(socket) => socket.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Io {
+    /// Carries out what the session asked for, in order.
+    async fn execute(&mut self, session: &mut StreamSession) {
+        let shared = self.shared.clone();
+        while let Some(action) = session.poll_action() {
+            match action {
+                Action::Connect => self.connecting = Some(Box::pin(connect(shared.clone()))),
+                Action::Send(frame) => {
+                    let Some(socket) = &mut self.socket else { continue };
+                    if let Err(e) = socket.send(Message::text(frame)).await {
+                        self.socket = None;
+                        let now = shared.entitlements.clock.now_ms();
+                        session.lost(Disconnect::Network, &e.to_string(), now, fastrand::f64());
+                    }
+                }
+                Action::Close { code, reason } => {
+                    if let Some(mut socket) = self.socket.take() {
+                        let frame = CloseFrame {
+                            code: CloseCode::from(code),
+                            reason: reason.into(),
+                        };
+                        let _ = socket.close(Some(frame)).await;
+                        // Read until the server's close arrives (or give up).
+                        let _ =
+                            tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = socket.next().await {} })
+                                .await;
+                    }
+                    self.connecting = None;
+                }
+                Action::Abandon => {
+                    self.socket = None;
+                    self.connecting = None;
+                }
+                Action::ConnectionChange { connected, reason } => {
+                    shared.entitlements.stream.connected.store(connected, Ordering::Relaxed);
+                    if !connected {
+                        tracing::debug!("stream lost ({reason}); reconnecting later");
+                    }
+                    shared.callbacks.connection_change(connected, &reason);
+                }
+                Action::Refetch(subjects) => {
+                    shared.runtime.spawn(refetch_all(shared.clone(), subjects));
+                }
+                Action::UsageThreshold(event) => shared.callbacks.usage_threshold(&event),
+                Action::RefreshSchemas { etag } => {
+                    let now = shared.entitlements.clock.now_ms();
+                    shared.schema_refresh.announce(&etag, now);
+                }
+                Action::RefreshCredentials => {
+                    tracing::debug!("stream: credentials refused; no token provider to refresh them");
+                }
+                Action::Report(err) => report(&shared, "stream", &err),
+            }
+        }
+        shared
+            .entitlements
+            .stream
+            .connected
+            .store(session.is_open(), Ordering::Relaxed);
+    }
+
+    /// Hands what the socket produced to the session.
+    async fn received(&mut self, session: &mut StreamSession, message: Option<Result<Message, tungstenite::Error>>) {
+        let shared = &self.shared;
+        let ents = &shared.entitlements;
+        let now = ents.clock.now_ms();
+        let lost = |why: Disconnect, reason: String| (why, reason);
+        let ended = match message {
+            None => lost(Disconnect::Network, "the connection ended".into()),
+            Some(Err(e)) => lost(Disconnect::Network, e.to_string()),
+            Some(Ok(Message::Text(text))) => {
+                let counted_through = shared.pipeline.lock().low_watermark();
+                session.received(Frame::Text(text.as_str()), now, &mut lock(&ents.cache), counted_through);
+                return;
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, why) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                let reason = format!("closed by the server with {code} {why}").trim_end().to_owned();
+                lost(Disconnect::Closed(code), reason)
+            }
+            Some(Ok(Message::Ping(_))) => {
+                session.received(Frame::Other, now, &mut lock(&ents.cache), 0);
+                if let Some(socket) = &mut self.socket {
+                    let _ = socket.flush().await;
+                }
+                return;
+            }
+            Some(Ok(_)) => {
+                session.received(Frame::Other, now, &mut lock(&ents.cache), 0);
+                return;
+            }
+        };
+        self.socket = None;
+        session.lost(ended.0, &ended.1, now, fastrand::f64());
+    }
+}
+
+/// Opens the socket with the client's credentials (the session times it out).
+async fn connect(shared: Arc<Shared>) -> Result<Socket, (Disconnect, String)> {
+    let request = request(&shared).map_err(|reason| (Disconnect::Network, reason))?;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_INCOMING))
         .max_frame_size(Some(MAX_INCOMING));
-    let timeout = shared.config.request_timeout;
-    let connect = tokio::time::timeout(
-        timeout,
-        tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true),
-    );
-    let mut ws = tokio::select! {
-        connected = connect => match connected {
-            Err(_) => return failed(Disconnect::Network, format!("connecting timed out after {timeout:?}")),
-            Ok(Err(tungstenite::Error::Http(resp))) => {
-                let status = resp.status().as_u16();
-                return failed(Disconnect::Refused(status), format!("the server refused the upgrade with {status}"));
-            }
-            Ok(Err(e)) => return failed(Disconnect::Network, e.to_string()),
-            Ok(Ok((ws, _))) => ws,
-        },
-        _ = closing.changed() => return Ended::Closing,
-    };
-    shared.entitlements.stream.connected.store(true, Ordering::Relaxed);
-    shared.callbacks.connection_change(true, "connected");
-    let ents = &shared.entitlements;
-    let since = lock(&ents.cache).last_seq();
-    if reconnect && since.is_none() {
-        // Nothing to resume from: what changed while disconnected is unknown.
-        let due = {
-            let mut cache = lock(&ents.cache);
-            cache.mark_all_for_refetch();
-            cache.take_refetch_due()
-        };
-        shared.runtime.spawn(refetch_all(shared.clone(), due));
-    }
-    // Subjects resubscribed on a resume are covered by `since`; subjects added while
-    // disconnected by their `as_of` (without either, the refetch above covers them).
-    let floor = floor.take();
-    let since = if reconnect && since.is_none() {
-        None
-    } else {
-        earliest(since, floor)
-    };
-    for frame in subscribe_frames(subjects, since) {
-        if let Err(e) = ws.send(Message::text(frame)).await {
-            return lost(Disconnect::Network, e.to_string(), false);
+    match tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(resp)) => {
+            let status = resp.status().as_u16();
+            Err((
+                Disconnect::Refused(status),
+                format!("the server refused the upgrade with {status}"),
+            ))
         }
-    }
-    let mut healthy = false;
-    // Only frames from the server (pings included) count as signs of life.
-    let mut heard = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = closing.changed() => {
-                let frame = CloseFrame { code: CloseCode::Normal, reason: "client shutdown".into() };
-                let _ = ws.close(Some(frame)).await;
-                // Read until the server's close arrives (or give up).
-                let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = ws.next().await {} }).await;
-                return Ended::Closing;
-            }
-            command = commands.recv() => {
-                let Some(command) = command else { return Ended::Closing };
-                let since = lock(&ents.cache).last_seq();
-                if let Some(frame) = apply_command(subjects, command, since)
-                    && let Err(e) = ws.send(Message::text(frame)).await
-                {
-                    return lost(Disconnect::Network, e.to_string(), healthy);
-                }
-            }
-            message = tokio::time::timeout_at(heard + IDLE_LIMIT, ws.next()) => match message {
-                Err(_) => return lost(Disconnect::Network, format!("nothing from the server for {IDLE_LIMIT:?}"), healthy),
-                Ok(None) => return lost(Disconnect::Network, "the connection ended", healthy),
-                Ok(Some(Err(e))) => return lost(Disconnect::Network, e.to_string(), healthy),
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    heard = tokio::time::Instant::now();
-                    healthy |= handle(shared, text.as_str());
-                }
-                Ok(Some(Ok(Message::Close(frame)))) => {
-                    let (code, why) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                    return lost(Disconnect::Closed(code), format!("closed by the server with {code} {why}").trim_end().to_owned(), healthy);
-                }
-                Ok(Some(Ok(Message::Ping(_)))) => {
-                    heard = tokio::time::Instant::now();
-                    let _ = ws.flush().await;
-                }
-                Ok(Some(Ok(_))) => heard = tokio::time::Instant::now(),
-            }
-        }
+        Err(e) => Err((Disconnect::Network, e.to_string())),
     }
 }
 
@@ -359,151 +331,4 @@ fn request(shared: &Shared) -> Result<tungstenite::handshake::client::Request, S
         HeaderValue::from_static(concat!("meterline-rust/", env!("CARGO_PKG_VERSION"))),
     );
     Ok(request)
-}
-
-/// Applies a server text frame; returns whether it answered our subscribe.
-fn handle(shared: &Arc<Shared>, text: &str) -> bool {
-    let message: ServerMessage = match serde_json::from_str(text) {
-        Ok(message) => message,
-        Err(e) => {
-            let err = Error::Stream {
-                code: "bad_message".into(),
-                message: format!("unreadable stream message: {e}"),
-            };
-            report(shared, "stream", &err);
-            return false;
-        }
-    };
-    let subscribed = matches!(message, ServerMessage::Subscribed { .. });
-    let counted_through = shared.pipeline.lock().low_watermark();
-    let ents = &shared.entitlements;
-    let effect = lock(&ents.cache).apply(message, ents.clock.now_ms(), counted_through);
-    match effect {
-        StreamEffect::None | StreamEffect::Updated { .. } => {}
-        StreamEffect::UsageThreshold(event) => shared.callbacks.usage_threshold(&event),
-        StreamEffect::SchemaUpdated { .. } => {
-            if shared.config.fetch_schemas {
-                shared.schema_refresh.notify_one();
-            }
-        }
-        StreamEffect::Resync => {
-            let due = lock(&ents.cache).take_refetch_due();
-            if !due.is_empty() {
-                shared.runtime.spawn(refetch_all(shared.clone(), due));
-            }
-        }
-        StreamEffect::Error { code, message } => report(shared, "stream", &Error::Stream { code, message }),
-    }
-    subscribed
-}
-
-/// Updates the subscribed set; returns the frame to send, if any.
-fn apply_command(subjects: &mut BTreeSet<String>, command: Command, since: Option<u64>) -> Option<String> {
-    match command {
-        Command::Subscribe(subject, as_of) => {
-            if subjects.contains(&subject) || subjects.len() >= MAX_SUBJECTS {
-                return None;
-            }
-            subjects.insert(subject.clone());
-            let op = ClientOp::Subscribe {
-                subjects: vec![subject],
-                since: earliest(since, as_of),
-            };
-            serde_json::to_string(&op).ok()
-        }
-        Command::Unsubscribe(subject) => {
-            if !subjects.remove(&subject) {
-                return None;
-            }
-            serde_json::to_string(&ClientOp::Unsubscribe {
-                subjects: vec![subject],
-            })
-            .ok()
-        }
-    }
-}
-
-/// The earlier of two resume points: a replay from it covers both (a replay from too early
-/// only repeats messages, which the cache ignores by version).
-fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// Subscribe frames for every subject, each under the server's frame limit.
-fn subscribe_frames(subjects: &BTreeSet<String>, since: Option<u64>) -> Vec<String> {
-    let budget = MAX_FRAME_BYTES - 256;
-    let mut frames = Vec::new();
-    let mut chunk = Vec::new();
-    let mut size = 0;
-    let mut flush = |chunk: &mut Vec<String>| {
-        if !chunk.is_empty() {
-            let op = ClientOp::Subscribe {
-                subjects: std::mem::take(chunk),
-                since,
-            };
-            frames.extend(serde_json::to_string(&op).ok());
-        }
-    };
-    for subject in subjects {
-        let len = serde_json::to_string(subject).map_or(subject.len() * 6 + 2, |s| s.len()) + 1;
-        if size + len > budget {
-            flush(&mut chunk);
-            size = 0;
-        }
-        chunk.push(subject.clone());
-        size += len;
-    }
-    flush(&mut chunk);
-    frames
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subscribe_frames_stay_under_the_frame_limit() {
-        let subjects: BTreeSet<String> = (0..MAX_SUBJECTS).map(|i| format!("{i:0>250}")).collect();
-        let frames = subscribe_frames(&subjects, Some(7));
-        assert!(frames.len() > 1);
-        let mut seen = 0;
-        for frame in &frames {
-            assert!(frame.len() <= MAX_FRAME_BYTES, "{}", frame.len());
-            let op: ClientOp = serde_json::from_str(frame).unwrap();
-            let ClientOp::Subscribe { subjects, since } = op else {
-                panic!()
-            };
-            assert_eq!(since, Some(7));
-            seen += subjects.len();
-        }
-        assert_eq!(seen, MAX_SUBJECTS);
-        assert!(subscribe_frames(&BTreeSet::new(), None).is_empty());
-    }
-
-    #[test]
-    fn commands_keep_the_set_bounded_and_unique() {
-        let mut set = BTreeSet::new();
-        assert!(
-            apply_command(&mut set, Command::Subscribe("a".into(), None), Some(3))
-                .is_some_and(|f| f.contains("\"since\":3"))
-        );
-        assert!(apply_command(&mut set, Command::Subscribe("a".into(), None), None).is_none());
-        // A new subject replays from the earlier of the stream's position and its answer's.
-        let frame = apply_command(&mut set, Command::Subscribe("x".into(), Some(2)), Some(3)).unwrap();
-        assert!(frame.contains("\"since\":2"), "{frame}");
-        let frame = apply_command(&mut set, Command::Subscribe("y".into(), Some(9)), None).unwrap();
-        assert!(frame.contains("\"since\":9"), "{frame}");
-        assert_eq!(earliest(Some(4), Some(5)), Some(4));
-        assert_eq!(earliest(None, Some(5)), Some(5));
-        assert_eq!(earliest(None, None), None);
-        assert!(apply_command(&mut set, Command::Unsubscribe("b".into()), None).is_none());
-        assert!(apply_command(&mut set, Command::Unsubscribe("a".into()), None).is_some());
-        for i in 0..MAX_SUBJECTS {
-            apply_command(&mut set, Command::Subscribe(i.to_string(), None), None);
-        }
-        assert!(apply_command(&mut set, Command::Subscribe("over".into(), None), None).is_none());
-    }
 }
