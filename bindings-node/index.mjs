@@ -6,16 +6,19 @@ export const {
   Client,
   MeterlineError,
   ValidationError,
+  RejectedError,
+  ArgumentError,
   ConfigError,
   AuthError,
+  ForbiddenError,
   TimeoutError,
   QueueFullError,
   ClosedError,
   NetworkError,
-  ArgumentError,
+  ServerError,
+  CodecError,
   StreamError,
-  _retryDecision,
-  _EntitlementCache,
+  SpoolError,
 } = meterline;
 
 export default meterline;

@@ -9,18 +9,6 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** The core's vector step driver: an `EntitlementCache` and the fetch tickets it handed out. */
-export declare class _EntitlementCache {
-  /**
-   * A fresh cache; `settings` is the JSON of a scenario's `settings`, `payloads` the JSON
-   * of the vector file's named answers (optional).
-   */
-  constructor(settings: string, payloads?: string | undefined | null)
-  /** Runs one vector step (JSON) and returns what it gave (JSON). */
-  step(step: string): string
-}
-export type VectorCache = _EntitlementCache
-
 /** The native half of `meterline.Client` (internal: use the `Client` class of the package). */
 export declare class NativeClient {
   /**
@@ -37,23 +25,22 @@ export declare class NativeClient {
   tracker(): (type: string, subject: string, data: string, id?: string | null, time?: string | null) => string
   /**
    * Resolves once everything tracked before the call is settled; rejects with a
-   * `timeout` report after `timeoutMs`.
+   * `timeout` report after `timeoutMs` (default: the core's 10 s).
    */
-  flush(timeoutMs: number): Promise<void>
+  flush(timeoutMs?: number | undefined | null): Promise<void>
   /**
    * Stops accepting events and delivers what is queued within `timeoutMs` (on a blocking
    * thread: the core's shutdown joins its worker). Rejects with a `timeout` report when
    * events had to be dropped (or, with `spoolDir`, left in the spool). The spool directory is
    * released before it settles. Harmless to call twice.
    */
-  shutdown(timeoutMs: number): Promise<void>
+  shutdown(timeoutMs?: number | undefined | null): Promise<void>
   /** A snapshot of the counters. */
   stats(): Stats
   /**
-   * The core's `entitlement_async`. It is polled once on the calling thread: a cache hit
-   * (or a stale or backoff answer) is returned as the answer itself, without a thread hop;
-   * a miss returns a promise that settles when the shared fetch lands (at most
-   * `entitlementTimeoutMs`). Throws an argument or `client_closed` report.
+   * The core's `try_entitlement`: a cache hit (or a stale or backoff answer) is returned as
+   * the answer itself, on the calling thread; a miss returns a promise that settles when
+   * the shared fetch lands (at most `entitlementTimeoutMs`). Throws an argument or `client_closed` report.
    * The answer is JSON text (see [`AnswerJson`]).
    */
   entitlement(subject: string, feature: string): string | Promise<string>
@@ -75,15 +62,6 @@ export declare class NativeClient {
   primeEntitlements(payload: string): void
 }
 
-/**
- * `RetryPolicy::decide` for one attempt: `outcome` is an HTTP status or `"network"` /
- * `"timeout"`, `retry` the retries already made, `jitter` a draw in `[0, 1)`, `nowMs` the
- * clock (Unix milliseconds) that resolves an HTTP-date `Retry-After`.
- *
- * Conformance-only: exported as `_retryDecision`, for `tests/vectors/retry.json`.
- */
-export declare function _retryDecision(policy: RetryPolicyInput, outcome: number | string, retry: number, jitter: number, nowMs: number, retryAfter?: string | undefined | null): RetryDecisionOutput
-
 /** The realtime stream connected (`connected: true`, reason `connected`) or was lost (why). */
 export interface ConnectionChange {
   /** Whether the stream is connected now. */
@@ -92,12 +70,24 @@ export interface ConnectionChange {
   reason: string
 }
 
+/** The core's error classes, base first (every parent before its children). */
+export declare function errorClasses(): Array<ErrorClassInfo>
+
+/** One error class of the core's list, for the JavaScript layer to build (internal). */
+export interface ErrorClassInfo {
+  /** The class name (`ValidationError` …). */
+  name: string
+  /** The class it extends (`None` for `MeterlineError`). */
+  parent?: string
+  /** The `code` an instance built by hand gets by default. */
+  defaultCode: string
+}
+
 /** A core error as it crosses into JavaScript (internal; the JS layer wraps it). */
 export interface ErrorReport {
   /**
-   * The JS class to build: `ValidationError`, `ConfigError`, `AuthError`, `TimeoutError`,
-   * `QueueFullError`, `ClosedError`, `NetworkError`, `StreamError`, `ArgumentError` or
-   * `MeterlineError`.
+   * The JS class to build: one of the core's `ErrorClass` names (`ValidationError`,
+   * `ConfigError`, `ArgumentError` …).
    */
   kind: string
   /** Stable, machine-readable code (the HTTP API's spelling). */
@@ -119,24 +109,15 @@ export interface ErrorReport {
   eventId?: string
 }
 
-/** What [`retry_decision`] decided. */
-export interface RetryDecisionOutput {
-  /** `done`, `retry` or `give_up`. */
-  decision: string
-  /** The delay before the retry, when `decision` is `retry`. */
-  delayMs?: number
-}
+/** The core's argument rules (see [`Limits`]). */
+export declare function limits(): Limits
 
-/** Backoff parameters of [`retry_decision`], in milliseconds. */
-export interface RetryPolicyInput {
-  /** Ceiling of the first retry's delay. */
-  initialDelayMs: number
-  /** Largest ceiling. */
-  maxDelayMs: number
-  /** `Retry-After` is honoured up to this long. */
-  maxRetryAfterMs: number
-  /** Give up after this many retries (unlimited when absent). */
-  maxRetries?: number
+/** The core's argument rules the JavaScript layer needs before it calls in (internal). */
+export interface Limits {
+  /** Deepest nesting accepted inside `data` (`data` itself is one level). */
+  maxDataDepth: number
+  /** How long the `beforeExit` flush may keep the process alive, in milliseconds. */
+  exitFlushGraceMs: number
 }
 
 /** A snapshot of a client's counters since it started (DESIGN §7). */

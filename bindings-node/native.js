@@ -835,7 +835,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports._EntitlementCache = nativeBinding._EntitlementCache
-module.exports.VectorCache = nativeBinding.VectorCache
 module.exports.NativeClient = nativeBinding.NativeClient
-module.exports._retryDecision = nativeBinding._retryDecision
+module.exports.errorClasses = nativeBinding.errorClasses
+module.exports.limits = nativeBinding.limits

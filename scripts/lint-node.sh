@@ -12,5 +12,5 @@ if [ ! -x bindings-node/node_modules/.bin/prettier ]; then
 fi
 bindings-node/node_modules/.bin/prettier "$mode" \
   --config bindings-node/.prettierrc.json --ignore-path bindings-node/.prettierignore \
-  'bindings-node/*.{js,mjs,d.ts,d.mts}' 'bindings-node/test/**/*.{mjs,cjs,mts,cts,json}' \
+  'bindings-node/*.{js,mjs,d.ts,d.mts}' 'bindings-node/lib/*.js' 'bindings-node/test/**/*.{mjs,cjs,mts,cts,json}' \
   'examples/node-quickstart/*.{mjs,json}' 'bench/node_peers.mjs' 'bench/node_entitlement.mjs' 'bench/node_percall_idle.mjs'

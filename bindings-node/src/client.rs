@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use meterline_core::{
-    Client,
+    Client, Error as CoreError, arguments,
     runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, UsageThresholdCallback},
 };
 use napi::{
@@ -50,7 +50,7 @@ impl NativeClient {
         on_usage_threshold: Option<Function<UsageThreshold, ()>>,
         on_connection: Option<Function<ConnectionChange, ()>>,
     ) -> Result<Self> {
-        let config = config_from_js(&options).map_err(|r| r.into_napi_err(env))?;
+        let config = config_from_js(env, &options)?;
         // Every call is non-blocking: the worker never waits for the JS thread. A call fails
         // only while the environment is going away, when nobody is left to listen.
         let mut callbacks = Callbacks::default();
@@ -94,11 +94,11 @@ impl NativeClient {
     }
 
     /// Resolves once everything tracked before the call is settled; rejects with a
-    /// `timeout` report after `timeoutMs`.
+    /// `timeout` report after `timeoutMs` (default: the core's 10 s).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn flush<'env>(&self, env: &'env Env, timeout_ms: f64) -> Result<PromiseRaw<'env, ()>> {
+    pub fn flush<'env>(&self, env: &'env Env, timeout_ms: Option<f64>) -> Result<PromiseRaw<'env, ()>> {
         let client = self.client(env)?.clone();
-        let timeout = millis(timeout_ms);
+        let timeout = wait(env, timeout_ms)?;
         env.spawn_future_with_callback(async move { Ok(client.flush_async(timeout).await) }, |env, done| {
             done.map_err(|e| e.into_napi_err(env))
         })
@@ -109,14 +109,14 @@ impl NativeClient {
     /// events had to be dropped (or, with `spoolDir`, left in the spool). The spool directory is
     /// released before it settles. Harmless to call twice.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn shutdown<'env>(&self, env: &'env Env, timeout_ms: f64) -> Result<PromiseRaw<'env, ()>> {
+    pub fn shutdown<'env>(&self, env: &'env Env, timeout_ms: Option<f64>) -> Result<PromiseRaw<'env, ()>> {
         let client = self.client(env)?.clone();
-        let timeout = millis(timeout_ms);
+        let timeout = wait(env, timeout_ms)?;
         env.spawn_future_with_callback(
             async move {
-                spawn_blocking(move || client.shutdown(timeout))
+                Ok(spawn_blocking(move || client.shutdown(timeout))
                     .await
-                    .map_err(|e| napi::Error::from_reason(format!("the shutdown task failed: {e}")))
+                    .unwrap_or_else(|e| Err(CoreError::Internal(format!("the shutdown task failed: {e}")))))
             },
             |env, done| done.map_err(|e| e.into_napi_err(env)),
         )
@@ -159,7 +159,8 @@ pub(crate) fn release(client: Option<Client>) {
     }
 }
 
-/// `timeoutMs` → `Duration` (negative or NaN → zero; the JS layer checks the argument).
-fn millis(ms: f64) -> Duration {
-    Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::ZERO)
+/// `timeoutMs` → `Duration` by the core's rule (`undefined`: 10 s; else a finite number ≥ 0,
+/// or an `ArgumentError` report naming `timeoutMs`).
+fn wait(env: &Env, timeout_ms: Option<f64>) -> Result<Duration> {
+    arguments::wait_from_millis(timeout_ms).map_err(|e| e.into_napi_err(env))
 }

@@ -2,17 +2,11 @@
 //! `customerToken()`, `primeEntitlements()`, and the objects the background events carry.
 //! Each method clones the core handle, calls the core and maps the error.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll, Waker},
-    time::Duration,
-};
-
 use meterline_core::{
-    EntitlementAnswer, Error as CoreError, Source, ValidationError,
+    EntitlementAnswer, Source, ValidationError,
     entitlement::{Entitlements, FeatureKind},
     entitlement_cache::UsageThresholdEvent,
+    runtime::native::TryEntitlement,
 };
 use napi::{Either, Env, Result, bindgen_prelude::PromiseRaw};
 use napi_derive::napi;
@@ -105,14 +99,11 @@ pub struct ConnectionChange {
     pub reason: String,
 }
 
-type AnswerFuture = Pin<Box<dyn Future<Output = std::result::Result<EntitlementAnswer, CoreError>> + Send>>;
-
 #[napi]
 impl NativeClient {
-    /// The core's `entitlement_async`. It is polled once on the calling thread: a cache hit
-    /// (or a stale or backoff answer) is returned as the answer itself, without a thread hop;
-    /// a miss returns a promise that settles when the shared fetch lands (at most
-    /// `entitlementTimeoutMs`). Throws an argument or `client_closed` report.
+    /// The core's `try_entitlement`: a cache hit (or a stale or backoff answer) is returned as
+    /// the answer itself, on the calling thread; a miss returns a promise that settles when
+    /// the shared fetch lands (at most `entitlementTimeoutMs`). Throws an argument or `client_closed` report.
     /// The answer is JSON text (see [`AnswerJson`]).
     #[napi(ts_return_type = "string | Promise<string>")]
     pub fn entitlement<'env>(
@@ -121,16 +112,12 @@ impl NativeClient {
         subject: String,
         feature: String,
     ) -> Result<Either<String, PromiseRaw<'env, String>>> {
-        let client = self.client(env)?.clone();
-        let mut pending: AnswerFuture = Box::pin(async move { client.entitlement_async(&subject, &feature).await });
-        match pending.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(done) => done
-                .map(|a| Either::A(answer_json(&a)))
-                .map_err(|e| e.into_napi_err(env)),
-            // The next poll, on napi-rs's runtime, registers the real waker.
-            Poll::Pending => env
-                .spawn_future_with_callback(async move { Ok(pending.await) }, |env, done| {
-                    done.map(|a| answer_json(&a)).map_err(|e| e.into_napi_err(env))
+        let answer = self.client(env)?.try_entitlement(&subject, &feature);
+        match answer.map_err(|e| e.into_napi_err(env))? {
+            TryEntitlement::Ready(answer) => Ok(Either::A(answer_json(&answer))),
+            TryEntitlement::Pending(pending) => env
+                .spawn_future_with_callback(async move { Ok(pending.wait_async().await) }, |_, answer| {
+                    Ok(answer_json(&answer))
                 })
                 .map(Either::B),
         }
@@ -151,7 +138,7 @@ impl NativeClient {
     /// seconds). Throws a `ConfigError` report without a secret key.
     #[napi]
     pub fn customer_token(&self, env: &Env, subject: String, ttl_ms: f64) -> Result<String> {
-        let ttl = Duration::try_from_secs_f64(ttl_ms / 1000.0).unwrap_or(Duration::ZERO);
+        let ttl = meterline_core::arguments::token_ttl_from_millis(ttl_ms).map_err(|e| e.into_napi_err(env))?;
         self.client(env)?
             .customer_token(&subject, ttl)
             .map_err(|e| e.into_napi_err(env))

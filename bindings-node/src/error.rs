@@ -1,23 +1,23 @@
-//! Every core error mapped, once, to the JavaScript class that represents it.
+//! Every core error as the JavaScript class the core names for it ([`CoreError::class`]).
 //!
 //! A core error crosses into JavaScript as an [`ErrorReport`]: the class name (`kind`), the
-//! stable `code` and the details of its variant. The JavaScript layer (`index.js`) turns it
-//! into an instance of that `MeterlineError` subclass. Synchronous calls throw the report,
+//! stable `code` and the details of its variant. The JavaScript layer (`lib/errors.js`) turns
+//! it into an instance of that `MeterlineError` subclass. Synchronous calls throw the report,
 //! promises reject with it, and background errors reach `client.on('error')` as one.
 
-use meterline_core::{Error as CoreError, ValidationError};
+use meterline_core::{
+    Error as CoreError, ErrorClass, ValidationError,
+    options::{self, Spelling},
+};
 use napi::{Env, JsValue};
 use napi_derive::napi;
-
-use crate::config::js_option_name;
 
 /// A core error as it crosses into JavaScript (internal; the JS layer wraps it).
 #[napi(object)]
 #[derive(Debug, Clone)]
 pub struct ErrorReport {
-    /// The JS class to build: `ValidationError`, `ConfigError`, `AuthError`, `TimeoutError`,
-    /// `QueueFullError`, `ClosedError`, `NetworkError`, `StreamError`, `ArgumentError` or
-    /// `MeterlineError`.
+    /// The JS class to build: one of the core's `ErrorClass` names (`ValidationError`,
+    /// `ConfigError`, `ArgumentError` …).
     pub kind: String,
     /// Stable, machine-readable code (the HTTP API's spelling).
     pub code: String,
@@ -50,42 +50,28 @@ impl ErrorReport {
         }
     }
 
-    /// A configuration error about the JS option `option` (used for type conversion errors,
-    /// which happen before the core sees the options).
-    pub fn config(option: &str, message: impl std::fmt::Display) -> Self {
-        ErrorReport {
-            option: Some(option.to_owned()),
-            ..ErrorReport::new(
-                "ConfigError",
-                "invalid_config",
-                format!("invalid option `{option}`: {message}"),
-            )
-        }
-    }
-
     /// A validation error with a JSON pointer. The core's `invalid_argument` (a bad
-    /// `subject`, `feature` or `ttl` of an entitlement call) is an `ArgumentError` naming the
-    /// JavaScript parameter, like every other wrong argument of the package.
+    /// `subject`, `feature`, `ttlMs`, `timeoutMs` of a call) is an `ArgumentError` naming
+    /// the parameter (the pointer's first segment).
     pub fn validation(err: &ValidationError) -> Self {
         let message = if err.path.is_empty() {
             format!("{}: {}", err.code, err.message)
         } else {
             err.to_string()
         };
-        if err.code == "invalid_argument" {
-            let argument = match err.path.trim_start_matches('/') {
-                "ttl" => "ttlMs",
-                other => other,
-            };
-            return ErrorReport {
-                path: Some(err.path.clone()),
-                argument: Some(argument.to_owned()),
-                ..ErrorReport::new("ArgumentError", err.code, message)
-            };
-        }
+        let class = CoreError::Validation(err.clone()).class();
+        let argument = (class == ErrorClass::Argument).then(|| {
+            err.path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        });
         ErrorReport {
             path: Some(err.path.clone()),
-            ..ErrorReport::new("ValidationError", err.code, message)
+            argument,
+            ..ErrorReport::new(class.name(), err.code, message)
         }
     }
 
@@ -123,33 +109,40 @@ impl ErrorReport {
 }
 
 impl From<&CoreError> for ErrorReport {
+    /// A configuration error the client reports after reading the options (a spool directory
+    /// in use, a schema that does not compile, a key that cannot mint tokens) names the option
+    /// in snake_case: it is renamed as JavaScript spells it.
     fn from(err: &CoreError) -> Self {
-        let code = err.code();
         match err {
-            CoreError::Validation(v) => ErrorReport::validation(v),
-            CoreError::Config { field, message } => ErrorReport::config(js_option_name(field), message),
-            CoreError::Unauthorized { .. } | CoreError::Forbidden { .. } => {
-                ErrorReport::new("AuthError", code, err.to_string())
-            }
-            CoreError::Timeout(_) => ErrorReport::new("TimeoutError", code, err.to_string()),
-            CoreError::QueueFull { .. } => ErrorReport::new("QueueFullError", code, err.to_string()),
-            CoreError::Closed => ErrorReport::new("ClosedError", code, err.to_string()),
-            CoreError::Network(_) => ErrorReport::new("NetworkError", code, err.to_string()),
-            CoreError::Http { status, .. } => ErrorReport {
-                status: Some(u32::from(*status)),
-                ..ErrorReport::new("MeterlineError", code, err.to_string())
+            CoreError::Config { .. } => ErrorReport::as_named(&options::respell(err.clone(), Spelling::CamelMs)),
+            _ => ErrorReport::as_named(err),
+        }
+    }
+}
+
+impl ErrorReport {
+    /// The report of `err` with its option named as it already is: for the errors of
+    /// `options::config_from_host`, which name an option as the caller wrote it (an unknown
+    /// `flush_at` must stay `flush_at`).
+    pub fn as_named(err: &CoreError) -> Self {
+        if let CoreError::Validation(v) = err {
+            return ErrorReport::validation(v);
+        }
+        let report = ErrorReport {
+            status: err.status().map(u32::from),
+            ..ErrorReport::new(err.class().name(), err.code(), err.to_string())
+        };
+        match err {
+            CoreError::Config { field, .. } => ErrorReport {
+                option: Some(field.to_string()),
+                ..report
             },
-            // The server refused one event of a batch: the same class as a local refusal.
             CoreError::Rejected(r) => ErrorReport {
                 path: Some(r.path.clone()),
                 event_id: r.id.clone(),
-                ..ErrorReport::new("ValidationError", code, err.to_string())
+                ..report
             },
-            CoreError::Codec { .. } => ErrorReport::new("MeterlineError", code, err.to_string()),
-            CoreError::Stream { .. } => ErrorReport::new("StreamError", code, err.to_string()),
-            // `Error` is non-exhaustive: a variant added to the core later is still a
-            // `MeterlineError` with its stable code until it gets a class of its own.
-            _ => ErrorReport::new("MeterlineError", code, err.to_string()),
+            _ => report,
         }
     }
 }
@@ -170,4 +163,28 @@ impl IntoNapiErr for ValidationError {
     fn into_napi_err(self, env: &Env) -> napi::Error {
         ErrorReport::validation(&self).into_napi_err(env)
     }
+}
+
+/// One error class of the core's list, for the JavaScript layer to build (internal).
+#[napi(object)]
+pub struct ErrorClassInfo {
+    /// The class name (`ValidationError` …).
+    pub name: String,
+    /// The class it extends (`None` for `MeterlineError`).
+    pub parent: Option<String>,
+    /// The `code` an instance built by hand gets by default.
+    pub default_code: String,
+}
+
+/// The core's error classes, base first (every parent before its children).
+#[napi]
+pub fn error_classes() -> Vec<ErrorClassInfo> {
+    ErrorClass::ALL
+        .iter()
+        .map(|class| ErrorClassInfo {
+            name: class.name().to_owned(),
+            parent: class.parent().map(|p| p.name().to_owned()),
+            default_code: class.default_code().to_owned(),
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 // Bad input from JavaScript: every argument of the wrong type, values JSON cannot carry,
 // huge payloads. Each is a typed MeterlineError, and the process stays healthy.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 
@@ -17,6 +18,18 @@ after(async () => {
   await client?.shutdown();
   await server?.stop();
 });
+
+/** The core's default `source`: $HOSTNAME, else /etc/hostname, else `meterline`. */
+function defaultSource() {
+  const fromFile = () => {
+    try {
+      return readFileSync('/etc/hostname', 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  return process.env.HOSTNAME?.trim() || fromFile() || 'meterline';
+}
 
 function refused(fn, Class, fields) {
   assert.throws(fn, (e) => {
@@ -224,8 +237,12 @@ describe('options of new Client()', () => {
   });
 
   test('an option explicitly undefined counts as not given', async () => {
-    const c = new Client({ ...base(), flushAt: undefined, source: undefined, schemas: undefined });
+    const c = new Client({ ...base(), fetchSchemas: false, flushAt: undefined, source: undefined, schemas: undefined });
+    c.track('opt.undefined', 'c1', {});
     await c.shutdown();
+    const [stored] = await storedEvents(server, { type: 'opt.undefined' });
+    // `source: undefined` took the default (the host name), not the text "undefined".
+    assert.equal(stored.source, defaultSource());
   });
 });
 

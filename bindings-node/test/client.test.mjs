@@ -3,7 +3,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { AuthError, Client, ClosedError, MeterlineError, TimeoutError, ValidationError } from '../index.mjs';
+import {
+  AuthError,
+  Client,
+  ClosedError,
+  MeterlineError,
+  RejectedError,
+  TimeoutError,
+  ValidationError,
+} from '../index.mjs';
 import { DEAD_ENDPOINT, UNKNOWN_KEY, putSchema, startServer, storedEvents } from './helpers.mjs';
 
 let server;
@@ -178,6 +186,7 @@ describe('background errors', () => {
     c.track('node.strict', 'c1', { tokens: 'many' }, { id: 'bad' });
     await c.flush();
     const e = await error;
+    assert.ok(e instanceof RejectedError, e.name);
     assert.ok(e instanceof ValidationError);
     assert.ok(e instanceof MeterlineError);
     assert.equal(e.code, 'schema_violation');

@@ -12,22 +12,19 @@ use std::{
 };
 
 use meterline_core::{
-    Client, Config, Error,
+    Client, Config, Error, arguments,
     entitlement_cache::UsageThresholdEvent,
-    runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, UsageThresholdCallback},
+    runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, TryEntitlement, UsageThresholdCallback},
 };
 use pyo3::{
     PyTraverseError, PyVisit,
-    exceptions::{PyOSError, PyValueError},
-    panic::PanicException,
     prelude::*,
-    types::{PyDict, PyString},
+    types::{PyBool, PyDict, PyFloat, PyInt, PyString},
 };
 use pyo3_async_runtimes::generic::future_into_py;
 
 use crate::{
-    config::{self, Options},
-    convert,
+    config, convert,
     entitlements::{self, Entitlement},
     error::{IntoPyErr, to_py_err},
     fork,
@@ -37,9 +34,6 @@ use crate::{
 
 /// How often a blocking wait wakes up to let Python handle signals (Ctrl-C).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
-
-/// `timeout=None`: no deadline (a century keeps `Instant` arithmetic safe).
-const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The native half of `meterline.Client` / `meterline.AsyncClient`.
 #[pyclass(subclass, frozen, weakref, module = "meterline._native")]
@@ -105,77 +99,21 @@ impl<'py> IntoPyObject<'py> for Outcome {
 
 #[pymethods]
 impl NativeClient {
-    /// See `meterline.Client` for the options.
+    /// See `meterline.Client` for the options (the core's option table, in snake_case).
     #[new]
     #[pyo3(signature = (
-        api_key, endpoint=None, *, source=None, flush_at=None, max_batch_bytes=None,
-        flush_interval=None, max_queue_size=None, overflow=None, block_timeout=None,
-        compression=None, request_timeout=None, strict_types=None, fetch_schemas=None,
-        schema_refresh_interval=None, schemas=None, max_in_flight=None, cache_size=None,
-        entitlement_timeout=None, max_stale=None, max_ttl=None, fallbacks=None, stream=None,
-        stream_endpoint=None, customer_token=None, spool_dir=None, spool_fsync=None,
-        on_error=None, on_usage_threshold=None, on_connection_change=None, **options
+        api_key=None, endpoint=None, *, on_error=None, on_usage_threshold=None,
+        on_connection_change=None, **options
     ))]
-    #[allow(clippy::too_many_arguments)]
     fn new(
-        api_key: &Bound<'_, PyAny>,
+        api_key: Option<&Bound<'_, PyAny>>,
         endpoint: Option<&Bound<'_, PyAny>>,
-        source: Option<&Bound<'_, PyAny>>,
-        flush_at: Option<&Bound<'_, PyAny>>,
-        max_batch_bytes: Option<&Bound<'_, PyAny>>,
-        flush_interval: Option<&Bound<'_, PyAny>>,
-        max_queue_size: Option<&Bound<'_, PyAny>>,
-        overflow: Option<&Bound<'_, PyAny>>,
-        block_timeout: Option<&Bound<'_, PyAny>>,
-        compression: Option<&Bound<'_, PyAny>>,
-        request_timeout: Option<&Bound<'_, PyAny>>,
-        strict_types: Option<&Bound<'_, PyAny>>,
-        fetch_schemas: Option<&Bound<'_, PyAny>>,
-        schema_refresh_interval: Option<&Bound<'_, PyAny>>,
-        schemas: Option<&Bound<'_, PyAny>>,
-        max_in_flight: Option<&Bound<'_, PyAny>>,
-        cache_size: Option<&Bound<'_, PyAny>>,
-        entitlement_timeout: Option<&Bound<'_, PyAny>>,
-        max_stale: Option<&Bound<'_, PyAny>>,
-        max_ttl: Option<&Bound<'_, PyAny>>,
-        fallbacks: Option<&Bound<'_, PyAny>>,
-        stream: Option<&Bound<'_, PyAny>>,
-        stream_endpoint: Option<&Bound<'_, PyAny>>,
-        customer_token: Option<&Bound<'_, PyAny>>,
-        spool_dir: Option<&Bound<'_, PyAny>>,
-        spool_fsync: Option<&Bound<'_, PyAny>>,
         on_error: Option<&Bound<'_, PyAny>>,
         on_usage_threshold: Option<&Bound<'_, PyAny>>,
         on_connection_change: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let given = Options {
-            source,
-            flush_at,
-            max_batch_bytes,
-            flush_interval,
-            max_queue_size,
-            overflow,
-            block_timeout,
-            compression,
-            request_timeout,
-            strict_types,
-            fetch_schemas,
-            schema_refresh_interval,
-            schemas,
-            max_in_flight,
-            cache_size,
-            entitlement_timeout,
-            max_stale,
-            max_ttl,
-            fallbacks,
-            stream,
-            stream_endpoint,
-            customer_token,
-            spool_dir,
-            spool_fsync,
-        };
-        let config = config::build(api_key, endpoint, &given, options)?;
+        let config = config::build(api_key, endpoint, options)?;
         let on_error = callback("on_error", on_error)?;
         let on_threshold = callback("on_usage_threshold", on_usage_threshold)?;
         let on_connection = callback("on_connection_change", on_connection_change)?;
@@ -256,7 +194,7 @@ impl NativeClient {
 
     /// Blocks (GIL released, Ctrl-C honoured) until everything queued so far is delivered.
     #[pyo3(signature = (timeout=None))]
-    fn _flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+    fn _flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let timeout = deadline(timeout)?;
         let Some(client) = self.in_this_process() else {
             return Ok(());
@@ -271,7 +209,7 @@ impl NativeClient {
     /// Stops accepting events and delivers what is queued (GIL released, Ctrl-C honoured:
     /// an interrupted shutdown goes on in the background).
     #[pyo3(signature = (timeout=None))]
-    fn _shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+    fn _shutdown(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let timeout = deadline(timeout)?;
         let Some(client) = self.close() else {
             return Ok(());
@@ -282,13 +220,13 @@ impl NativeClient {
             .spawn(move || {
                 let _ = done.send(client.shutdown(timeout));
             })
-            .map_err(|e| PyOSError::new_err(format!("meterline: cannot start the shutdown thread: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot start the shutdown thread: {e}")).into_py_err())?;
         wait(py, result, &|| {})
     }
 
     /// `flush()` for asyncio: an awaitable resolving to `None` or the exception to raise.
     #[pyo3(signature = (timeout=None))]
-    fn _flush_async<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn _flush_async<'py>(&self, py: Python<'py>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
         let timeout = deadline(timeout)?;
         let client = self.in_this_process();
         runtime::handle()?;
@@ -302,7 +240,7 @@ impl NativeClient {
 
     /// `shutdown()` for asyncio: an awaitable resolving to `None` or the exception to raise.
     #[pyo3(signature = (timeout=None))]
-    fn _shutdown_async<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn _shutdown_async<'py>(&self, py: Python<'py>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
         let timeout = deadline(timeout)?;
         let client = self.close();
         runtime::handle()?;
@@ -313,7 +251,7 @@ impl NativeClient {
             tokio::task::spawn_blocking(move || client.shutdown(timeout))
                 .await
                 .map(Outcome)
-                .map_err(|e| PanicException::new_err(format!("meterline: shutdown stopped unexpectedly: {e}")))
+                .map_err(|e| Error::Internal(format!("shutdown stopped unexpectedly: {e}")).into_py_err())
         })
     }
 
@@ -328,11 +266,10 @@ impl NativeClient {
         let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
         let feature = entitlements::arg_str(feature, "feature").map_err(IntoPyErr::into_py_err)?;
         let client = self.current().map_err(IntoPyErr::into_py_err)?;
-        // On the stack, borrowing the arguments: a hit allocates nothing but the answer object.
-        let mut fut = std::pin::pin!(client.entitlement_async(subject, feature));
-        let answer = match entitlements::poll_once(fut.as_mut()) {
-            Some(ready) => ready,
-            None => py.detach(move || entitlements::block_on(fut)),
+        let answer = match client.try_entitlement(subject, feature) {
+            Ok(TryEntitlement::Ready(answer)) => Ok(answer),
+            Ok(TryEntitlement::Pending(pending)) => Ok(py.detach(move || pending.wait())),
+            Err(e) => Err(e),
         };
         answer.map(Entitlement).map_err(IntoPyErr::into_py_err)
     }
@@ -345,17 +282,17 @@ impl NativeClient {
         subject: &Bound<'_, PyAny>,
         feature: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut fut = self.answer_future(subject, feature)?;
-        match entitlements::poll_once(fut.as_mut()) {
-            Some(ready) => {
-                let answer = ready.map_err(IntoPyErr::into_py_err)?;
-                Ok(Bound::new(py, Entitlement(answer))?.into_any())
-            }
-            None => {
+        let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
+        let feature = entitlements::arg_str(feature, "feature").map_err(IntoPyErr::into_py_err)?;
+        let client = self.current().map_err(IntoPyErr::into_py_err)?;
+        match client
+            .try_entitlement(subject, feature)
+            .map_err(IntoPyErr::into_py_err)?
+        {
+            TryEntitlement::Ready(answer) => Ok(Bound::new(py, Entitlement(answer))?.into_any()),
+            TryEntitlement::Pending(pending) => {
                 runtime::handle()?;
-                future_into_py::<AsyncRuntime, _, _>(py, async move {
-                    fut.await.map(Entitlement).map_err(IntoPyErr::into_py_err)
-                })
+                future_into_py::<AsyncRuntime, _, _>(py, async move { Ok(Entitlement(pending.wait_async().await)) })
             }
         }
     }
@@ -454,21 +391,6 @@ impl NativeClient {
 }
 
 impl NativeClient {
-    /// The owned entitlement future for `subject`/`feature` (not polled yet).
-    fn answer_future(
-        &self,
-        subject: &Bound<'_, PyAny>,
-        feature: &Bound<'_, PyAny>,
-    ) -> PyResult<entitlements::AnswerFuture> {
-        let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
-        let feature = entitlements::arg_str(feature, "feature").map_err(IntoPyErr::into_py_err)?;
-        let client = self.current().map_err(IntoPyErr::into_py_err)?;
-        let (subject, feature) = (Arc::<str>::from(subject), Arc::<str>::from(feature));
-        Ok(Box::pin(
-            async move { client.entitlement_async(&subject, &feature).await },
-        ))
-    }
-
     fn lock(&self) -> MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -520,18 +442,23 @@ fn callback(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc
     }
 }
 
-/// `timeout` in seconds (`None`: no deadline) → a duration.
-fn deadline(timeout: Option<f64>) -> PyResult<Duration> {
-    match timeout {
-        None => Ok(NO_DEADLINE),
-        Some(secs) => Duration::try_from_secs_f64(secs)
-            .map(|d| d.min(NO_DEADLINE))
-            .map_err(|_| {
-                PyValueError::new_err(format!(
-                    "timeout must be a non-negative number of seconds or None, got {secs}"
-                ))
-            }),
-    }
+/// `timeout` in seconds (`None`: the core's default wait, 10 s) → a duration; anything but a
+/// number is an `ArgumentError` (also a `TypeError`).
+fn deadline(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Duration> {
+    let secs = match timeout.filter(|t| !t.is_none()) {
+        None => None,
+        Some(t) if t.is_instance_of::<PyBool>() || !(t.is_instance_of::<PyInt>() || t.is_instance_of::<PyFloat>()) => {
+            return Err(crate::error::argument_error(
+                "/timeout",
+                format!(
+                    "`timeout` must be a number of seconds or None, got {}",
+                    convert::type_name(t)
+                ),
+            ));
+        }
+        Some(t) => Some(t.extract::<f64>()?),
+    };
+    arguments::wait_from_secs(secs).map_err(IntoPyErr::into_py_err)
 }
 
 /// Waits for a background result without the GIL, waking up to let Python raise
@@ -550,9 +477,7 @@ fn wait(py: Python<'_>, mut result: mpsc::Receiver<Result<(), Error>>, interrupt
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(PanicException::new_err(
-                    "meterline: the background task stopped unexpectedly",
-                ));
+                return Err(Error::Internal("the background task stopped unexpectedly".to_owned()).into_py_err());
             }
         }
     }

@@ -29,7 +29,7 @@ use serde_json::{Map, Number, Value};
 
 /// Deepest nesting of objects and arrays accepted inside `data`. Far beyond any real payload;
 /// it turns a cyclic structure into a clear error instead of endless recursion.
-pub const MAX_DEPTH: usize = 128;
+pub const MAX_DEPTH: usize = meterline_core::arguments::MAX_DATA_DEPTH;
 
 /// Why a value cannot become JSON; `segments` is the path from the failing value outwards
 /// (innermost first), so a successful conversion never builds a path.

@@ -1,18 +1,11 @@
-//! The entitlement half of the binding: the `Entitlement` answer type, argument conversion
-//! for `entitlement()`, `customer_token()` and `prime_entitlements()`, and the one-poll
-//! trick that answers a cache hit without leaving the caller's thread (and without the
-//! asyncio machinery), while a miss waits GIL-free or on the async runtime.
+//! The entitlement half of the binding: the `Entitlement` answer type and the argument
+//! conversion for `entitlement()`, `customer_token()` and `prime_entitlements()`. (A cache
+//! hit is answered on the caller's thread by the core's `try_entitlement`; a miss waits
+//! GIL-free or on the async runtime.)
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, Wake, Waker},
-    thread::Thread,
-    time::Duration,
-};
+use std::time::Duration;
 
-use meterline_core::{EntitlementAnswer, Error, ValidationError, entitlement::Entitlements};
+use meterline_core::{EntitlementAnswer, ValidationError, arguments, entitlement::Entitlements};
 use pyo3::{
     prelude::*,
     types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString},
@@ -226,14 +219,7 @@ pub fn ttl(obj: &Bound<'_, PyAny>) -> Result<Duration, ValidationError> {
             convert::type_name(obj)
         )));
     };
-    if secs.is_nan() {
-        return Err(bad("ttl must be a number of seconds, got NaN".to_owned()));
-    }
-    if secs <= 0.0 {
-        return Err(bad(format!("ttl must be more than 0 and at most 30 days, got {secs}")));
-    }
-    // Anything too large for a Duration is certainly over 30 days: let the core say so.
-    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+    arguments::token_ttl_from_secs(secs)
 }
 
 /// `prime_entitlements(payload)`: the server's entitlements JSON body as a mapping.
@@ -251,42 +237,4 @@ pub fn prime_payload(obj: &Bound<'_, PyAny>) -> Result<Entitlements, ValidationE
         .map_err(|e| ValidationError::invalid_argument(e.path("/payload"), format!("payload: {}", e.message())))?;
     serde_json::from_value::<Entitlements>(value)
         .map_err(|e| ValidationError::invalid_argument("/payload", format!("not an entitlements answer: {e}")))
-}
-
-/// A boxed entitlement future, owned (its client handle and strings move in).
-pub type AnswerFuture = Pin<Box<dyn Future<Output = Result<EntitlementAnswer, Error>> + Send>>;
-
-/// Polls `fut` once on the caller's thread: a cache hit (and every argument error) is ready
-/// at once. `None`: it must wait for the fetch (poll it again later).
-pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Option<F::Output> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match fut.poll(&mut cx) {
-        Poll::Ready(out) => Some(out),
-        Poll::Pending => None,
-    }
-}
-
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Drives `fut` to completion on this thread (which must not hold the GIL). The client's
-/// worker runs the fetch and its `entitlement_timeout`, so this wait is bounded.
-pub fn block_on<F: Future>(mut fut: Pin<&mut F>) -> F::Output {
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        match fut.as_mut().poll(&mut cx) {
-            Poll::Ready(out) => return out,
-            Poll::Pending => std::thread::park(),
-        }
-    }
 }

@@ -1,24 +1,10 @@
-//! Every error of the core mapped — once, here — to its class in `meterline.errors`.
-//!
-//! | core | Python |
-//! |---|---|
-//! | `Validation` | `ValidationError(code, path)` |
-//! | `Rejected` | `RejectedError(code, path, event_id, index)` (a `ValidationError`) |
-//! | `Config` | `ConfigError(field)` |
-//! | `Unauthorized` | `AuthError` |
-//! | `Forbidden` | `ForbiddenError` (an `AuthError`) |
-//! | `Timeout` | `TimeoutError(timeout)` (also `builtins.TimeoutError`) |
-//! | `QueueFull` | `QueueFullError(capacity, policy)` |
-//! | `Closed` | `ClosedError` |
-//! | `Network` | `NetworkError` |
-//! | `Http` | `ServerError(status)` |
-//! | `Codec` | `CodecError` |
-//! | `Stream` | `StreamError` (its `code` is the server's or `stream_closed`) |
-//! | anything newer | `MeterlineError` with the core's `code` |
-//!
-//! The message is the core error's `Display` text; `code` is always the core's `code()`.
+//! Every core error raised as the class the core names for it ([`Error::class`]), looked up
+//! in `meterline.errors`, with the details of its kind as attributes: `path` (validation and
+//! argument errors, server rejections), `argument`, `field` (the option), `timeout`,
+//! `capacity`/`policy`, `status`, `event_id`/`index`. The message is the core error's
+//! `Display` text; `code` is always the core's `code()`.
 
-use meterline_core::{Error, ValidationError};
+use meterline_core::{Error, ErrorClass, ValidationError};
 use pyo3::{
     prelude::*,
     sync::PyOnceLock,
@@ -49,42 +35,42 @@ impl IntoPyErr for ValidationError {
 pub fn to_py_err(py: Python<'_>, err: &Error) -> PyErr {
     let message = err.to_string();
     let code = err.code().to_owned();
-    let built = match err {
-        Error::Validation(v) => build(py, "ValidationError", message, code, |kw| kw.set_item("path", &v.path)),
-        Error::Rejected(r) => build(py, "RejectedError", message, code, |kw| {
-            kw.set_item("path", &r.path)?;
-            kw.set_item("event_id", r.id.as_deref())?;
-            kw.set_item("index", r.index)
-        }),
-        Error::Config { field, .. } => build(py, "ConfigError", message, code, |kw| kw.set_item("field", *field)),
-        Error::Unauthorized { .. } => build(py, "AuthError", message, code, |_| Ok(())),
-        Error::Forbidden { .. } => build(py, "ForbiddenError", message, code, |_| Ok(())),
-        Error::Timeout(after) => build(py, "TimeoutError", message, code, |kw| {
-            kw.set_item("timeout", after.as_secs_f64())
-        }),
-        Error::QueueFull { capacity, policy } => build(py, "QueueFullError", message, code, |kw| {
-            kw.set_item("capacity", *capacity)?;
-            kw.set_item("policy", *policy)
-        }),
-        Error::Closed => build(py, "ClosedError", message, code, |_| Ok(())),
-        Error::Network(_) => build(py, "NetworkError", message, code, |_| Ok(())),
-        Error::Http { status, .. } => build(py, "ServerError", message, code, |kw| kw.set_item("status", *status)),
-        Error::Codec { .. } => build(py, "CodecError", message, code, |_| Ok(())),
-        Error::Stream { .. } => build(py, "StreamError", message, code, |_| Ok(())),
-        _ => build(py, "MeterlineError", message, code, |_| Ok(())),
-    };
+    let built = build(py, err.class().name(), message, code, |kw| {
+        if let Some(status) = err.status() {
+            kw.set_item("status", status)?;
+        }
+        match err {
+            Error::Validation(v) if err.class() == ErrorClass::Argument => {
+                kw.set_item("path", &v.path)?;
+                kw.set_item("argument", v.path.trim_start_matches('/').split('/').next())
+            }
+            Error::Validation(v) => kw.set_item("path", &v.path),
+            Error::Rejected(r) => {
+                kw.set_item("path", &r.path)?;
+                kw.set_item("event_id", r.id.as_deref())?;
+                kw.set_item("index", r.index)
+            }
+            Error::Config { field, .. } => kw.set_item("field", field.as_ref()),
+            Error::Timeout(after) => kw.set_item("timeout", after.as_secs_f64()),
+            Error::QueueFull { capacity, policy } => {
+                kw.set_item("capacity", *capacity)?;
+                kw.set_item("policy", *policy)
+            }
+            _ => Ok(()),
+        }
+    });
     built.unwrap_or_else(|failure| failure)
 }
 
-/// A `ConfigError` for an option the binding itself checks (unknown name, wrong Python type).
+/// A `ConfigError` for an option value the binding itself cannot convert.
 pub fn config_error(field: &str, message: impl Into<String>) -> PyErr {
-    Python::attach(|py| {
-        let message = format!("invalid configuration `{field}`: {}", message.into());
-        build(py, "ConfigError", message, "invalid_config".to_owned(), |kw| {
-            kw.set_item("field", field)
-        })
-        .unwrap_or_else(|failure| failure)
-    })
+    Error::config(field.to_owned(), message).into_py_err()
+}
+
+/// An `ArgumentError` for a method argument the binding itself cannot convert (`path` names
+/// it: `/timeout`).
+pub fn argument_error(path: &str, message: impl Into<String>) -> PyErr {
+    ValidationError::invalid_argument(path, message).into_py_err()
 }
 
 /// Instantiates `meterline.errors.<class>(message, code=…, **details)`; an `Err` carries the

@@ -14,9 +14,7 @@ mod error;
 mod fork;
 mod logging;
 mod notices;
-mod retry;
 mod runtime;
-mod vectors;
 
 use pyo3::prelude::*;
 
@@ -26,6 +24,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
+    m.add(
+        "EXIT_FLUSH_GRACE",
+        meterline_core::arguments::EXIT_FLUSH_GRACE.as_secs_f64(),
+    )?;
     m.add_class::<client::NativeClient>()?;
     m.add_class::<entitlements::Entitlement>()?;
     m.add_function(wrap_pyfunction!(notices::_take_notices, m)?)?;
@@ -35,7 +37,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fork::_before_fork, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_after_fork_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_after_fork_in_child, m)?)?;
-    m.add_function(wrap_pyfunction!(retry::_retry_decision, m)?)?;
-    m.add_class::<vectors::VectorCache>()?;
     Ok(())
 }

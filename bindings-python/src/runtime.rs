@@ -16,11 +16,13 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use pyo3::{exceptions::PyRuntimeError, prelude::*};
+use pyo3::prelude::*;
 use pyo3_async_runtimes::{
     TaskLocals,
     generic::{ContextExt, Runtime as GenericRuntime},
 };
+
+use crate::error::IntoPyErr;
 use tokio::{
     runtime::{Builder, Handle, Runtime},
     task::JoinHandle,
@@ -54,7 +56,7 @@ pub fn handle() -> PyResult<Handle> {
         .thread_name("meterline-async")
         .enable_all()
         .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("meterline: cannot start the async runtime: {e}")))?;
+        .map_err(|e| meterline_core::Error::Internal(format!("cannot start the async runtime: {e}")).into_py_err())?;
     let handle = runtime.handle().clone();
     // An inherited runtime's threads are gone: leak it rather than join them.
     std::mem::forget(slot.replace((generation, Arc::new(runtime))));

@@ -94,7 +94,7 @@ def nested(depth: int) -> dict[str, Any]:
         ({"s": "\ud800"}, "/data/s", "surrogate"),
         (cyclic_dict(), "/data/self/self", "contains itself"),
         (cyclic_list(), "/data/items/1/1", "contains itself"),
-        (nested(500), "/data/deep/0/0", "deeper than 128"),
+        (nested(500), "/data/deep/0/0", "deeper than 126"),
     ],
 )
 def test_unconvertible_data_is_a_validation_error(

@@ -287,9 +287,13 @@ def test_fetched_schemas_validate_at_track(server: Server, subject: str, event_t
         assert wait_until(refused)
 
 
+# Nothing listens on port 9: these clients only check their options.
+NOWHERE = "http://127.0.0.1:9"
+
+
 def test_unknown_option_is_a_config_error() -> None:
     with pytest.raises(meterline.ConfigError) as raised:
-        meterline.Client("ml_sk_test_0123456789abcdef0123", flush_size=10)  # type: ignore[call-arg]
+        meterline.Client("ml_sk_test_0123456789abcdef0123", NOWHERE, flush_size=10)  # type: ignore[call-arg]
     assert raised.value.field == "flush_size"
     assert isinstance(raised.value, ValueError)
     assert "flush_at" in str(raised.value)
@@ -329,7 +333,7 @@ def test_unknown_option_is_a_config_error() -> None:
 )
 def test_bad_option_is_a_config_error_naming_it(option: str, value: Any) -> None:
     with pytest.raises(meterline.ConfigError) as raised:
-        meterline.Client("ml_sk_test_0123456789abcdef0123", **{option: value})
+        meterline.Client("ml_sk_test_0123456789abcdef0123", NOWHERE, **{option: value})
     assert raised.value.field == option
     assert option in str(raised.value)
 
@@ -340,7 +344,7 @@ def test_bad_option_is_a_config_error_naming_it(option: str, value: Any) -> None
         (("ml_sk_test_0123456789abcdef0123", "ftp://x"), "endpoint"),
         (("ml_sk_test_0123456789abcdef0123", ""), "endpoint"),
         (("ml_sk_test_0123456789abcdef0123", 8080), "endpoint"),
-        (("not-a-key",), "api_key"),
+        (("not-a-key", NOWHERE), "api_key"),
         ((None,), "api_key"),
         ((b"ml_sk_test_0123456789abcdef0123",), "api_key"),
     ],

@@ -12,6 +12,20 @@ use crate::{
     retry::RetryPolicy,
 };
 
+/// The spelling of every value of a choice enum's `ALL`, in order, as a constant (the option
+/// table takes the allowed values of a choice option from it).
+macro_rules! names_of {
+    ($choice:ident) => {{
+        let mut names = [""; $choice::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = $choice::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    }};
+}
+
 /// What happens to a new event when the queue holds `max_queue_size` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
@@ -25,8 +39,18 @@ pub enum OverflowPolicy {
 }
 
 impl OverflowPolicy {
+    /// Every policy, the default first. The option table takes its allowed values from here.
+    pub const ALL: [OverflowPolicy; 3] = [
+        OverflowPolicy::DropNewest,
+        OverflowPolicy::DropOldest,
+        OverflowPolicy::Block,
+    ];
+
+    /// The spelling of every policy, in the order of [`OverflowPolicy::ALL`].
+    pub const NAMES: [&'static str; OverflowPolicy::ALL.len()] = names_of!(OverflowPolicy);
+
     /// The option's spelling (`drop_newest`, `drop_oldest`, `block`).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             OverflowPolicy::DropNewest => "drop_newest",
             OverflowPolicy::DropOldest => "drop_oldest",
@@ -39,15 +63,15 @@ impl FromStr for OverflowPolicy {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "drop_newest" => Ok(OverflowPolicy::DropNewest),
-            "drop_oldest" => Ok(OverflowPolicy::DropOldest),
-            "block" => Ok(OverflowPolicy::Block),
-            other => Err(Error::config(
-                "overflow",
-                format!("unknown policy {other:?}; use drop_newest, drop_oldest or block"),
-            )),
-        }
+        OverflowPolicy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                Error::config(
+                    "overflow",
+                    format!("unknown policy {s:?}; use {}", OverflowPolicy::NAMES.join(", ")),
+                )
+            })
     }
 }
 
@@ -69,8 +93,14 @@ pub enum SpoolFsync {
 }
 
 impl SpoolFsync {
+    /// Every policy.
+    pub const ALL: [SpoolFsync; 3] = [SpoolFsync::Always, SpoolFsync::Interval, SpoolFsync::Never];
+
+    /// The spelling of every policy, in the order of [`SpoolFsync::ALL`].
+    pub const NAMES: [&'static str; SpoolFsync::ALL.len()] = names_of!(SpoolFsync);
+
     /// The option's spelling (`always`, `interval`, `never`).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             SpoolFsync::Always => "always",
             SpoolFsync::Interval => "interval",
@@ -83,15 +113,12 @@ impl FromStr for SpoolFsync {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "always" => Ok(SpoolFsync::Always),
-            "interval" => Ok(SpoolFsync::Interval),
-            "never" => Ok(SpoolFsync::Never),
-            other => Err(Error::config(
+        SpoolFsync::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
+            Error::config(
                 "spool_fsync",
-                format!("unknown policy {other:?}; use always, interval or never"),
-            )),
-        }
+                format!("unknown policy {s:?}; use {}", SpoolFsync::NAMES.join(", ")),
+            )
+        })
     }
 }
 
@@ -166,7 +193,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Options with every default filled in.
+    /// Options with every default filled in (the defaults [`crate::options::OPTIONS`]
+    /// documents; a unit test keeps the two equal).
     pub fn new(api_key: impl Into<String>, endpoint: impl Into<String>) -> Self {
         Config {
             api_key: api_key.into(),
@@ -216,30 +244,7 @@ impl Config {
             ));
         }
         check_source(&self.source)?;
-        if self.flush_at == 0 {
-            return Err(Error::config("flush_at", "must be at least 1"));
-        }
-        if self.flush_at > 10_000 {
-            return Err(Error::config(
-                "flush_at",
-                "must be at most 10000 (the server's batch limit)",
-            ));
-        }
-        if self.max_batch_bytes < 1024 || self.max_batch_bytes > 5 * 1024 * 1024 {
-            return Err(Error::config("max_batch_bytes", "must be between 1 KiB and 5 MiB"));
-        }
-        if self.flush_interval.is_zero() {
-            return Err(Error::config("flush_interval", "must be greater than zero"));
-        }
-        if self.max_queue_size == 0 {
-            return Err(Error::config("max_queue_size", "must be at least 1"));
-        }
-        if self.request_timeout.is_zero() {
-            return Err(Error::config("request_timeout", "must be greater than zero"));
-        }
-        if self.max_in_flight == 0 || self.max_in_flight > 64 {
-            return Err(Error::config("max_in_flight", "must be between 1 and 64"));
-        }
+        crate::options::check_ranges(self)?;
         if self.retry.initial_delay.is_zero() || self.retry.max_delay < self.retry.initial_delay {
             return Err(Error::config("retry", "initial_delay must be > 0 and ≤ max_delay"));
         }
@@ -256,24 +261,6 @@ impl Config {
     }
 
     fn validate_entitlements(&self, key: &ApiKey) -> Result<(), Error> {
-        if self.cache_size == 0 || self.cache_size > 1_000_000 {
-            return Err(Error::config("cache_size", "must be between 1 and 1000000"));
-        }
-        if self.entitlement_timeout.is_zero() || self.entitlement_timeout > Duration::from_secs(60) {
-            return Err(Error::config(
-                "entitlement_timeout",
-                "must be greater than zero and at most 60 s",
-            ));
-        }
-        if self.max_stale > Duration::from_secs(365 * 24 * 3600) {
-            return Err(Error::config("max_stale", "must be at most 365 days"));
-        }
-        if self.max_ttl.is_some_and(|t| t.is_zero()) {
-            return Err(Error::config(
-                "max_ttl",
-                "must be greater than zero (leave it unset to use the server's TTL)",
-            ));
-        }
         self.fallbacks.validate()?;
         if let Some(url) = &self.stream_endpoint
             && !(url.starts_with("ws://") || url.starts_with("wss://"))

@@ -228,7 +228,7 @@ mod tests {
         let pk = ApiKey::parse("ml_pk_abc_0123456789abcdef0123").unwrap();
         assert!(matches!(
             mint(&pk, "c1", Duration::from_secs(1), 0),
-            Err(Error::Config { field: "api_key", .. })
+            Err(Error::Config { field, .. }) if field == "api_key"
         ));
         let key = ApiKey::parse(KEY).unwrap();
         let path = |r: Result<String, Error>| match r {

@@ -4,7 +4,9 @@
 //! spelled the same as in the HTTP API's `{"code": …}` bodies, so a binding can map both the
 //! local and the remote failure of one kind to the same exception class.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
+
+pub use crate::error_class::ErrorClass;
 
 /// Why an event failed validation: what was wrong (`code`, `message`) and where (`path`, a
 /// JSON pointer into the CloudEvent, e.g. `/data/tokens` or `/id`).
@@ -75,11 +77,12 @@ pub enum Error {
     #[error(transparent)]
     Validation(#[from] ValidationError),
 
-    /// A configuration value is missing or out of range.
+    /// A configuration value is missing, unknown, of the wrong type or out of range.
     #[error("invalid configuration `{field}`: {message}")]
     Config {
-        /// The option's name as documented (`flush_at`, `endpoint` …).
-        field: &'static str,
+        /// The option's name as the caller spelled it (`flush_at` from Python,
+        /// `flushIntervalMs` from JavaScript …; see [`crate::options`]).
+        field: Cow<'static, str>,
         /// What is wrong with it and what is allowed.
         message: String,
     },
@@ -148,6 +151,11 @@ pub enum Error {
     #[error("spool_error: {0}")]
     Spool(String),
 
+    /// Something inside the client broke that the caller can do nothing about (a thread or
+    /// runtime that could not start, a task that stopped unexpectedly).
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// A body could not be encoded, decoded or decompressed.
     #[error("{code}: {message}")]
     Codec {
@@ -171,6 +179,7 @@ impl Error {
             Error::Closed => "client_closed",
             Error::Network(_) => "network_error",
             Error::Spool(_) => "spool_error",
+            Error::Internal(_) => "internal_error",
             Error::Http { code, .. } => code,
             Error::Codec { code, .. } => code,
             Error::Stream { code, .. } => code,
@@ -179,10 +188,63 @@ impl Error {
     }
 
     /// Shorthand for [`Error::Config`].
-    pub fn config(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn config(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Error::Config {
-            field,
+            field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// The error an HTTP error answer stands for: 401 → [`Error::Unauthorized`], 403 →
+    /// [`Error::Forbidden`], any other status → [`Error::Http`] with the body's `code`.
+    pub fn from_response(status: u16, code: String, message: String) -> Self {
+        match status {
+            401 => Error::Unauthorized { message },
+            403 => Error::Forbidden { message },
+            _ => Error::Http { status, code, message },
+        }
+    }
+
+    /// The class every language raises for this error (`ValidationError`, `ConfigError` …;
+    /// the one list is [`ErrorClass::ALL`], `tests/vectors/errors.json` spells it out).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Validation(v) if v.code == "invalid_argument" => ErrorClass::Argument,
+            Error::Validation(_) => ErrorClass::Validation,
+            Error::Config { .. } => ErrorClass::Config,
+            Error::Unauthorized { .. } => ErrorClass::Auth,
+            Error::Forbidden { .. } => ErrorClass::Forbidden,
+            Error::Timeout(_) => ErrorClass::Timeout,
+            Error::QueueFull { .. } => ErrorClass::QueueFull,
+            Error::Closed => ErrorClass::Closed,
+            Error::Network(_) => ErrorClass::Network,
+            Error::Http { .. } => ErrorClass::Server,
+            Error::Rejected(_) => ErrorClass::Rejected,
+            Error::Stream { .. } => ErrorClass::Stream,
+            Error::Spool(_) => ErrorClass::Spool,
+            Error::Codec { .. } => ErrorClass::Codec,
+            Error::Internal(_) => ErrorClass::Meterline,
+        }
+    }
+
+    /// Whether a request that failed this way is worth retrying: network failures and
+    /// timeouts, and the HTTP statuses of [`crate::retry::is_retryable_status`] (408, 429,
+    /// 5xx). Never any other 4xx, a refused key or a local error.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Error::Network(_) | Error::Timeout(_) => true,
+            Error::Http { status, .. } => crate::retry::is_retryable_status(*status),
+            _ => false,
+        }
+    }
+
+    /// The HTTP status the server answered with, when this error is the server's answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unauthorized { .. } => Some(401),
+            Error::Forbidden { .. } => Some(403),
+            Error::Http { status, .. } => Some(*status),
+            _ => None,
         }
     }
 }

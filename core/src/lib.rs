@@ -17,6 +17,7 @@
 //! # Ok::<(), meterline_core::Error>(())
 //! ```
 
+pub mod arguments;
 pub mod codec;
 pub mod config;
 #[doc(hidden)]
@@ -25,8 +26,10 @@ pub mod customer_token;
 pub mod entitlement;
 pub mod entitlement_cache;
 pub mod error;
+mod error_class;
 pub mod event;
 pub mod key;
+pub mod options;
 pub mod queue;
 pub mod retry;
 pub mod schema;
@@ -43,7 +46,7 @@ pub mod runtime;
 
 pub use config::{Config, OverflowPolicy, SpoolFsync};
 pub use entitlement_cache::{EntitlementAnswer, Fallback, Fallbacks, Source};
-pub use error::{Error, Result, ValidationError};
+pub use error::{Error, ErrorClass, Result, ValidationError};
 pub use event::Event;
 #[cfg(feature = "native")]
 pub use runtime::native::Client;

@@ -100,3 +100,33 @@ fn stream_sequences() {
 fn stream_session_sequences() {
     assert!(run_with::<VectorSession>("stream_session.json") > 100);
 }
+
+/// `entitlements.json`'s `primed` cases (what the bindings check through
+/// `prime_entitlements`): each payload inserted at once, then one lookup at the same time.
+#[test]
+fn primed_answers() {
+    let doc = vector("entitlements.json");
+    let now = 1_795_514_400_000_u64;
+    let cases = doc["primed"].as_array().unwrap();
+    assert!(cases.len() >= 8);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let mut cache = VectorCache::new(&Value::Null, &doc["primed_payloads"]).unwrap();
+        for payload in case["prime"].as_array().unwrap() {
+            let step = serde_json::json!({"op": "insert", "payload": payload, "now": now, "counted_through": 0});
+            cache.step(&step).unwrap();
+        }
+        let lookup = serde_json::json!({
+            "op": "lookup", "subject": case["subject"], "feature": case["feature"], "now": now
+        });
+        let got = cache.step(&lookup).unwrap();
+        assert_eq!(got["result"], "hit", "{name}: {got}");
+        for key in case["expect"].as_object().unwrap().keys() {
+            assert!(
+                got["answer"].get(key).is_some(),
+                "{name}: the answer has no `{key}`: {got}"
+            );
+        }
+        matches(&format!("primed: {name}"), &got["answer"], &case["expect"]);
+    }
+}

@@ -184,3 +184,74 @@ fn retry_decisions() {
         }
     }
 }
+
+/// `errors.json`: the one list of classes, and the class, status and retryability of every
+/// kind of core error.
+#[test]
+fn error_classes() {
+    use meterline_core::{Error, ValidationError, error::ErrorClass, wire::Rejection};
+
+    let doc = vector("errors.json");
+    let listed: Vec<(&str, Option<&str>, &str)> = doc["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap();
+            (name, c["parent"].as_str(), c["default_code"].as_str().unwrap())
+        })
+        .collect();
+    let core: Vec<(&str, Option<&str>, &str)> = ErrorClass::ALL
+        .iter()
+        .map(|c| (c.name(), c.parent().map(ErrorClass::name), c.default_code()))
+        .collect();
+    assert_eq!(listed, core, "errors.json's classes are ErrorClass::ALL");
+
+    for case in doc["cases"].as_array().unwrap() {
+        let code = case["code"].as_str().unwrap().to_owned();
+        let message = "from the vector".to_owned();
+        let status = case["status"].as_u64().map(|s| u16::try_from(s).unwrap());
+        let err = match case["source"].as_str().unwrap() {
+            "validation" => {
+                let mut v = ValidationError::invalid_event("/x", message);
+                v.code = Box::leak(code.clone().into_boxed_str());
+                Error::Validation(v)
+            }
+            "rejected" => Error::Rejected(
+                serde_json::from_value::<Rejection>(serde_json::json!({
+                    "index": 0, "id": "e1", "code": code, "path": "/data", "message": message
+                }))
+                .unwrap(),
+            ),
+            "response" => Error::from_response(status.unwrap(), code.clone(), message),
+            "codec" => Error::Codec {
+                code: Box::leak(code.clone().into_boxed_str()),
+                message,
+            },
+            "stream" => Error::Stream {
+                code: code.clone(),
+                message,
+            },
+            "config" => Error::config("flush_at", message),
+            "timeout" => Error::Timeout(Duration::from_secs(1)),
+            "queue_full" => Error::QueueFull {
+                capacity: 1,
+                policy: "drop_newest",
+            },
+            "closed" => Error::Closed,
+            "network" => Error::Network(message),
+            "spool" => Error::Spool(message),
+            "internal" => Error::Internal(message),
+            other => panic!("errors.json: unknown source {other:?}"),
+        };
+        let name = format!("{} {code}", case["source"]);
+        assert_eq!(err.code(), code, "{name}: code");
+        assert_eq!(err.class().name(), case["class"].as_str().unwrap(), "{name}: class");
+        assert_eq!(err.status(), status, "{name}: status");
+        assert_eq!(
+            err.retryable(),
+            case["retryable"].as_bool().unwrap(),
+            "{name}: retryable"
+        );
+    }
+}

@@ -5,6 +5,7 @@ import meterline, {
   ConfigError,
   MeterlineError,
   QueueFullError,
+  RejectedError,
   StreamError,
   ValidationError,
   type ClientOptions,
@@ -31,7 +32,8 @@ export async function main(): Promise<Stats> {
   await using client = new Client(options);
   client.on('error', (err) => {
     const code: string = err.code;
-    if (err instanceof ValidationError) console.error(code, err.path, err.eventId);
+    if (err instanceof RejectedError) console.error(code, err.path, err.eventId);
+    else if (err instanceof ValidationError) console.error(code, err.path);
   });
 
   const when: TrackOptions = { id: 'order-1', time: new Date() };

@@ -14,44 +14,18 @@ meterline server, retrying with the same event ids so each one is stored exactly
 See the package README for the options, asyncio, errors, logging and fork safety.
 """
 
-from meterline._client import DEFAULT_ENDPOINT, AsyncClient, Client, Stats
+from meterline import errors as _errors
+from meterline._client import AsyncClient, Client, Stats
 from meterline._native import Entitlement, __version__
 from meterline._types import UsageThreshold
-from meterline.errors import (
-    AuthError,
-    ClosedError,
-    CodecError,
-    ConfigError,
-    ForbiddenError,
-    MeterlineError,
-    NetworkError,
-    QueueFullError,
-    RejectedError,
-    ServerError,
-    StreamError,
-    TimeoutError,
-    ValidationError,
-)
+from meterline.errors import *  # noqa: F403  (every class of errors.__all__)
 
 __all__ = [
-    "DEFAULT_ENDPOINT",
     "AsyncClient",
-    "AuthError",
     "Client",
-    "ClosedError",
-    "CodecError",
-    "ConfigError",
     "Entitlement",
-    "ForbiddenError",
-    "MeterlineError",
-    "NetworkError",
-    "QueueFullError",
-    "RejectedError",
-    "ServerError",
     "Stats",
-    "StreamError",
-    "TimeoutError",
     "UsageThreshold",
-    "ValidationError",
     "__version__",
+    *_errors.__all__,
 ]

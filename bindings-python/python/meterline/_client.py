@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from meterline import _lifecycle
 from meterline._native import Entitlement, NativeClient
-from meterline._types import UsageThreshold
-from meterline.errors import MeterlineError
 
 if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self from Python 3.11 on
+    from typing_extensions import Self, Unpack  # in typing from Python 3.11 / 3.12 on
 
-__all__ = ["DEFAULT_ENDPOINT", "AsyncClient", "Client", "Stats"]
+    from meterline._options import ClientOptions
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
-
-Overflow = Literal["drop_newest", "drop_oldest", "block"]
-Compression = Literal["gzip", "zstd", "identity"]
-SpoolFsync = Literal["always", "interval", "never"]
+__all__ = ["AsyncClient", "Client", "Stats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,93 +76,25 @@ class Client(NativeClient):
 
     Args:
         api_key: ``ml_sk_...`` secret key.
-        endpoint: Server base URL.
-        source: CloudEvents ``source`` of every event (default: the host name).
-        flush_at: Send a batch when this many events are queued (1-10,000).
-        max_batch_bytes: Largest uncompressed batch body (1 KiB-5 MiB).
-        flush_interval: Send whatever is queued at least this often (seconds).
-        max_queue_size: Bound of the in-memory queue.
-        overflow: Full queue: ``"drop_newest"`` (raise :class:`~meterline.QueueFullError`),
-            ``"drop_oldest"`` (evict the oldest) or ``"block"`` (wait up to ``block_timeout``).
-        block_timeout: Longest wait of ``track()`` under ``overflow="block"`` (seconds).
-        compression: ``"gzip"``, ``"zstd"`` or ``"identity"``.
-        request_timeout: Per-request timeout (seconds).
-        strict_types: Refuse event types that have no schema (``unknown_type``).
-        fetch_schemas: Fetch the server's schemas at start and refresh them by ETag.
-        schema_refresh_interval: How often the schemas are refreshed (seconds).
-        schemas: Local schemas, event type → JSON Schema (used with fetched ones).
-        max_in_flight: Concurrent batch requests.
-        cache_size: Most subjects whose entitlements are cached (1-1,000,000; least recently
-            used evicted first).
-        entitlement_timeout: Longest wait of ``entitlement()`` on a cache miss before it
-            answers the fallback (seconds, more than 0 and at most 60).
-        max_stale: How long past its TTL a cached answer is still served as ``"stale"``
-            (seconds, at most 365 days).
-        max_ttl: Caps the server's TTL for cached answers (seconds; ``None``: the server's).
-        fallbacks: What ``entitlement()`` answers when nothing usable is cached and the
-            server cannot answer: ``{"features": {key: spec}, "default": spec}`` where a spec
-            is ``True``/``False``, ``{"value": <JSON>}`` or ``{"limit": n}``. Default: deny.
-        stream: Keep the cache current over the realtime stream (opened when the first
-            entitlement is cached).
-        stream_endpoint: The stream's URL (default: the endpoint's ``ws(s)://…/v1/stream``).
-        customer_token: With a publishable key (``ml_pk_…``): the token minted by the
-            backend's :meth:`customer_token`; required with one, refused otherwise.
-        spool_dir: A directory for the crash-safe disk spool: accepted events are written
-            there before ``track()`` returns, removed once the server answered for them, and
-            sent first at the next start (one client per directory). Default: none.
-        spool_fsync: When the spool calls fsync: ``"always"`` (before ``track()`` returns;
-            slow), ``"interval"`` (once a second: a power loss can take the last second) or
-            ``"never"`` (survives process crashes only).
-        on_error: Called with a :class:`~meterline.MeterlineError` for each background
-            failure (an event rejected by the server, a batch given up on, a failed schema
-            refresh, entitlement fetch and stream failures — the last two at most once a minute
-            per kind), on meterline's dispatcher thread. An exception it raises is logged.
-        on_usage_threshold: Called with a :class:`~meterline.UsageThreshold` when the stream
-            reports a crossing, on the dispatcher thread. An exception it raises is logged.
-        on_connection_change: Called with ``(connected, reason)`` when the stream connects
-            (``True, "connected"``) or is lost (``False``, why), on the dispatcher thread.
+        endpoint: Server base URL; default: the ``METERLINE_ENDPOINT`` environment variable,
+            else required.
+        **options: The options of :class:`~meterline._options.ClientOptions` (the core's
+            option table: ``flush_at``, ``flush_interval`` in seconds, ``overflow``, ...,
+            and the callbacks ``on_error``, ``on_usage_threshold``, ``on_connection_change``).
 
     Raises:
-        ConfigError: An option is unknown, of the wrong type or out of range.
+        ConfigError: An option is missing, unknown, of the wrong type or out of range
+            (``field`` names it).
     """
 
     __slots__ = ()
 
     def __init__(
-        self,
-        api_key: str,
-        endpoint: str = DEFAULT_ENDPOINT,
-        *,
-        source: str | None = None,
-        flush_at: int = 500,
-        max_batch_bytes: int = 1_048_576,
-        flush_interval: float = 1.0,
-        max_queue_size: int = 100_000,
-        overflow: Overflow = "drop_newest",
-        block_timeout: float = 1.0,
-        compression: Compression = "gzip",
-        request_timeout: float = 10.0,
-        strict_types: bool = False,
-        fetch_schemas: bool = True,
-        schema_refresh_interval: float = 300.0,
-        schemas: Mapping[str, Mapping[str, Any]] | None = None,
-        max_in_flight: int = 2,
-        cache_size: int = 10_000,
-        entitlement_timeout: float = 1.0,
-        max_stale: float = 86_400.0,
-        max_ttl: float | None = None,
-        fallbacks: Mapping[str, Any] | None = None,
-        stream: bool = True,
-        stream_endpoint: str | None = None,
-        customer_token: str | None = None,
-        spool_dir: str | os.PathLike[str] | None = None,
-        spool_fsync: SpoolFsync = "interval",
-        on_error: Callable[[MeterlineError], object] | None = None,
-        on_usage_threshold: Callable[[UsageThreshold], object] | None = None,
-        on_connection_change: Callable[[bool, str], object] | None = None,
+        self, api_key: str, endpoint: str | None = None, **options: Unpack[ClientOptions]
     ) -> None:
-        # The options were read and checked by NativeClient.__new__; only the process-wide
-        # bookkeeping (exit flush, fork hooks, log dispatch) is left.
+        # The options were read and checked by NativeClient.__new__ (the core's option
+        # table); only the process-wide bookkeeping (exit flush, fork hooks, log dispatch)
+        # is left.
         _lifecycle.register(self)
 
     # entitlement(), cached_entitlement(), customer_token() and prime_entitlements() are the
@@ -183,10 +107,12 @@ class Client(NativeClient):
         The GIL is released while waiting and Ctrl-C interrupts the wait.
 
         Args:
-            timeout: Seconds to wait at most; ``None`` waits as long as it takes.
+            timeout: Seconds to wait at most (default 10). What is not delivered by then
+                stays queued.
 
         Raises:
             TimeoutError: Not everything was delivered within ``timeout``.
+            ArgumentError: ``timeout`` is not a finite number of seconds ≥ 0.
         """
         self._flush(timeout)
 
@@ -194,14 +120,15 @@ class Client(NativeClient):
         """Stops accepting events and delivers what is queued. Calling it again is harmless.
 
         Args:
-            timeout: Seconds to wait at most; ``None`` waits as long as it takes. Events
-                still undelivered then are dropped (counted in ``stats().dropped``) — or,
+            timeout: Seconds to wait at most (default 10). Events still undelivered then
+                are dropped (counted in ``stats().dropped``) — or,
                 with ``spool_dir``, stay in the spool for the next client (counted in
                 ``stats().spool_length``). The spool directory is released before this
                 returns, so a new client can open it at once.
 
         Raises:
             TimeoutError: The deadline passed with events undelivered.
+            ArgumentError: ``timeout`` is not a finite number of seconds ≥ 0.
         """
         self._shutdown(timeout)
 
@@ -237,37 +164,7 @@ class AsyncClient(NativeClient):
     __slots__ = ()
 
     def __init__(
-        self,
-        api_key: str,
-        endpoint: str = DEFAULT_ENDPOINT,
-        *,
-        source: str | None = None,
-        flush_at: int = 500,
-        max_batch_bytes: int = 1_048_576,
-        flush_interval: float = 1.0,
-        max_queue_size: int = 100_000,
-        overflow: Overflow = "drop_newest",
-        block_timeout: float = 1.0,
-        compression: Compression = "gzip",
-        request_timeout: float = 10.0,
-        strict_types: bool = False,
-        fetch_schemas: bool = True,
-        schema_refresh_interval: float = 300.0,
-        schemas: Mapping[str, Mapping[str, Any]] | None = None,
-        max_in_flight: int = 2,
-        cache_size: int = 10_000,
-        entitlement_timeout: float = 1.0,
-        max_stale: float = 86_400.0,
-        max_ttl: float | None = None,
-        fallbacks: Mapping[str, Any] | None = None,
-        stream: bool = True,
-        stream_endpoint: str | None = None,
-        customer_token: str | None = None,
-        spool_dir: str | os.PathLike[str] | None = None,
-        spool_fsync: SpoolFsync = "interval",
-        on_error: Callable[[MeterlineError], object] | None = None,
-        on_usage_threshold: Callable[[UsageThreshold], object] | None = None,
-        on_connection_change: Callable[[bool, str], object] | None = None,
+        self, api_key: str, endpoint: str | None = None, **options: Unpack[ClientOptions]
     ) -> None:
         _lifecycle.register(self)
 

@@ -36,8 +36,9 @@ __all__ = ["EXIT_TIMEOUT", "logger", "register"]
 
 logger = logging.getLogger("meterline")
 
-#: Seconds each client may take to deliver its pending events at interpreter exit.
-EXIT_TIMEOUT = 5.0
+#: Seconds each client may take to deliver its pending events at interpreter exit (the
+#: core's exit-flush grace, the same in every language).
+EXIT_TIMEOUT: float = _native.EXIT_FLUSH_GRACE
 
 #: Longest wait of one ``_take_notices`` call; bounds how long stopping the dispatcher takes.
 _POLL_SECONDS = 0.5

@@ -1,51 +1,24 @@
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, final
 from uuid import UUID
 
-from typing_extensions import Self
+from typing_extensions import Self, Unpack
 
+from meterline._options import ClientOptions
 from meterline._types import UsageThreshold
 from meterline.errors import MeterlineError
 
 __version__: Final[str]
 #: Deepest nesting of objects/arrays accepted inside ``data`` (also stops cyclic structures).
 MAX_DEPTH: Final[int]
+#: Seconds the exit flush may keep the interpreter alive (the core's grace).
+EXIT_FLUSH_GRACE: Final[float]
 
 class NativeClient:
+    # The options are the core's option table: see meterline._options.ClientOptions.
     def __new__(
-        cls,
-        api_key: str,
-        endpoint: str = "http://127.0.0.1:8080",
-        *,
-        source: str | None = None,
-        flush_at: int = 500,
-        max_batch_bytes: int = 1_048_576,
-        flush_interval: float = 1.0,
-        max_queue_size: int = 100_000,
-        overflow: Literal["drop_newest", "drop_oldest", "block"] = "drop_newest",
-        block_timeout: float = 1.0,
-        compression: Literal["gzip", "zstd", "identity"] = "gzip",
-        request_timeout: float = 10.0,
-        strict_types: bool = False,
-        fetch_schemas: bool = True,
-        schema_refresh_interval: float = 300.0,
-        schemas: Mapping[str, Mapping[str, Any]] | None = None,
-        max_in_flight: int = 2,
-        cache_size: int = 10_000,
-        entitlement_timeout: float = 1.0,
-        max_stale: float = 86_400.0,
-        max_ttl: float | None = None,
-        fallbacks: Mapping[str, Any] | None = None,
-        stream: bool = True,
-        stream_endpoint: str | None = None,
-        customer_token: str | None = None,
-        spool_dir: str | os.PathLike[str] | None = None,
-        spool_fsync: Literal["always", "interval", "never"] = "interval",
-        on_error: Callable[[MeterlineError], object] | None = None,
-        on_usage_threshold: Callable[[UsageThreshold], object] | None = None,
-        on_connection_change: Callable[[bool, str], object] | None = None,
+        cls, api_key: str, endpoint: str | None = None, **options: Unpack[ClientOptions]
     ) -> Self: ...
     def track(
         self,
@@ -135,21 +108,3 @@ def _set_log_level(level: int) -> None: ...
 def _before_fork() -> None: ...
 def _after_fork_in_parent() -> None: ...
 def _after_fork_in_child() -> None: ...
-def _retry_decision(
-    outcome: int | Literal["network", "timeout"],
-    retry: int,
-    retry_after: str | None,
-    now_http_date: str,
-    jitter: float,
-    *,
-    initial_delay_ms: int = 100,
-    max_delay_ms: int = 30_000,
-    max_retry_after_ms: int = 300_000,
-    max_retries: int | None = None,
-) -> tuple[Literal["done", "give_up", "retry"], float | None]: ...
-
-class _EntitlementCache:
-    def __init__(
-        self, settings: Mapping[str, Any], payloads: Mapping[str, Any] | None = None
-    ) -> None: ...
-    def step(self, step: Mapping[str, Any]) -> Any: ...

@@ -1,9 +1,11 @@
 """The exceptions meterline raises (and passes to ``on_error``).
 
-Every error of the Rust core maps to exactly one class here (``bindings-python/src/error.rs``);
-``code`` is the core's stable error code, spelled as in the HTTP API's ``{"code": ...}``
-bodies. Every class takes its details as keyword arguments with defaults, so exceptions
-pickle (they cross ``multiprocessing`` boundaries intact).
+Every error of the Rust core names its class (the one list is the core's ``ErrorClass``,
+written as data in ``tests/vectors/errors.json``; Node has the same classes); the binding
+raises the class of that name from here. ``code`` is the core's stable error code, spelled
+as in the HTTP API's ``{"code": ...}`` bodies. Every class takes its details as keyword
+arguments with defaults, so exceptions pickle (they cross ``multiprocessing`` boundaries
+intact).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import builtins
 
 __all__ = [
+    "ArgumentError",
     "AuthError",
     "ClosedError",
     "CodecError",
@@ -21,6 +24,7 @@ __all__ = [
     "QueueFullError",
     "RejectedError",
     "ServerError",
+    "SpoolError",
     "StreamError",
     "TimeoutError",
     "ValidationError",
@@ -33,15 +37,20 @@ class MeterlineError(Exception):
     Attributes:
         message: What went wrong, for people.
         code: Stable machine-readable code (``schema_violation``, ``timeout``, ...).
+        status: The HTTP status when the error is the server's answer, else ``None``.
     """
 
     code: str
     message: str
+    status: int | None
 
-    def __init__(self, message: str = "", *, code: str = "meterline_error") -> None:
+    def __init__(
+        self, message: str = "", *, code: str = "meterline_error", status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.status = status
 
 
 class ValidationError(MeterlineError, ValueError):
@@ -87,6 +96,31 @@ class RejectedError(ValidationError):
         self.index = index
 
 
+class ArgumentError(ValidationError, TypeError):
+    """A method argument other than an event is wrong (``invalid_argument``): of the wrong
+    type, empty, too long or out of range — a ``subject``, ``feature``, ``ttl``, ``timeout``
+    or ``payload``. Also a :class:`ValueError` and a :class:`TypeError`.
+
+    Attributes:
+        argument: The parameter at fault (``subject``, ``ttl``, ``timeout``, ``payload`` ...).
+        path: JSON pointer naming it, and where inside it for a structured one
+            (``/payload/entitlements/sso``).
+    """
+
+    argument: str
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str = "invalid_argument",
+        path: str = "",
+        argument: str = "",
+    ) -> None:
+        super().__init__(message, code=code, path=path)
+        self.argument = argument
+
+
 class ConfigError(MeterlineError, ValueError):
     """An option passed to ``Client(...)`` is unknown, of the wrong type or out of range.
 
@@ -104,15 +138,19 @@ class ConfigError(MeterlineError, ValueError):
 class AuthError(MeterlineError):
     """The server refused the API key (HTTP 401): unknown, revoked or malformed."""
 
-    def __init__(self, message: str = "", *, code: str = "unauthorized") -> None:
-        super().__init__(message, code=code)
+    def __init__(
+        self, message: str = "", *, code: str = "unauthorized", status: int | None = 401
+    ) -> None:
+        super().__init__(message, code=code, status=status)
 
 
 class ForbiddenError(AuthError):
     """The key is valid but lacks the scope for the call (HTTP 403)."""
 
-    def __init__(self, message: str = "", *, code: str = "forbidden") -> None:
-        super().__init__(message, code=code)
+    def __init__(
+        self, message: str = "", *, code: str = "forbidden", status: int | None = 403
+    ) -> None:
+        super().__init__(message, code=code, status=status)
 
 
 class TimeoutError(MeterlineError, builtins.TimeoutError):
@@ -135,7 +173,7 @@ class QueueFullError(MeterlineError):
 
     Attributes:
         capacity: ``max_queue_size``.
-        policy: The overflow policy that applied (``drop_newest`` or ``block``).
+        policy: The overflow policy that applied.
     """
 
     capacity: int
@@ -170,11 +208,12 @@ class ServerError(MeterlineError):
         status: The HTTP status.
     """
 
-    status: int
+    status: int | None
 
-    def __init__(self, message: str = "", *, code: str = "server_error", status: int = 0) -> None:
-        super().__init__(message, code=code)
-        self.status = status
+    def __init__(
+        self, message: str = "", *, code: str = "server_error", status: int | None = None
+    ) -> None:
+        super().__init__(message, code=code, status=status)
 
 
 class CodecError(MeterlineError):
@@ -191,8 +230,16 @@ class StreamError(MeterlineError):
 
     Attributes:
         code: The server's code (``bad_message``, ``too_many_subjects``, ...) or
-            ``stream_closed``.
+            ``stream_unavailable``.
     """
 
     def __init__(self, message: str = "", *, code: str = "stream_error") -> None:
+        super().__init__(message, code=code)
+
+
+class SpoolError(MeterlineError):
+    """The disk spool (``spool_dir``) could not store an event (disk full, I/O error); the
+    event was not accepted."""
+
+    def __init__(self, message: str = "", *, code: str = "spool_error") -> None:
         super().__init__(message, code=code)

@@ -148,6 +148,47 @@ enum Next {
     Wait(Arc<Flight>),
 }
 
+/// What [`Client::try_entitlement`] found.
+// The answer is returned by value (not boxed) on purpose: the hit is the hot path.
+#[allow(clippy::large_enum_variant)]
+pub enum TryEntitlement {
+    /// The answer, at once (from the cache, or the fallback while a failed fetch backs off).
+    Ready(EntitlementAnswer),
+    /// Nothing servable is cached: one shared fetch is under way; wait on it.
+    Pending(PendingEntitlement),
+}
+
+/// A cache miss waiting on the shared fetch (see [`Client::try_entitlement`]).
+pub struct PendingEntitlement {
+    client: Client,
+    subject: String,
+    feature: String,
+    flight: Arc<Flight>,
+}
+
+impl PendingEntitlement {
+    /// Blocks until the fetch lands, at most `entitlement_timeout`, then answers (the fresh
+    /// answer, or the fallback with the reason). Never blocks on the client's own worker
+    /// thread (from a callback): there it answers the fallback at once.
+    pub fn wait(self) -> EntitlementAnswer {
+        let shared = &self.client.shared;
+        if ON_WORKER.get() {
+            let ents = &shared.entitlements;
+            let reason = "not waiting for the server: called on the meterline worker thread (from a callback)";
+            let now = ents.clock.now_ms();
+            return ents.counted(lock(&ents.cache).answer_or_fallback(&self.subject, &self.feature, reason, now));
+        }
+        let landing = self.flight.wait(shared.config.entitlement_timeout + WAIT_GRACE);
+        self.client.after_flight(&self.subject, &self.feature, landing)
+    }
+
+    /// Awaits the fetch without blocking the executor, then answers as [`Self::wait`].
+    pub async fn wait_async(self) -> EntitlementAnswer {
+        let landing = self.flight.wait_async().await;
+        self.client.after_flight(&self.subject, &self.feature, Some(landing))
+    }
+}
+
 impl Client {
     /// Whether `subject` may use `feature`, with the details of the entitlement and where the
     /// answer came from ([`Source`]).
@@ -176,31 +217,40 @@ impl Client {
     /// # Ok::<(), meterline_core::Error>(())
     /// ```
     pub fn entitlement(&self, subject: &str, feature: &str) -> Result<EntitlementAnswer, Error> {
-        let flight = match self.lookup(subject, feature)? {
-            Next::Answer(answer) => return Ok(answer),
-            Next::Wait(flight) => flight,
-        };
-        let ents = &self.shared.entitlements;
-        if ON_WORKER.get() {
-            // Called from a callback on the worker, which must run the fetch: do not wait.
-            let reason = "not waiting for the server: called on the meterline worker thread (from a callback)";
-            let now = ents.clock.now_ms();
-            return Ok(ents.counted(lock(&ents.cache).answer_or_fallback(subject, feature, reason, now)));
-        }
-        let landing = flight.wait(self.shared.config.entitlement_timeout + WAIT_GRACE);
-        Ok(self.after_flight(subject, feature, landing))
+        Ok(match self.try_entitlement(subject, feature)? {
+            TryEntitlement::Ready(answer) => answer,
+            TryEntitlement::Pending(pending) => pending.wait(),
+        })
     }
 
     /// [`Client::entitlement`] for async callers: the same answers, and a miss awaits the
     /// shared fetch without blocking the executor. Works under any executor (the client's
     /// own worker runs the fetch and its timeout).
     pub async fn entitlement_async(&self, subject: &str, feature: &str) -> Result<EntitlementAnswer, Error> {
-        let flight = match self.lookup(subject, feature)? {
-            Next::Answer(answer) => return Ok(answer),
-            Next::Wait(flight) => flight,
-        };
-        let landing = flight.wait_async().await;
-        Ok(self.after_flight(subject, feature, Some(landing)))
+        Ok(match self.try_entitlement(subject, feature)? {
+            TryEntitlement::Ready(answer) => answer,
+            TryEntitlement::Pending(pending) => pending.wait_async().await,
+        })
+    }
+
+    /// [`Client::entitlement`] without waiting: the answer when the cache has one (fresh,
+    /// stale while it revalidates, or the fallback while a failed fetch backs off), else the
+    /// fetch it started, to wait on — blocking ([`PendingEntitlement::wait`]) or awaited
+    /// ([`PendingEntitlement::wait_async`]). The one cache-hit shortcut every binding uses:
+    /// a hit is answered on the caller's thread, with no allocation and no thread hop.
+    ///
+    /// Errors only for bad arguments and after shutdown, as [`Client::entitlement`].
+    #[inline]
+    pub fn try_entitlement(&self, subject: &str, feature: &str) -> Result<TryEntitlement, Error> {
+        Ok(match self.lookup(subject, feature)? {
+            Next::Answer(answer) => TryEntitlement::Ready(answer),
+            Next::Wait(flight) => TryEntitlement::Pending(PendingEntitlement {
+                client: self.clone(),
+                subject: subject.to_owned(),
+                feature: feature.to_owned(),
+                flight,
+            }),
+        })
     }
 
     /// [`Client::entitlement`] without ever waiting: the cached answer (`cache`, or `stale`

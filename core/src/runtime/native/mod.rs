@@ -24,6 +24,7 @@ use std::{
 
 use serde_json::{Map, Value, value::RawValue};
 
+pub use self::entitlements::{PendingEntitlement, TryEntitlement};
 use self::{entitlements::EntitlementState, pipeline::Pipeline};
 use crate::{
     config::{Config, OverflowPolicy},
