@@ -15,22 +15,27 @@ use crate::{
 /// What happens to a new event when the queue holds `max_queue_size` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
-    /// Refuse the new event (`track()` fails with `queue_full`). The default.
+    /// Drop the new event: `track()` returns no id, the drop is counted in
+    /// `stats().dropped` and reported (rate-limited) to the error callback. The default.
     #[default]
     DropNewest,
     /// Evict the oldest queued event to make room.
     DropOldest,
-    /// Wait (up to `block_timeout`) for room; then fail with `queue_full`.
+    /// Wait (up to `block_timeout`) for room; then drop the new event as `drop_newest` does.
     Block,
+    /// Refuse the new event: `track()` fails with `queue_full` (the only policy that raises
+    /// into the caller).
+    Reject,
 }
 
 impl OverflowPolicy {
-    /// The option's spelling (`drop_newest`, `drop_oldest`, `block`).
+    /// The option's spelling (`drop_newest`, `drop_oldest`, `block`, `reject`).
     pub fn as_str(self) -> &'static str {
         match self {
             OverflowPolicy::DropNewest => "drop_newest",
             OverflowPolicy::DropOldest => "drop_oldest",
             OverflowPolicy::Block => "block",
+            OverflowPolicy::Reject => "reject",
         }
     }
 }
@@ -43,9 +48,10 @@ impl FromStr for OverflowPolicy {
             "drop_newest" => Ok(OverflowPolicy::DropNewest),
             "drop_oldest" => Ok(OverflowPolicy::DropOldest),
             "block" => Ok(OverflowPolicy::Block),
+            "reject" => Ok(OverflowPolicy::Reject),
             other => Err(Error::config(
                 "overflow",
-                format!("unknown policy {other:?}; use drop_newest, drop_oldest or block"),
+                format!("unknown policy {other:?}; use drop_newest, drop_oldest, block or reject"),
             )),
         }
     }

@@ -27,6 +27,7 @@ pub mod entitlement_cache;
 pub mod error;
 pub mod event;
 pub mod key;
+pub mod outbox;
 pub mod queue;
 pub mod retry;
 pub mod schema;
@@ -34,6 +35,7 @@ pub mod spool_record;
 pub mod stats;
 pub mod stream;
 pub mod throttle;
+pub mod track;
 pub mod wire;
 
 #[cfg(feature = "native")]
