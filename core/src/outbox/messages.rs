@@ -85,6 +85,22 @@ pub enum Answer<'a> {
     Aborted,
 }
 
+impl Answer<'_> {
+    /// Whether the batch is done with whatever the retry policy says: delivered, or failed
+    /// for good (a 4xx other than 408/429, an unencodable body). A runtime with a store
+    /// removes such a batch from it before handing the answer to
+    /// [`Outbox::answer`](super::Outbox::answer), so a caller woken by the settle never
+    /// finds it stored; any other batch stays stored (it may be sent again, now or at the
+    /// next start).
+    pub fn leaves_store(&self) -> bool {
+        match *self {
+            Answer::Counted { .. } | Answer::Delivered | Answer::Unsendable => true,
+            Answer::Failed(outcome) => super::is_permanent(outcome),
+            Answer::Aborted => false,
+        }
+    }
+}
+
 /// What became of a batch after an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settled {

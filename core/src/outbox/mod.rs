@@ -37,9 +37,11 @@ use crate::{
     throttle::ErrorThrottle,
 };
 
-/// Longest wait between two probes while connections to the server fail, so a server that
-/// is back is noticed within this long (a `Retry-After` is honoured as given instead).
-pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Ceiling of the backoff between two probes while connections to the server fail (the
+/// delay is a full-jitter draw below it), so a server that is back is found within this
+/// long and the queue delivered within 5 s of its return. Answers with a status back off by
+/// the retry policy alone, and a `Retry-After` is honoured as given.
+pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(4);
 
 /// A dropped event is reported to the error callback at most once per this many ms.
 pub const DROP_REPORT_WINDOW_MS: u64 = 1_000;
@@ -398,7 +400,7 @@ impl Outbox {
         let decision = if self.aborted {
             RetryDecision::GiveUp
         } else {
-            self.settings.retry.decide(outcome, batch.retries, jitter, wall)
+            self.backoff(outcome).decide(outcome, batch.retries, jitter, wall)
         };
         let delay = match decision {
             RetryDecision::Done => return Some(self.delivered(first_seq, count)),
@@ -406,10 +408,7 @@ impl Outbox {
             RetryDecision::Retry { delay } => delay,
         };
         let retry_after = matches!(outcome, Outcome::Status { retry_after: Some(v), .. } if crate::retry::parse_retry_after(v, wall).is_some());
-        let wait = match outcome {
-            Outcome::Network | Outcome::Timeout => delay.min(MAX_PROBE_INTERVAL),
-            Outcome::Status { .. } => delay,
-        };
+        let wait = delay;
         let until = now.saturating_add(wait.as_millis() as u64);
         self.counters.retried += 1;
         self.in_flight.insert(
@@ -473,6 +472,20 @@ impl Outbox {
     /// Whether the server is failing (one probe at a time).
     pub fn in_outage(&self) -> bool {
         self.outage.is_some()
+    }
+
+    /// The retry policy for `outcome`: for a connection failure its delay ceiling stops at
+    /// [`MAX_PROBE_INTERVAL`].
+    fn backoff(&self, outcome: Outcome<'_>) -> RetryPolicy {
+        let policy = self.settings.retry;
+        match outcome {
+            Outcome::Network | Outcome::Timeout => RetryPolicy {
+                initial_delay: policy.initial_delay.min(MAX_PROBE_INTERVAL),
+                max_delay: policy.max_delay.min(MAX_PROBE_INTERVAL),
+                ..policy
+            },
+            Outcome::Status { .. } => policy,
+        }
     }
 
     fn batch_due(&self, now: u64) -> bool {

@@ -13,7 +13,7 @@ use super::Shared;
 use crate::{
     codec::{compress, encode_batch},
     error::Error,
-    outbox::{Answer, Dispatch, Settled, is_permanent},
+    outbox::{Answer, Dispatch, Settled},
     retry::Outcome,
     wire::{ErrorBody, IngestResponse},
 };
@@ -144,13 +144,8 @@ fn settle(
     // A batch leaves the spool before the outbox settles it, so `flush()` returning means
     // the spool no longer holds it. It stays there only while it may still succeed (at the
     // next start).
-    let leaves_spool = match answer {
-        Answer::Counted { .. } | Answer::Delivered | Answer::Unsendable => true,
-        Answer::Failed(outcome) => is_permanent(outcome),
-        Answer::Aborted => false,
-    };
-    let count = pipeline.lock().outbox.batch_len(first_seq);
-    if leaves_spool {
+    if answer.leaves_store() {
+        let count = pipeline.lock().outbox.batch_len(first_seq);
         pipeline.unspool(first_seq, count);
     }
     let settled = {
