@@ -8,7 +8,7 @@ import type { ConnectionChange, RetryDecisionOutput, RetryPolicyInput, Stats, Us
 export type { ConnectionChange, Stats, UsageThreshold };
 
 /** What a full queue does with a new event. */
-export type OverflowPolicy = 'drop_newest' | 'drop_oldest' | 'block';
+export type OverflowPolicy = 'drop_newest' | 'drop_oldest' | 'block' | 'reject';
 
 /** Request body compression. */
 export type Compression = 'gzip' | 'zstd' | 'identity';
@@ -253,14 +253,16 @@ export declare class Client extends EventEmitter {
   constructor(options: ClientOptions);
 
   /**
-   * Validates one event and queues it; never waits on the network. Returns the event id.
+   * Validates one event and queues it; never waits on the network. Returns the event id, or
+   * `null` when the overflow policy dropped the event (counted in `stats().dropped` and
+   * reported, rate-limited, to the `'error'` event as a `QueueFullError`).
    *
    * @throws {ValidationError} the event is invalid (`path` says where); it was not queued.
-   * @throws {QueueFullError} the queue is full and the overflow policy refused the event.
+   * @throws {QueueFullError} the queue is full under `overflow: 'reject'`.
    * @throws {ClosedError} after `shutdown()`.
    * @throws {ArgumentError} `options` is not `{ id?, time? }`.
    */
-  track(type: string, subject: string, data: EventData, options?: TrackOptions): string;
+  track(type: string, subject: string, data: EventData, options?: TrackOptions): string | null;
 
   /**
    * Resolves once every event tracked before the call is delivered (or given up on).

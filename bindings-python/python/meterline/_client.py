@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_ENDPOINT", "AsyncClient", "Client", "Stats"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
 
-Overflow = Literal["drop_newest", "drop_oldest", "block"]
+Overflow = Literal["drop_newest", "drop_oldest", "block", "reject"]
 Compression = Literal["gzip", "zstd", "identity"]
 SpoolFsync = Literal["always", "interval", "never"]
 
@@ -90,8 +90,11 @@ class Client(NativeClient):
         max_batch_bytes: Largest uncompressed batch body (1 KiB-5 MiB).
         flush_interval: Send whatever is queued at least this often (seconds).
         max_queue_size: Bound of the in-memory queue.
-        overflow: Full queue: ``"drop_newest"`` (raise :class:`~meterline.QueueFullError`),
-            ``"drop_oldest"`` (evict the oldest) or ``"block"`` (wait up to ``block_timeout``).
+        overflow: Full queue: ``"drop_newest"`` (drop the new event: ``track()`` returns
+            ``None``, the drop is counted in ``stats().dropped`` and reported, rate-limited, to
+            ``on_error`` as a :class:`~meterline.QueueFullError`), ``"drop_oldest"`` (evict
+            the oldest), ``"block"`` (wait up to ``block_timeout``, then drop) or
+            ``"reject"`` (raise :class:`~meterline.QueueFullError`).
         block_timeout: Longest wait of ``track()`` under ``overflow="block"`` (seconds).
         compression: ``"gzip"``, ``"zstd"`` or ``"identity"``.
         request_timeout: Per-request timeout (seconds).

@@ -24,7 +24,7 @@ class NativeClient:
         max_batch_bytes: int = 1_048_576,
         flush_interval: float = 1.0,
         max_queue_size: int = 100_000,
-        overflow: Literal["drop_newest", "drop_oldest", "block"] = "drop_newest",
+        overflow: Literal["drop_newest", "drop_oldest", "block", "reject"] = "drop_newest",
         block_timeout: float = 1.0,
         compression: Literal["gzip", "zstd", "identity"] = "gzip",
         request_timeout: float = 10.0,
@@ -55,7 +55,7 @@ class NativeClient:
         *,
         id: str | UUID | None = None,
         time: datetime | str | None = None,
-    ) -> str: ...
+    ) -> str | None: ...
     # Whether ``subject`` may use ``feature`` (see the README): a cache hit at once; a
     # miss waits (GIL released) at most ``entitlement_timeout``, then the fallback.
     # Raises ``ValidationError`` (``path`` ``/subject`` or ``/feature``) and
