@@ -83,7 +83,7 @@ impl VectorOutbox {
                 let (mut queued, mut evicted, mut full) = (Vec::new(), Vec::new(), 0);
                 let (mut refused, mut raised, mut reports, mut warnings, mut wake) = (0, 0, 0, 0, false);
                 for _ in 0..step["events"].as_u64().unwrap_or(1) {
-                    match outbox.push(vec![b'x'; size], now) {
+                    match outbox.push(vec![b'x'; size], || now) {
                         Pushed::Queued { seq, wake: w } => {
                             queued.push(seq);
                             wake |= w;

@@ -146,15 +146,17 @@ impl Outbox {
         &self.settings
     }
 
-    /// Queues one serialized event by the overflow policy.
-    pub fn push(&mut self, event: Vec<u8>, now: u64) -> Pushed {
+    /// Queues one serialized event by the overflow policy. `now` is read only when needed
+    /// (the queue was empty, or the event is refused): a clock read on every `track()`
+    /// costs ≈ 20 ns.
+    pub fn push(&mut self, event: Vec<u8>, now: impl FnOnce() -> u64) -> Pushed {
         let was_empty = self.queue.is_empty();
         let event_len = event.len();
         match self.queue.push(event) {
             Push::Queued => {
                 self.counters.enqueued += 1;
                 if was_empty {
-                    self.interval_start = now;
+                    self.interval_start = now();
                 }
                 // Wake the sender when a batch fills up — once per `flush_at` events, or when
                 // the bytes first cross `max_batch_bytes` — not on every push while it is
@@ -182,7 +184,7 @@ impl Outbox {
                 }
             }
             Push::Full(event) if self.settings.overflow == OverflowPolicy::Block => Pushed::Full(event),
-            Push::Full(_) => Pushed::Dropped(self.refuse(now)),
+            Push::Full(_) => Pushed::Dropped(self.refuse(now())),
         }
     }
 

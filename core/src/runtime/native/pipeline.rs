@@ -170,7 +170,7 @@ impl Pipeline {
     /// waits up to `block_timeout` for room. Fails when the spool cannot store the event.
     pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> Result<Accepted, Error> {
         let mut state = self.lock();
-        let mut outcome = state.outbox.push(event, self.now_ms());
+        let mut outcome = state.outbox.push(event, || self.now_ms());
         if let Pushed::Full(_) = outcome {
             let deadline = Instant::now() + block_timeout;
             while let Pushed::Full(event) = outcome {
@@ -184,7 +184,7 @@ impl Pipeline {
                     .wait_timeout(state, deadline - now)
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
-                outcome = state.outbox.push(event, self.now_ms());
+                outcome = state.outbox.push(event, || self.now_ms());
             }
         }
         let (seq, wake) = match outcome {
