@@ -57,10 +57,12 @@ export interface ClientOptions {
    */
   maxQueueSize?: number;
   /**
-   * What a full queue does with a new event (see the README's overflow policies). One of
-   * `'drop_newest'`, `'drop_oldest'`, `'block'`. Default: 'drop_newest'.
+   * What a full queue does with a new event: drop it (`drop_newest`, the default: `track()` returns
+   * no id and the drop is counted and reported), evict the oldest (`drop_oldest`), wait up to
+   * `block_timeout` (`block`) or raise `QueueFullError` (`reject`). One of `'drop_newest'`,
+   * `'drop_oldest'`, `'block'`, `'reject'`. Default: 'drop_newest'.
    */
-  overflow?: 'drop_newest' | 'drop_oldest' | 'block';
+  overflow?: 'drop_newest' | 'drop_oldest' | 'block' | 'reject';
   /**
    * Longest wait of `track()` for room under the `block` overflow policy. At least 0. Default:
    * 1,000 ms.
@@ -333,14 +335,16 @@ export declare class Client extends EventEmitter {
   constructor(options: ClientOptions);
 
   /**
-   * Validates one event and queues it; never waits on the network. Returns the event id.
+   * Validates one event and queues it; never waits on the network. Returns the event id, or
+   * `null` when the overflow policy dropped the event (counted in `stats().dropped` and
+   * reported, rate-limited, to the `'error'` event as a `QueueFullError`).
    *
    * @throws {ValidationError} the event is invalid (`path` says where); it was not queued.
-   * @throws {QueueFullError} the queue is full and the overflow policy refused the event.
+   * @throws {QueueFullError} the queue is full under `overflow: 'reject'`.
    * @throws {ClosedError} after `shutdown()`.
    * @throws {ArgumentError} `options` is not `{ id?, time? }`.
    */
-  track(type: string, subject: string, data: EventData, options?: TrackOptions): string;
+  track(type: string, subject: string, data: EventData, options?: TrackOptions): string | null;
 
   /**
    * Resolves once every event tracked before the call is delivered (or given up on).

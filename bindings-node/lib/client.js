@@ -99,9 +99,11 @@ class Client extends EventEmitter {
   }
 
   /**
-   * Validates one event and queues it; never waits on the network. Returns the event id.
-   * Throws a `ValidationError` (with `path`) for an invalid event, which is not queued;
-   * `QueueFullError` when the overflow policy refuses it; `ClosedError` after `shutdown()`.
+   * Validates one event and queues it; never waits on the network. Returns the event id, or
+   * `null` when the overflow policy dropped it (counted in `stats().dropped`, reported to the
+   * `'error'` event). Throws a `ValidationError` (with `path`) for an invalid event, which is
+   * not queued; `QueueFullError` only under the `reject` policy; `ClosedError` after
+   * `shutdown()`.
    */
   track(type, subject, data, options) {
     checkAttribute('type', type);

@@ -1,7 +1,8 @@
 //! `Client.track()`'s native half: the hot path of the package.
 //!
 //! [`NativeClient::tracker`](crate::client::NativeClient::tracker) hands JavaScript a function
-//! bound to one core client: `(type, subject, data, id?, time?) => id`, where `data` is
+//! bound to one core client: `(type, subject, data, id?, time?) => id | null` (`null`: the
+//! overflow policy dropped the event), where `data` is
 //! `JSON.stringify(data)` of a value the JS layer has already checked. Three things make it
 //! cheaper than a `#[napi]` method, each measured with callgrind (bench/RESULTS.md, Node):
 //! - it is a function created with `napi_create_function` whose data pointer is the client,
@@ -29,8 +30,9 @@ use serde_json::value::RawValue;
 use crate::{client::release, error::IntoNapiErr};
 
 /// The function [`tracker`] returns: the id comes back as a Latin-1 string when it is ASCII
-/// (a generated UUID always is), which skips V8's UTF-8 decoding.
-pub type Tracker<'env> = Function<'env, Unknown<'env>, Either<Latin1String, String>>;
+/// (a generated UUID always is), which skips V8's UTF-8 decoding; `null` when the overflow
+/// policy dropped the event.
+pub type Tracker<'env> = Function<'env, Unknown<'env>, Option<Either<Latin1String, String>>>;
 
 /// The scratch buffer starts this large and is cut back to it after a larger event.
 const SCRATCH_BYTES: usize = 16 * 1024;
@@ -68,11 +70,13 @@ pub fn tracker(env: &Env, client: Client) -> Result<Tracker<'_>> {
             Err(_) => track(env, client, args, id, time, &mut Vec::new()),
         });
         let id = result.map_err(|e| e.into_napi_err(ctx.env))?;
-        Ok(if id.is_ascii() {
-            Either::A(Latin1String::from(id))
-        } else {
-            Either::B(id)
-        })
+        Ok(id.map(|id| {
+            if id.is_ascii() {
+                Either::A(Latin1String::from(id))
+            } else {
+                Either::B(id)
+            }
+        }))
     })
 }
 
@@ -101,7 +105,7 @@ fn track(
     id: Option<String>,
     time: Option<String>,
     scratch: &mut Vec<u8>,
-) -> std::result::Result<String, meterline_core::Error> {
+) -> std::result::Result<Option<String>, meterline_core::Error> {
     scratch.clear();
     let mut ranges: [Range<usize>; 3] = [0..0, 0..0, 0..0];
     for (i, value) in args.into_iter().enumerate() {

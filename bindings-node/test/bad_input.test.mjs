@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 
-import { ArgumentError, Client, ConfigError, MeterlineError, ValidationError } from '../index.mjs';
+import { ArgumentError, Client, ConfigError, MeterlineError, QueueFullError, ValidationError } from '../index.mjs';
 import { startServer, storedEvents } from './helpers.mjs';
 
 let server;
@@ -505,4 +505,40 @@ describe('entitlement arguments', () => {
         code: 'invalid_argument',
       }));
   }
+});
+
+describe('a full queue', () => {
+  const small = (options) =>
+    new Client({
+      apiKey: server.secretKey,
+      endpoint: 'http://127.0.0.1:9',
+      fetchSchemas: false,
+      maxQueueSize: 2,
+      flushIntervalMs: 3_600_000,
+      ...options,
+    });
+
+  test('drops the event without throwing by default, counts and reports it', async () => {
+    const c = small();
+    const errors = [];
+    c.on('error', (e) => errors.push(e));
+    assert.equal(typeof c.track('api.call', 'c1', {}), 'string');
+    assert.equal(typeof c.track('api.call', 'c1', {}), 'string');
+    assert.equal(c.track('api.call', 'c1', {}), null);
+    assert.equal(c.track('api.call', 'c1', {}), null);
+    assert.equal(c.stats().dropped, 2);
+    for (let i = 0; i < 500 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(errors.length, 1, 'one report per window');
+    assert.ok(errors[0] instanceof QueueFullError, `${errors[0]?.name}`);
+    await c.shutdown(10).catch(() => {});
+  });
+
+  test('throws QueueFullError under reject', async () => {
+    const c = small({ overflow: 'reject' });
+    c.track('api.call', 'c1', {});
+    c.track('api.call', 'c1', {});
+    refused(() => c.track('api.call', 'c1', {}), QueueFullError, { code: 'queue_full' });
+    assert.equal(c.stats().dropped, 1);
+    await c.shutdown(10).catch(() => {});
+  });
 });

@@ -160,7 +160,8 @@ impl NativeClient {
         })
     }
 
-    /// Validates an event and queues it; never waits on the network. Returns the event id.
+    /// Validates an event and queues it; never waits on the network. Returns the event id,
+    /// or `None` when the overflow policy dropped it.
     #[pyo3(signature = (r#type, subject, data, *, id=None, time=None))]
     fn track(
         &self,
@@ -170,7 +171,7 @@ impl NativeClient {
         data: &Bound<'_, PyAny>,
         id: Option<&Bound<'_, PyAny>>,
         time: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyString>> {
+    ) -> PyResult<Option<Py<PyString>>> {
         let event_type = convert::required_str(r#type, "type", "/type").map_err(IntoPyErr::into_py_err)?;
         let subject = convert::required_str(subject, "subject", "/subject").map_err(IntoPyErr::into_py_err)?;
         let data = convert::to_json(data).map_err(|e| e.into_validation("/data").into_py_err())?;
@@ -189,7 +190,7 @@ impl NativeClient {
                 .and_then(|client| client.track(event_type, subject, data, id, time))
         };
         let id = tracked.map_err(IntoPyErr::into_py_err)?;
-        Ok(PyString::new(py, &id).unbind())
+        Ok(id.map(|id| PyString::new(py, &id).unbind()))
     }
 
     /// Blocks (GIL released, Ctrl-C honoured) until everything queued so far is delivered.

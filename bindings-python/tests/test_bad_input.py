@@ -7,6 +7,7 @@ import collections
 import contextlib
 import enum
 import math
+import time
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -213,16 +214,47 @@ def test_huge_but_allowed_event_is_accepted() -> None:
             big.shutdown(timeout=0.01)
 
 
-def test_queue_full_is_reported(client: meterline.Client) -> None:
+def test_a_full_queue_drops_the_event_without_raising_by_default() -> None:
+    errors: list[meterline.MeterlineError] = []
     small = meterline.Client(
-        KEY, "http://127.0.0.1:9", fetch_schemas=False, max_queue_size=2, flush_interval=3600.0
+        KEY,
+        "http://127.0.0.1:9",
+        fetch_schemas=False,
+        max_queue_size=2,
+        flush_interval=3600.0,
+        on_error=errors.append,
+    )
+    try:
+        assert small.track("api.call", "c1", {}) is not None
+        assert small.track("api.call", "c1", {}) is not None
+        assert small.track("api.call", "c1", {}) is None
+        assert small.track("api.call", "c1", {}) is None
+        assert small.stats().dropped == 2
+        deadline = time.monotonic() + 5
+        while not errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [type(e) for e in errors] == [meterline.QueueFullError], "one report per window"
+        assert (errors[0].capacity, errors[0].policy) == (2, "drop_newest")
+    finally:
+        with contextlib.suppress(meterline.TimeoutError):
+            small.shutdown(timeout=0.01)
+
+
+def test_queue_full_raises_under_reject(client: meterline.Client) -> None:
+    small = meterline.Client(
+        KEY,
+        "http://127.0.0.1:9",
+        fetch_schemas=False,
+        max_queue_size=2,
+        flush_interval=3600.0,
+        overflow="reject",
     )
     try:
         small.track("api.call", "c1", {})
         small.track("api.call", "c1", {})
         with pytest.raises(meterline.QueueFullError) as raised:
             small.track("api.call", "c1", {})
-        assert (raised.value.capacity, raised.value.policy) == (2, "drop_newest")
+        assert (raised.value.capacity, raised.value.policy) == (2, "reject")
         assert small.stats().dropped == 1
     finally:
         with contextlib.suppress(meterline.TimeoutError):

@@ -29,32 +29,38 @@ macro_rules! names_of {
 /// What happens to a new event when the queue holds `max_queue_size` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
-    /// Refuse the new event (`track()` fails with `queue_full`). The default.
+    /// Drop the new event: `track()` returns no id, the drop is counted in
+    /// `stats().dropped` and reported (rate-limited) to the error callback. The default.
     #[default]
     DropNewest,
     /// Evict the oldest queued event to make room.
     DropOldest,
-    /// Wait (up to `block_timeout`) for room; then fail with `queue_full`.
+    /// Wait (up to `block_timeout`) for room; then drop the new event as `drop_newest` does.
     Block,
+    /// Refuse the new event: `track()` fails with `queue_full` (the only policy that raises
+    /// into the caller).
+    Reject,
 }
 
 impl OverflowPolicy {
     /// Every policy, the default first. The option table takes its allowed values from here.
-    pub const ALL: [OverflowPolicy; 3] = [
+    pub const ALL: [OverflowPolicy; 4] = [
         OverflowPolicy::DropNewest,
         OverflowPolicy::DropOldest,
         OverflowPolicy::Block,
+        OverflowPolicy::Reject,
     ];
 
     /// The spelling of every policy, in the order of [`OverflowPolicy::ALL`].
     pub const NAMES: [&'static str; OverflowPolicy::ALL.len()] = names_of!(OverflowPolicy);
 
-    /// The option's spelling (`drop_newest`, `drop_oldest`, `block`).
+    /// The option's spelling (`drop_newest`, `drop_oldest`, `block`, `reject`).
     pub const fn as_str(self) -> &'static str {
         match self {
             OverflowPolicy::DropNewest => "drop_newest",
             OverflowPolicy::DropOldest => "drop_oldest",
             OverflowPolicy::Block => "block",
+            OverflowPolicy::Reject => "reject",
         }
     }
 }

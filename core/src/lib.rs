@@ -30,6 +30,7 @@ mod error_class;
 pub mod event;
 pub mod key;
 pub mod options;
+pub mod outbox;
 pub mod queue;
 pub mod retry;
 pub mod schema;
@@ -39,6 +40,7 @@ pub mod stats;
 pub mod stream;
 pub mod stream_session;
 pub mod throttle;
+pub mod track;
 pub mod wire;
 
 #[cfg(feature = "native")]

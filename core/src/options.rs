@@ -422,7 +422,9 @@ pub static OPTIONS: &[OptionSpec] = &[
         js: "overflow",
         kind: Kind::Choice(OVERFLOW),
         default: DefaultValue::Text("drop_newest"),
-        doc: "What a full queue does with a new event (see the README's overflow policies).",
+        doc: "What a full queue does with a new event: drop it (`drop_newest`, the default: \
+              `track()` returns no id and the drop is counted and reported), evict the oldest \
+              (`drop_oldest`), wait up to `block_timeout` (`block`) or raise `QueueFullError` (`reject`).",
         set: |c, v| {
             c.overflow = text(v).parse()?;
             Ok(())

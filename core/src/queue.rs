@@ -13,8 +13,8 @@ pub enum Push {
     Queued,
     /// Queued, and the oldest event was evicted to make room (`drop_oldest`).
     Evicted,
-    /// Not queued: the queue is full (`drop_newest`, or `block` — the caller may wait and
-    /// try again with the event handed back here).
+    /// Not queued: the queue is full (`drop_newest`, `reject`, or `block` — the caller may
+    /// wait and try again with the event handed back here).
     Full(Vec<u8>),
 }
 
@@ -54,7 +54,9 @@ impl EventQueue {
         let mut outcome = Push::Queued;
         if self.items.len() >= self.capacity {
             match self.policy {
-                OverflowPolicy::DropNewest | OverflowPolicy::Block => return Push::Full(event),
+                OverflowPolicy::DropNewest | OverflowPolicy::Block | OverflowPolicy::Reject => {
+                    return Push::Full(event);
+                }
                 OverflowPolicy::DropOldest => {
                     if let Some(old) = self.items.pop_front() {
                         self.bytes -= old.len();

@@ -28,7 +28,7 @@ fn config(spool: &Path) -> Config {
     c
 }
 
-fn track(client: &Client, i: u64) -> Result<String, Error> {
+fn track(client: &Client, i: u64) -> Result<Option<String>, Error> {
     client.track("api.call", "c1", json!({"i": i}), Some(format!("ev-{i}")), None)
 }
 
@@ -104,6 +104,7 @@ fn the_spool_is_bounded_by_max_queue_size_with_the_overflow_policy() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.max_queue_size = 5;
+    c.overflow = OverflowPolicy::Reject;
     let client = Client::new(c.clone()).unwrap();
     for i in 0..5 {
         track(&client, i).unwrap();

@@ -255,3 +255,29 @@ fn error_classes() {
         );
     }
 }
+
+/// `settings` over `defaults`, one level deep (`retry` is replaced whole).
+fn merged(defaults: &Value, settings: &Value) -> Value {
+    let mut out = defaults.clone();
+    for (k, v) in settings.as_object().unwrap() {
+        out[k] = v.clone();
+    }
+    out
+}
+
+#[test]
+fn outbox_sequences() {
+    use meterline_core::outbox::conformance::VectorOutbox;
+    let doc = vector("outbox.json");
+    for scenario in doc["scenarios"].as_array().unwrap() {
+        let name = scenario["name"].as_str().unwrap();
+        let mut outbox = VectorOutbox::new(&merged(&doc["defaults"], &scenario["settings"]))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
+            let got = outbox.step(step).unwrap_or_else(|e| panic!("{name}, step {i}: {e}"));
+            for (key, want) in step["expect"].as_object().into_iter().flatten() {
+                assert_eq!(&got[key], want, "{name}, step {i} ({}): `{key}` in {got}", step["op"]);
+            }
+        }
+    }
+}

@@ -77,7 +77,8 @@ fn spool_child() {
                 Some(event_id(i)),
                 None,
             )
-            .unwrap();
+            .unwrap()
+            .expect("queued");
         println!("accepted {id}");
     }
     client.flush(Duration::from_secs(120)).unwrap();

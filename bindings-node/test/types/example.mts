@@ -37,7 +37,7 @@ export async function main(): Promise<Stats> {
   });
 
   const when: TrackOptions = { id: 'order-1', time: new Date() };
-  const id: string = client.track(
+  const id: string | null = client.track(
     'api.call',
     'customer-42',
     { tokens: 12, model: 'm-large', at: new Date(), tags: ['a', null] },

@@ -28,7 +28,7 @@ class NativeClient:
         *,
         id: str | UUID | None = None,
         time: datetime | str | None = None,
-    ) -> str: ...
+    ) -> str | None: ...
     # Whether ``subject`` may use ``feature`` (see the README): a cache hit at once; a
     # miss waits (GIL released) at most ``entitlement_timeout``, then the fallback.
     # Raises ``ValidationError`` (``path`` ``/subject`` or ``/feature``) and

@@ -37,9 +37,12 @@ class ClientOptions(TypedDict, total=False):
     max_queue_size: int | None
     """Most events waiting to be sent (in memory, or in the spool with ``spool_dir``). At least
     1. Default: 100,000."""
-    overflow: Literal["drop_newest", "drop_oldest", "block"] | None
-    """What a full queue does with a new event (see the README's overflow policies). One of
-    ``drop_newest``, ``drop_oldest``, ``block``. Default: "drop_newest"."""
+    overflow: Literal["drop_newest", "drop_oldest", "block", "reject"] | None
+    """What a full queue does with a new event: drop it (``drop_newest``, the default:
+    ``track()`` returns no id and the drop is counted and reported), evict the oldest
+    (``drop_oldest``), wait up to ``block_timeout`` (``block``) or raise ``QueueFullError``
+    (``reject``). One of ``drop_newest``, ``drop_oldest``, ``block``, ``reject``. Default:
+    "drop_newest"."""
     block_timeout: float | None
     """Longest wait of ``track()`` for room under the ``block`` overflow policy. At least 0.
     Default: 1 s."""

@@ -173,7 +173,8 @@ class QueueFullError(MeterlineError):
 
     Attributes:
         capacity: ``max_queue_size``.
-        policy: The overflow policy that applied.
+        policy: The overflow policy that applied (``reject`` when raised by ``track()``;
+            ``drop_newest`` or ``block`` when reported to ``on_error``).
     """
 
     capacity: int

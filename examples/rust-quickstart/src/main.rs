@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             None,
             None,
         )?;
-        println!("tracked api.call for customer-42 ({id})");
+        match id {
+            Some(id) => println!("tracked api.call for customer-42 ({id})"),
+            None => println!("the queue was full: event dropped (see stats().dropped)"),
+        }
     }
     client.track(
         "api.call",

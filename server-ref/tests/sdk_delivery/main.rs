@@ -9,6 +9,7 @@ mod chaos;
 mod common;
 mod faults;
 mod proxy;
+mod recovery;
 mod sniff;
 
 use std::{
@@ -54,7 +55,8 @@ fn hundred_thousand_events_are_stored_exactly_once() {
                 None,
                 None,
             )
-            .unwrap();
+            .unwrap()
+            .expect("queued");
         tracked.insert(id);
     }
     client.flush(Duration::from_secs(120)).unwrap();
@@ -123,7 +125,8 @@ fn server_killed_and_restarted_while_sending_loses_nothing_and_stores_nothing_tw
                 tracked.insert(
                     client
                         .track("api.call", "c1", json!({"tokens": i}), None, None)
-                        .unwrap(),
+                        .unwrap()
+                        .expect("queued"),
                 );
                 if i % 1_000 == 0 {
                     std::thread::sleep(Duration::from_millis(15)); // spread the load over the kills
@@ -176,6 +179,7 @@ fn server_errors_and_rate_limits_are_retried_with_the_same_ids() {
             client
                 .track("api.call", "c1", json!({"tokens": i}), None, None)
                 .unwrap()
+                .expect("queued")
         })
         .collect();
     let started = Instant::now();
@@ -225,6 +229,7 @@ fn a_503_overloaded_with_retry_after_is_retried_after_the_pause_it_asks_for() {
             client
                 .track("api.call", "c1", json!({"tokens": i}), None, None)
                 .unwrap()
+                .expect("queued")
         })
         .collect();
     let started = Instant::now();
@@ -297,10 +302,12 @@ fn server_side_rejections_are_reported_and_valid_events_of_the_batch_stored() {
     let (client, errors) = recording_client(c);
     let good = client
         .track("api.call", "c1", json!({"tokens": 1}), None, None)
-        .unwrap();
+        .unwrap()
+        .expect("queued");
     let bad = client
         .track("api.call", "c1", json!({"tokens": "x"}), None, None)
-        .unwrap();
+        .unwrap()
+        .expect("queued");
     client.flush(Duration::from_secs(10)).unwrap();
     let stats = client.stats();
     assert_eq!((stats.sent, stats.rejected, stats.retried), (1, 1, 0));
@@ -332,6 +339,16 @@ fn a_full_queue_applies_the_overflow_policy_while_the_server_is_down() {
     c.max_queue_size = 10;
     c.flush_interval = Duration::from_secs(3600);
     c.flush_at = 1_000;
+    // The default drops the new event without raising: no id, counted.
+    let client = Client::new(c.clone()).unwrap();
+    for i in 0..10 {
+        client.track("t", "c", json!({"i": i}), None, None).unwrap();
+    }
+    assert_eq!(client.track("t", "c", json!({"i": 10}), None, None).unwrap(), None);
+    assert_eq!(client.stats().dropped, 1);
+    drop(client);
+
+    c.overflow = OverflowPolicy::Reject;
     let client = Client::new(c.clone()).unwrap();
     for i in 0..10 {
         client.track("t", "c", json!({"i": i}), None, None).unwrap();
@@ -366,9 +383,7 @@ fn a_full_queue_applies_the_overflow_policy_while_the_server_is_down() {
         client.track("t", "c", json!({"i": i}), None, None).unwrap();
     }
     let started = Instant::now();
-    assert_eq!(
-        client.track("t", "c", json!({}), None, None).unwrap_err().code(),
-        "queue_full"
-    );
+    assert_eq!(client.track("t", "c", json!({}), None, None).unwrap(), None);
     assert!(started.elapsed() >= Duration::from_millis(100), "block waited for room");
+    assert_eq!(client.stats().dropped, 1);
 }

@@ -1,14 +1,10 @@
-//! The shared state between `track()` callers and the background sender: the queue, the
-//! sequence numbers that make `flush()` exact, and the counters behind `stats()`.
-//!
-//! Every accepted event gets a sequence number. Batches leave the queue in order; a batch in
-//! flight is remembered by its first sequence number. The *low watermark* — the smallest
-//! sequence number not yet settled (sent, duplicate, rejected or dropped) — is the front of
-//! the queue or the oldest batch in flight, whichever is smaller. `flush()` waits until the
-//! low watermark passes the sequence number that was next when it was called.
+//! The native runtime's hold on the [`Outbox`]: one mutex shared by `track()` callers and
+//! the sender, the wake-ups (a condvar for blocking callers, a `Notify` for async ones and
+//! one for the sender task), the monotonic clock the outbox reads, and the disk spool with
+//! the map from the outbox's sequence numbers to the spool's keys. Every batching, retry
+//! and drop decision is the outbox's.
 
 use std::{
-    collections::BTreeMap,
     sync::{
         Arc, Condvar, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
@@ -18,79 +14,51 @@ use std::{
 
 use super::spool::{Recovered, Spool};
 use crate::{
-    config::OverflowPolicy,
     error::Error,
-    queue::{BatchRules, EventQueue, Push},
+    outbox::{Outbox, OutboxSettings, Pushed, Refusal},
     stats::Stats,
 };
 
-/// Queue plus bookkeeping, guarded by one mutex.
+/// The outbox and the spool, guarded by one mutex.
 #[derive(Debug)]
 pub(crate) struct State {
-    pub queue: EventQueue,
-    /// Sequence number of the queue's front event.
-    pub head_seq: u64,
-    /// First sequence number → size, of each batch in flight.
-    pub in_flight: BTreeMap<u64, usize>,
-    /// Send immediately, whatever the batching rules say, until `head_seq` reaches this.
-    pub flush_target: u64,
-    /// Set by `shutdown()`: send everything, then stop.
-    pub draining: bool,
-    pub last_dispatch: Instant,
+    pub outbox: Outbox,
     /// The disk spool, if any, under the queue's lock so `push` writes to it without a
     /// second lock; `None` once [`Pipeline::close_spool`] released it.
     spool: Option<Arc<SpoolKeys>>,
 }
 
 impl State {
-    pub fn next_seq(&self) -> u64 {
-        self.head_seq + self.queue.len() as u64
-    }
-
+    /// The smallest sequence number not yet settled (see [`Outbox::low_watermark`]).
     pub fn low_watermark(&self) -> u64 {
-        self.in_flight
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.head_seq)
-            .min(self.head_seq)
+        self.outbox.low_watermark()
     }
 }
 
-/// Monotonic counters; a snapshot becomes [`Stats`].
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub enqueued: AtomicU64,
-    pub sent: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub rejected: AtomicU64,
-    pub dropped: AtomicU64,
-    pub retried: AtomicU64,
-    pub batches: AtomicU64,
+/// What became of a pushed event.
+#[derive(Debug)]
+pub(crate) enum Accepted {
+    /// Queued as this sequence number.
+    Queued(u64),
+    /// Dropped by the overflow policy.
+    Refused(Refusal),
 }
 
-impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// The queue with its wake-ups: a condvar for blocking callers, a `Notify` for async ones
-/// and one for the sender task.
 #[derive(Debug)]
 pub(crate) struct Pipeline {
-    pub rules: BatchRules,
-    pub max_in_flight: usize,
     state: Mutex<State>,
+    /// The outbox's clock starts here.
+    epoch: Instant,
     progress: Condvar,
     progress_async: tokio::sync::Notify,
     pub wake_sender: tokio::sync::Notify,
-    /// Turns true when shutdown's deadline passed: in-flight sends and backoff sleeps stop
-    /// at once and what is left is counted as dropped.
+    /// Turns true when shutdown's deadline passed: in-flight sends stop at once and what is
+    /// left is given up.
     aborted: tokio::sync::watch::Sender<bool>,
-    pub counters: Counters,
     /// Events left in the spool when it was closed (what `spool_length` reports after).
     spool_left: AtomicU64,
+    /// How often the sender woke up (tests check that an idle one sleeps).
+    pub wakeups: AtomicU64,
 }
 
 /// The disk spool with the map from the pipeline's sequence numbers to its keys: the
@@ -115,48 +83,50 @@ impl SpoolKeys {
 }
 
 impl Pipeline {
-    pub fn new(rules: BatchRules, max_in_flight: usize, capacity: usize, overflow: OverflowPolicy) -> Self {
+    pub fn new(settings: OutboxSettings) -> Self {
         Pipeline {
-            rules,
-            max_in_flight,
             state: Mutex::new(State {
-                queue: EventQueue::new(capacity, overflow),
-                head_seq: 0,
-                in_flight: BTreeMap::new(),
-                flush_target: 0,
-                draining: false,
-                last_dispatch: Instant::now(),
+                outbox: Outbox::new(settings, 0),
                 spool: None,
             }),
+            epoch: Instant::now(),
             progress: Condvar::new(),
             progress_async: tokio::sync::Notify::new(),
             wake_sender: tokio::sync::Notify::new(),
             aborted: tokio::sync::watch::Sender::new(false),
-            counters: Counters::default(),
             spool_left: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
         }
+    }
+
+    /// Milliseconds since the pipeline started: the outbox's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The instant of outbox time `ms`.
+    pub fn instant_at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
     }
 
     /// Attaches the disk spool and queues what it held (oldest first, ahead of anything
     /// new), under the same bound and overflow policy as new events. Events the bound
-    /// refuses are removed from the spool and counted as dropped.
+    /// refuses are removed from the spool and counted as dropped (by the outbox).
     pub fn attach_spool(&mut self, spool: Spool, recovered: Recovered) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut replayed = Vec::with_capacity(recovered.events.len());
         let mut gone = Vec::new();
         for (key, event) in recovered.events {
-            match state.queue.push(event) {
-                Push::Queued => replayed.push(key),
-                Push::Evicted => {
-                    let evicted = usize::try_from(state.head_seq).map_or(key, |i| replayed[i]);
+            match state.outbox.restore(event) {
+                Some((_, None)) => replayed.push(key),
+                Some((_, Some(evicted_seq))) => {
+                    let evicted = usize::try_from(evicted_seq).map_or(key, |i| replayed[i]);
                     gone.push(evicted);
-                    state.head_seq += 1;
                     replayed.push(key);
                 }
-                Push::Full(_) => gone.push(key),
+                None => gone.push(key),
             }
         }
-        Counters::add(&self.counters.dropped, gone.len() as u64);
         if !gone.is_empty() {
             tracing::warn!(
                 events = gone.len(),
@@ -168,31 +138,12 @@ impl Pipeline {
         state.spool = Some(Arc::new(SpoolKeys { spool, replayed, base }));
     }
 
-    /// Whether events are spooled: a batch given up on for a failure that may pass stays in
-    /// the spool (sent at the next start) instead of being dropped.
-    pub fn spooling(&self) -> bool {
-        self.lock().spool.is_some()
-    }
-
     /// Removes settled events `first_seq..first_seq + count` from the spool.
     pub fn unspool(&self, first_seq: u64, count: u64) {
         // The store is written outside the queue's lock, so `track()` callers never wait on it.
         let spool = self.lock().spool.clone();
         if let Some(s) = spool {
             s.spool.remove((first_seq..first_seq + count).map(|seq| s.key(seq)));
-        }
-    }
-
-    /// Gives up on the events still queued (shutdown's deadline passed). Without a spool
-    /// they are counted as dropped; with one they stay spooled for the next start.
-    pub fn abandon_queued(&self) {
-        let mut state = self.lock();
-        let left = state.queue.clear() as u64;
-        state.head_seq += left;
-        let spooled = state.spool.is_some();
-        drop(state);
-        if !spooled {
-            Counters::add(&self.counters.dropped, left);
         }
     }
 
@@ -210,24 +161,22 @@ impl Pipeline {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the queue half-updated (every update is
-        // a single push/pop), so a poisoned lock is still safe to use.
+        // A panic while holding the lock cannot leave the outbox half-updated (every update
+        // is a single call), so a poisoned lock is still safe to use.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues one serialized event (and writes it to the spool, if any). Under `block`
-    /// waits up to `block_timeout` for room. Returns the outcome and, when queued, the
-    /// event's sequence number; fails when the spool cannot store the event.
-    pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> Result<(Push, u64), Error> {
-        let event_len = event.len();
+    /// waits up to `block_timeout` for room. Fails when the spool cannot store the event.
+    pub fn push(&self, event: Vec<u8>, block_timeout: Duration) -> Result<Accepted, Error> {
         let mut state = self.lock();
-        let mut outcome = state.queue.push(event);
-        if block_timeout > Duration::ZERO {
+        let mut outcome = state.outbox.push(event, || self.now_ms());
+        if let Pushed::Full(_) = outcome {
             let deadline = Instant::now() + block_timeout;
-            while let Push::Full(event) = outcome {
+            while let Pushed::Full(event) = outcome {
                 let now = Instant::now();
                 if now >= deadline {
-                    outcome = Push::Full(event);
+                    outcome = Pushed::Dropped(state.outbox.refuse(self.now_ms()));
                     break;
                 }
                 state = self
@@ -235,62 +184,45 @@ impl Pipeline {
                     .wait_timeout(state, deadline - now)
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
-                outcome = state.queue.push(event);
+                outcome = state.outbox.push(event, || self.now_ms());
             }
         }
-        match outcome {
-            Push::Queued => {}
-            Push::Evicted => {
+        let (seq, wake) = match outcome {
+            Pushed::Queued { seq, wake } => (seq, wake),
+            Pushed::Evicted { seq, evicted_seq } => {
                 if let Some(s) = &state.spool {
-                    s.spool.remove([s.key(state.head_seq)]);
+                    s.spool.remove([s.key(evicted_seq)]);
                 }
-                state.head_seq += 1;
-                Counters::add(&self.counters.dropped, 1);
+                (seq, false)
             }
-            Push::Full(_) => {
-                Counters::add(&self.counters.dropped, 1);
-                return Ok((outcome, 0));
-            }
-        }
-        let seq = state.next_seq() - 1;
+            Pushed::Dropped(refusal) => return Ok(Accepted::Refused(refusal)),
+            Pushed::Full(_) => unreachable!("the block loop ends with a push or a refusal"),
+        };
         if let Some(s) = &state.spool {
             // Under the lock: the sender cannot take (and unspool) the event before it is
             // written, and keys stay in sequence order.
-            let written = match state.queue.back() {
+            let written = match state.outbox.newest() {
                 Some(event) => s.spool.insert(s.key(seq), event),
                 None => Ok(()),
             };
             if let Err(e) = written {
-                state.queue.pop_back();
+                state.outbox.unpush();
                 return Err(e);
             }
         }
-        Counters::add(&self.counters.enqueued, 1);
-        // Wake the sender when a batch fills up — once per `flush_at` events, or when the
-        // bytes first cross `max_batch_bytes` — not on every push while it is behind (each
-        // wake is a syscall on the caller's thread); it re-checks the queue after each batch.
-        // Only a push that grew the queue can complete a batch: a full `drop_oldest` queue
-        // (server down) keeps its length, and waking the sender on each of those pushes cost
-        // a futex wake per `track()` (≈ 3.5 µs in the track bench).
-        let (len, bytes) = (state.queue.len(), state.queue.bytes());
-        let due = matches!(outcome, Push::Queued)
-            && (len % self.rules.flush_at == 0
-                || (bytes >= self.rules.max_batch_bytes && bytes - event_len < self.rules.max_batch_bytes));
         drop(state);
-        if due {
+        if wake {
             self.wake_sender.notify_one();
         }
-        Ok((outcome, seq))
+        Ok(Accepted::Queued(seq))
     }
 
     /// Gives up on everything not yet delivered (shutdown's deadline passed).
     pub fn abort(&self) {
+        self.lock().outbox.abort();
         self.aborted.send_replace(true);
         self.wake_sender.notify_one();
-    }
-
-    pub fn is_aborted(&self) -> bool {
-        *self.aborted.borrow()
+        self.notify_progress();
     }
 
     /// Resolves once [`Pipeline::abort`] was called (at once if it already was).
@@ -299,24 +231,23 @@ impl Pipeline {
         let _ = rx.wait_for(|aborted| *aborted).await;
     }
 
-    /// Marks a batch settled and wakes everyone waiting on progress.
-    pub fn settle(&self, first_seq: u64) {
-        self.lock().in_flight.remove(&first_seq);
-        self.notify_progress();
-        self.wake_sender.notify_one();
-    }
-
     pub fn notify_progress(&self) {
         self.progress.notify_all();
         self.progress_async.notify_waiters();
     }
 
-    /// Asks for everything queued now to be sent; returns the sequence number to wait for.
+    /// Asks for everything queued now to be sent (cutting a retry's backoff short); returns
+    /// the sequence number to wait for.
     pub fn request_flush(&self) -> u64 {
-        let mut state = self.lock();
-        let target = state.next_seq();
-        state.flush_target = state.flush_target.max(target);
-        drop(state);
+        let target = self.lock().outbox.request_flush(self.now_ms());
+        self.wake_sender.notify_one();
+        target
+    }
+
+    /// `shutdown()`: no more events; send everything, then stop. Returns the sequence
+    /// number to wait for.
+    pub fn drain(&self) -> u64 {
+        let target = self.lock().outbox.drain(self.now_ms());
         self.wake_sender.notify_one();
         target
     }
@@ -356,26 +287,13 @@ impl Pipeline {
     }
 
     pub fn snapshot(&self) -> Stats {
-        let c = &self.counters;
         let state = self.lock();
-        let in_flight: usize = state.in_flight.values().sum();
-        let queue_length = (state.queue.len() + in_flight) as u64;
+        let stats = state.outbox.stats();
         let spool_length = state
             .spool
             .as_ref()
             .map_or_else(|| self.spool_left.load(Ordering::Relaxed), |s| s.spool.len());
         drop(state);
-        Stats {
-            enqueued: c.enqueued.load(Ordering::Relaxed),
-            sent: c.sent.load(Ordering::Relaxed),
-            duplicates: c.duplicates.load(Ordering::Relaxed),
-            rejected: c.rejected.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            retried: c.retried.load(Ordering::Relaxed),
-            batches: c.batches.load(Ordering::Relaxed),
-            queue_length,
-            spool_length,
-            ..Stats::default()
-        }
+        Stats { spool_length, ..stats }
     }
 }

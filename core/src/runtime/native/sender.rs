@@ -1,213 +1,245 @@
-//! The background sender: takes due batches from the pipeline, compresses them, POSTs them
-//! and retries by the [`RetryPolicy`](crate::retry::RetryPolicy) until they settle.
+//! The background sender: drives the [`Outbox`](crate::outbox::Outbox) — asks it what to
+//! send, compresses and POSTs it, hands the server's answer back, and sleeps until the
+//! outbox's next wake-up (with no timer at all while it is idle). What to send, when to
+//! retry and what is dropped are the outbox's decisions; this file only does the I/O.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant, SystemTime},
-};
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
 
+use bytes::Bytes;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use tokio::sync::mpsc;
 
-use super::{Shared, pipeline::Counters};
+use super::Shared;
 use crate::{
     codec::{compress, encode_batch},
     error::Error,
-    retry::{Outcome, RetryDecision},
+    outbox::{Answer, Dispatch, Settled},
+    retry::Outcome,
     wire::{ErrorBody, IngestResponse},
 };
 
-/// Runs until shutdown has drained (or aborted) the pipeline.
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let pipeline = &shared.pipeline;
-    loop {
-        let mut batches = Vec::new();
-        let finished;
-        {
-            let mut state = pipeline.lock();
-            let since_last = state.last_dispatch.elapsed();
-            while state.in_flight.len() < pipeline.max_in_flight
-                && !pipeline.is_aborted()
-                && (state.queue.batch_due(&pipeline.rules, since_last)
-                    || (state.draining && !state.queue.is_empty())
-                    || state.head_seq < state.flush_target)
-            {
-                let first_seq = state.head_seq;
-                let batch = state.queue.take_batch(&pipeline.rules);
-                state.head_seq += batch.len() as u64;
-                state.in_flight.insert(first_seq, batch.len());
-                batches.push((first_seq, batch));
-            }
-            if !batches.is_empty() || state.queue.is_empty() {
-                state.last_dispatch = Instant::now();
-            }
-            finished = (state.draining && state.queue.is_empty() && state.in_flight.is_empty())
-                || (pipeline.is_aborted() && state.in_flight.is_empty());
-        }
-        if !batches.is_empty() {
-            pipeline.notify_progress(); // room in the queue for blocked `track()` callers
-        }
-        for (first_seq, batch) in batches {
-            tokio::spawn(send_batch(shared.clone(), first_seq, batch));
-        }
-        if finished {
-            return;
-        }
-        let _ = tokio::time::timeout(pipeline.rules.flush_interval, pipeline.wake_sender.notified()).await;
-    }
-}
-
-/// Sends one batch until it settles, then releases its in-flight slot.
-async fn send_batch(shared: Arc<Shared>, first_seq: u64, events: Vec<Vec<u8>>) {
-    let count = events.len() as u64;
-    let counters = &shared.pipeline.counters;
-    let result = deliver(&shared, &events).await;
-    // The spool keeps a batch only while it may still succeed: at the next start it is sent
-    // again (network failures, 5xx, 408/429 retries exhausted, shutdown's deadline). Such a
-    // batch is not dropped: it stays in `spool_length`.
-    let kept = result.as_ref().is_err_and(|e| !is_permanent(e)) && shared.pipeline.spooling();
-    if !kept {
-        shared.pipeline.unspool(first_seq, count);
-    }
-    match result {
-        Ok(Delivered::Counted(resp)) => {
-            Counters::add(&counters.sent, resp.accepted);
-            Counters::add(&counters.duplicates, resp.duplicates);
-            Counters::add(&counters.rejected, resp.rejected.len() as u64);
-            Counters::add(&counters.batches, 1);
-            for rejection in resp.rejected {
-                tracing::warn!(code = %rejection.code, path = %rejection.path, id = ?rejection.id, "event rejected by the server: {}", rejection.message);
-                shared.callbacks.error(&Error::Rejected(rejection));
-            }
-        }
-        Ok(Delivered::Uncounted) => {
-            Counters::add(&counters.sent, count);
-            Counters::add(&counters.batches, 1);
-        }
-        Err(err) if kept => {
-            tracing::warn!(
-                events = count,
-                code = err.code(),
-                "batch kept in the spool for the next start: {err}"
-            );
-            shared.callbacks.error(&err);
-        }
-        Err(err) => {
-            Counters::add(&counters.dropped, count);
-            tracing::error!(events = count, code = err.code(), "batch dropped: {err}");
-            shared.callbacks.error(&err);
-        }
-    }
-    shared.pipeline.settle(first_seq);
-    super::fetch::refetch_settled(&shared);
-}
-
-/// A failure that sending the same batch again cannot fix (a 4xx other than 408/429, or a
-/// body that cannot be encoded).
-fn is_permanent(err: &Error) -> bool {
-    match err {
-        Error::Http { status, .. } => (400..500).contains(status) && !matches!(status, 408 | 429),
-        Error::Unauthorized { .. } | Error::Forbidden { .. } | Error::Codec { .. } => true,
-        _ => false,
-    }
-}
-
-enum Delivered {
+/// What one attempt to send a batch came back with.
+enum Attempted {
     /// 202 with per-event results.
     Counted(IngestResponse),
     /// 2xx without a body we understand (e.g. an OpenMeter-compatible 204).
     Uncounted,
+    /// An error status, a connection failure or a timeout.
+    Failed {
+        /// 0: no status (connection failure or timeout, see `timeout`).
+        status: u16,
+        timeout: bool,
+        retry_after: Option<String>,
+        error: Error,
+    },
+    /// Shutdown's deadline cut it off.
+    Aborted,
 }
 
-async fn deliver(shared: &Shared, events: &[Vec<u8>]) -> Result<Delivered, Error> {
-    let body = encode_batch(events.iter().map(|e| &e[..]));
-    let encoding = shared.config.compression;
-    let body = bytes::Bytes::from(compress(encoding, &body)?);
-    let mut retry = 0u32;
-    loop {
-        let request = shared
-            .http
-            .post(&shared.ingest_url)
-            .header(CONTENT_TYPE, "application/cloudevents-batch+json")
-            .header(CONTENT_ENCODING, encoding.as_str())
-            .body(body.clone())
-            .send();
-        let response = tokio::select! {
-            response = request => response,
-            () = shared.pipeline.aborted() => return Err(Error::Closed),
-        };
-        let (attempt, failure) = match response {
-            Ok(resp) if resp.status().is_success() => {
-                let accepted = resp.status().as_u16() == 202;
-                return Ok(match resp.json::<IngestResponse>().await {
-                    Ok(parsed) if accepted => Delivered::Counted(parsed),
-                    _ => Delivered::Uncounted,
-                });
-            }
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                (Attempt { status, retry_after }, http_error(status, resp).await)
-            }
-            Err(e) if e.is_timeout() => (Attempt::NETWORK, Error::Timeout(shared.config.request_timeout)),
-            Err(e) => (Attempt::NETWORK, Error::Network(describe(&e))),
-        };
-        let decision = shared
-            .config
-            .retry
-            .decide(attempt.as_outcome(), retry, fastrand::f64(), SystemTime::now());
-        match decision {
-            RetryDecision::Done => unreachable!("2xx returned above"),
-            RetryDecision::GiveUp => return Err(failure),
-            RetryDecision::Retry { delay } => {
-                tracing::debug!(
-                    retry,
-                    ?delay,
-                    code = failure.code(),
-                    "batch send failed; retrying: {failure}"
-                );
-                Counters::add(&shared.pipeline.counters.retried, 1);
-                if !sleep_unless_aborted(shared, delay).await {
-                    return Err(failure);
-                }
-                retry += 1;
-            }
-        }
-    }
-}
-
-/// A failed attempt, kept owned so the `Retry-After` text outlives the response.
-struct Attempt {
-    status: u16,
-    retry_after: Option<String>,
-}
-
-impl Attempt {
-    /// No status: the connection failed or timed out.
-    const NETWORK: Attempt = Attempt {
-        status: 0,
-        retry_after: None,
-    };
-
-    fn as_outcome(&self) -> Outcome<'_> {
-        match self.status {
-            0 => Outcome::Network,
-            status => Outcome::Status {
-                status,
-                retry_after: self.retry_after.as_deref(),
+impl Attempted {
+    fn answer(&self) -> Answer<'_> {
+        match self {
+            Attempted::Counted(resp) => Answer::Counted {
+                accepted: resp.accepted,
+                duplicates: resp.duplicates,
+                rejected: resp.rejected.len() as u64,
             },
+            Attempted::Uncounted => Answer::Delivered,
+            Attempted::Failed { timeout: true, .. } => Answer::Failed(Outcome::Timeout),
+            Attempted::Failed {
+                status, retry_after, ..
+            } => Answer::Failed(match *status {
+                0 => Outcome::Network,
+                status => Outcome::Status {
+                    status,
+                    retry_after: retry_after.as_deref(),
+                },
+            }),
+            Attempted::Aborted => Answer::Aborted,
         }
     }
 }
 
-/// Sleeps for `delay`, waking early (and returning false) if shutdown gives up.
-async fn sleep_unless_aborted(shared: &Shared, delay: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(delay) => true,
-        () = shared.pipeline.aborted() => false,
+/// Runs until shutdown has drained (or aborted) the outbox.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let pipeline = &shared.pipeline;
+    let (answers_tx, mut answers) = mpsc::unbounded_channel::<(u64, Attempted)>();
+    // The encoded body of each batch not yet settled: a retry sends the same bytes.
+    let mut bodies: HashMap<u64, Bytes> = HashMap::new();
+    loop {
+        let (dispatches, wake_at, finished) = {
+            let mut state = pipeline.lock();
+            let now = pipeline.now_ms();
+            let dispatches = state.outbox.poll(now);
+            (dispatches, state.outbox.next_wake(now), state.outbox.finished())
+        };
+        pipeline.wakeups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if dispatches.iter().any(|d| matches!(d, Dispatch::Send { .. })) {
+            pipeline.notify_progress(); // room in the queue for blocked `track()` callers
+        }
+        for dispatch in dispatches {
+            let (first_seq, body) = match dispatch {
+                Dispatch::Send { first_seq, events } => match encode(&shared, &events) {
+                    Ok(body) => {
+                        bodies.insert(first_seq, body.clone());
+                        (first_seq, body)
+                    }
+                    Err(error) => {
+                        settle(&shared, first_seq, Answer::Unsendable, Some(&error), &[]);
+                        continue;
+                    }
+                },
+                Dispatch::Resend { first_seq, retry } => {
+                    tracing::debug!(first_seq, retry, "sending a batch again");
+                    match bodies.get(&first_seq) {
+                        Some(body) => (first_seq, body.clone()),
+                        None => continue,
+                    }
+                }
+            };
+            let (shared, answers_tx) = (shared.clone(), answers_tx.clone());
+            tokio::spawn(async move {
+                let attempted = attempt(&shared, body).await;
+                let _ = answers_tx.send((first_seq, attempted));
+            });
+        }
+        if finished {
+            return;
+        }
+        let sleep = async {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(pipeline.instant_at(at).into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some((first_seq, attempted)) = answers.recv() => {
+                let closed = Error::Closed;
+                let (error, rejections) = match &attempted {
+                    Attempted::Counted(resp) => (None, &resp.rejected[..]),
+                    Attempted::Failed { error, .. } => (Some(error), &[][..]),
+                    Attempted::Aborted => (Some(&closed), &[][..]),
+                    Attempted::Uncounted => (None, &[][..]),
+                };
+                if settle(&shared, first_seq, attempted.answer(), error, rejections) {
+                    bodies.remove(&first_seq);
+                }
+            }
+            () = pipeline.wake_sender.notified() => {}
+            () = sleep => {}
+        }
+    }
+}
+
+/// Hands an answer to the outbox and carries out what it decided (spool, logs, callbacks).
+/// Returns whether the batch is settled (its body can go).
+fn settle(
+    shared: &Arc<Shared>,
+    first_seq: u64,
+    answer: Answer<'_>,
+    error: Option<&Error>,
+    rejections: &[crate::wire::Rejection],
+) -> bool {
+    let pipeline = &shared.pipeline;
+    // A batch leaves the spool before the outbox settles it, so `flush()` returning means
+    // the spool no longer holds it. It stays there only while it may still succeed (at the
+    // next start).
+    if answer.leaves_store() {
+        let count = pipeline.lock().outbox.batch_len(first_seq);
+        pipeline.unspool(first_seq, count);
+    }
+    let settled = {
+        let mut state = pipeline.lock();
+        let now = pipeline.now_ms();
+        state
+            .outbox
+            .answer(first_seq, answer, now, SystemTime::now(), fastrand::f64())
+    };
+    let done = match settled {
+        None => false,
+        Some(Settled::Delivered { .. }) => {
+            for rejection in rejections {
+                tracing::warn!(code = %rejection.code, path = %rejection.path, id = ?rejection.id, "event rejected by the server: {}", rejection.message);
+                shared.callbacks.error(&Error::Rejected(rejection.clone()));
+            }
+            true
+        }
+        Some(Settled::Retry { retry, delay }) => {
+            if let Some(err) = error {
+                tracing::debug!(retry, ?delay, code = err.code(), "batch send failed; retrying: {err}");
+            }
+            false
+        }
+        Some(Settled::GaveUp { count, kept, .. }) => {
+            let err = error.cloned().unwrap_or(Error::Closed);
+            if kept {
+                tracing::warn!(
+                    events = count,
+                    code = err.code(),
+                    "batch kept in the spool for the next start: {err}"
+                );
+            } else {
+                tracing::error!(events = count, code = err.code(), "batch dropped: {err}");
+            }
+            shared.callbacks.error(&err);
+            true
+        }
+    };
+    pipeline.notify_progress();
+    super::fetch::refetch_settled(shared);
+    done
+}
+
+fn encode(shared: &Shared, events: &[Vec<u8>]) -> Result<Bytes, Error> {
+    let body = encode_batch(events.iter().map(|e| &e[..]));
+    Ok(Bytes::from(compress(shared.config.compression, &body)?))
+}
+
+/// One POST of a batch body; cut off when shutdown's deadline passes.
+async fn attempt(shared: &Shared, body: Bytes) -> Attempted {
+    let request = shared
+        .http
+        .post(&shared.ingest_url)
+        .header(CONTENT_TYPE, "application/cloudevents-batch+json")
+        .header(CONTENT_ENCODING, shared.config.compression.as_str())
+        .body(body)
+        .send();
+    let response = tokio::select! {
+        response = request => response,
+        () = shared.pipeline.aborted() => return Attempted::Aborted,
+    };
+    match response {
+        Ok(resp) if resp.status().is_success() => {
+            let accepted = resp.status().as_u16() == 202;
+            match resp.json::<IngestResponse>().await {
+                Ok(parsed) if accepted => Attempted::Counted(parsed),
+                _ => Attempted::Uncounted,
+            }
+        }
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Attempted::Failed {
+                status,
+                timeout: false,
+                retry_after,
+                error: http_error(status, resp).await,
+            }
+        }
+        Err(e) => Attempted::Failed {
+            status: 0,
+            timeout: e.is_timeout(),
+            retry_after: None,
+            error: if e.is_timeout() {
+                Error::Timeout(shared.config.request_timeout)
+            } else {
+                Error::Network(describe(&e))
+            },
+        },
     }
 }
 
