@@ -4,13 +4,13 @@
 //! Also: events the server refuses for good (401) leave the spool, and what was spooled while
 //! the server was down goes out first at the next start.
 //!
-//! The child is this test binary itself, re-run with `--ignored --exact spool_child` and its
+//! The child is this test binary itself, re-run with `--ignored --exact spool_crash::spool_child` and its
 //! instructions in environment variables; it prints `accepted <id>` (line-buffered, so each
 //! line is out before the next `track()`) for every id `track()` accepted.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashSet,
@@ -82,7 +82,13 @@ struct Run {
 /// Runs the child over `from..to`; with `kill_after`, SIGKILLs it once it reported that many.
 fn run_child(server: &Server, spool: &Path, from: u64, to: u64, kill_after: Option<u64>) -> Run {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "spool_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "spool_crash::spool_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("SPOOL_FROM", from.to_string())
         .env("SPOOL_TO", to.to_string())
         .env("SPOOL_KEY", server.sk())

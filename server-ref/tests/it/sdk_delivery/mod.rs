@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod chaos;
-#[path = "../common/mod.rs"]
-mod common;
+pub(crate) mod chaos;
+use crate::common;
 mod faults;
 mod proxy;
 
