@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test lint bench bench-instructions fuzz wasm test-python bench-python test-node bench-node test-openapi faults
+.PHONY: help demo test test-rust lint bench bench-instructions fuzz wasm test-python bench-python test-node bench-node test-openapi faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -7,8 +7,11 @@ help: ## list the targets
 demo: ## start the server on embedded SQLite and run the quick start against it
 	@scripts/demo.sh
 
-test: ## run every test (Rust, wasm32 build, bindings); installs what it needs
+test: ## run every test (Rust, wasm32, OpenAPI, bindings, a few s per fuzz target); minutes per suite
 	@scripts/test.sh
+
+test-rust: ## the Rust step alone: unit, vector and integration tests of the workspace
+	@scripts/test-rust.sh
 
 lint: ## rustfmt, clippy -D warnings, and the bindings' formatters
 	@scripts/lint.sh
@@ -22,7 +25,7 @@ bench: ## criterion benches and the server ingest bench; figures go to bench/RES
 faults: ## the SDK through a fault proxy into the server: FAULT_EVENTS (default 1,000,000) events, summary table
 	@scripts/faults.sh
 
-fuzz: ## run every cargo-fuzz target for FUZZ_SECONDS (default 60) each
+fuzz: ## build every cargo-fuzz target and run each for FUZZ_SECONDS (default 60)
 	@scripts/fuzz.sh
 
 wasm: ## build the core's I/O-free half for wasm32-unknown-unknown

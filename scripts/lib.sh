@@ -16,12 +16,60 @@ ensure_rust() {
 }
 
 # Sums cargo's "test result:" lines of a log into "<name>: N passed, N failed, N skipped".
+# Each test binary cargo ran ("Running …", "Doc-tests …") that printed no "test result:" line
+# (it aborted, segfaulted, overflowed its stack, was killed) counts as one failure, and so
+# does one whose result shows no failure but that cargo still reports as failed ("error: test
+# failed, to rerun pass …", e.g. a crash after the last test): either way its tests' outcome
+# is not known to be a pass.
 count_cargo() {
-  awk -v name="$2" '/^test result:/ {
+  awk -v name="$2" '
+    function close_binary() {
+      if (open && (!result || (error && !result_failed))) { f += 1; lost = lost " " binary }
+      open = 0
+    }
+    /^ *(Running|Doc-tests) / {
+      close_binary(); open = 1; result = 0; result_failed = 0; error = 0
+      binary = $0; sub(/^ *(Running|Doc-tests) /, "", binary); sub(/ \(.*$/, "", binary)
+    }
+    /^test result:/ {
+      result = 1
       for (i = 1; i <= NF; i++) {
-        if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i
+        if ($(i+1) ~ /^passed/) p += $i
+        if ($(i+1) ~ /^failed/) { f += $i; result_failed += $i }
+        if ($(i+1) ~ /^ignored/) s += $i
       } }
-    END { printf "%s: %d passed, %d failed, %d skipped\n", name, p, f, s }' "$1"
+    /^error: test failed, to rerun pass/ { error = 1 }
+    END {
+      close_binary()
+      if (lost != "") printf "test binaries that ended without a result (counted failed):%s\n", lost > "/dev/stderr"
+      printf "%s: %d passed, %d failed, %d skipped\n", name, p, f, s
+    }' "$1"
+}
+
+# The target directory cargo builds into (CARGO_TARGET_DIR, build.target-dir, else target/).
+cargo_target_dir() {
+  if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    realpath -m "$CARGO_TARGET_DIR"
+  else
+    cargo metadata --format-version 1 --no-deps 2>/dev/null |
+      sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p' | grep . || echo "$PWD/target"
+  fi
+}
+
+# Wall-clock minutes per suite: `suite_start NAME` … `suite_end` prints "NAME: M.M min" and
+# appends it to $minutes (when set); `minutes_total` prints the file and its total.
+suite_start() {
+  suite_name=$1
+  suite_t0=$EPOCHREALTIME
+}
+suite_end() {
+  local line
+  line=$(awk -v n="$suite_name" -v a="$suite_t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%s: %.1f min", n, (b - a) / 60 }')
+  echo "$line"
+  [ -z "${minutes:-}" ] || echo "$line" >>"$minutes"
+}
+minutes_total() {
+  awk '{ print "  " $0; t += $(NF-1) } END { printf "  total: %.1f min\n", t }' "$1"
 }
 
 # Adds up every "<name>: N passed, N failed[, N skipped]" line of a summary file, prints the
@@ -31,7 +79,7 @@ total() {
     END { printf "tests: %d passed, %d failed, %d skipped\n", n["passed"], n["failed"], n["skipped"]; exit (n["failed"] > 0) }' "$1"
 }
 
-# strace, for the durability test (server-ref/tests/durability.rs): installs it from Debian
+# strace, for the durability test (server-ref/tests/it/durability.rs): installs it from Debian
 # when missing and checks it may trace here. Prints the reason and fails when it cannot.
 ensure_strace() {
   if ! command -v strace >/dev/null 2>&1; then

@@ -32,7 +32,7 @@ step "Node: building the addon (napi build --release)"
 
 step "Node: building meterline-server"
 cargo build -p meterline-server --locked 2>&1 | tail -n 2
-[ -x target/debug/meterline-server ] || record_failure "meterline-server did not build"
+[ -x "$(cargo_target_dir)/debug/meterline-server" ] || record_failure "meterline-server did not build"
 
 step "Node: node --test"
 set +e
@@ -40,12 +40,14 @@ set +e
 status=${PIPESTATUS[0]}
 set -e
 
-# node --test closes with "# pass N", "# fail N", "# skipped N".
-counts=$(awk '/^# pass / { p = $3 } /^# fail / { f = $3 } /^# skipped / { s = $3 }
-  END { if (p == "" && f == "") exit 1; printf "node: %d passed, %d failed, %d skipped\n", p, f, s }' "$log") ||
+# node --test closes with "# pass N", "# fail N", "# cancelled N", "# skipped N". A cancelled
+# test (timed out, or still pending when the event loop emptied) did not pass: it counts as
+# failed.
+counts=$(awk '/^# pass / { p = $3 } /^# fail / { f = $3 } /^# cancelled / { c = $3 } /^# skipped / { s = $3 }
+  END { if (p == "" && f == "") exit 1; printf "node: %d passed, %d failed, %d skipped\n", p, f + c, s }' "$log") ||
   record_failure "node --test printed no result (exit $status)"
 echo "$counts" >>"$summary"
 echo "$counts"
-if [ "$status" -ne 0 ] || ! grep -q '^# fail 0$' "$log"; then
+if [ "$status" -ne 0 ] || ! grep -q '^# fail 0$' "$log" || grep -qE '^# cancelled [1-9]' "$log"; then
   exit 1
 fi

@@ -9,6 +9,8 @@ source scripts/lib.sh
 source scripts/python-venv.sh
 ensure_rust
 summary=${1:-}
+# Absolute, so pytest (run from bindings-python/) finds the build where cargo put it.
+[ -z "${CARGO_TARGET_DIR:-}" ] || export CARGO_TARGET_DIR="$(realpath -m "$CARGO_TARGET_DIR")"
 logs=target/test-logs
 wheels=target/python-wheels
 mkdir -p "$logs"
@@ -32,7 +34,9 @@ cargo build -p meterline-server --locked 2>&1 | tail -n 2
 
 step "Python: pytest (bindings-python/tests)"
 status=0
-(cd bindings-python && METERLINE_WHEEL_DIR="$PWD/../$wheels" .venv/bin/python -m pytest -rsx \
+# METERLINE_TEST_REQUIRE_SERVER: a missing server binary fails the tests instead of skipping them.
+(cd bindings-python && METERLINE_WHEEL_DIR="$PWD/../$wheels" METERLINE_TEST_REQUIRE_SERVER=1 \
+  .venv/bin/python -m pytest -rsx \
   --junitxml="../$logs/python-junit.xml" tests) || status=$?
 
 counts=$("$PY_VENV/bin/python" - "$logs/python-junit.xml" <<'PY' || echo "0 1 0"

@@ -1,5 +1,5 @@
 // Shared by the test files: a real meterline-server on 127.0.0.1 and small HTTP helpers.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -9,9 +9,20 @@ import { fileURLToPath } from 'node:url';
 export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const repoDir = resolve(packageDir, '..');
 
+/** Where cargo builds: $CARGO_TARGET_DIR, else `cargo metadata`'s target_directory. */
+function cargoTargetDir() {
+  if (process.env.CARGO_TARGET_DIR) return resolve(repoDir, process.env.CARGO_TARGET_DIR);
+  try {
+    const meta = execFileSync('cargo', ['metadata', '--format-version', '1', '--no-deps'], { cwd: repoDir });
+    return JSON.parse(meta).target_directory;
+  } catch {
+    return join(repoDir, 'target');
+  }
+}
+
 /** The server binary: $METERLINE_SERVER_BIN, or the workspace's debug build. */
 export function serverBinary() {
-  const bin = process.env.METERLINE_SERVER_BIN ?? join(repoDir, 'target', 'debug', 'meterline-server');
+  const bin = process.env.METERLINE_SERVER_BIN ?? join(cargoTargetDir(), 'debug', 'meterline-server');
   if (!existsSync(bin)) throw new Error(`${bin} not found: run \`cargo build -p meterline-server\` first`);
   return bin;
 }

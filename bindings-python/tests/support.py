@@ -11,6 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,35 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests" / "vectors"
-SERVER_BIN = Path(
-    os.environ.get("METERLINE_SERVER_BIN", REPO / "target" / "debug" / "meterline-server")
-)
+# Set by scripts/test-python.sh: a missing server binary fails the run instead of skipping.
+REQUIRE_SERVER = os.environ.get("METERLINE_TEST_REQUIRE_SERVER") == "1"
+
+
+@cache
+def cargo_target_dir() -> Path:
+    """Where cargo builds: $CARGO_TARGET_DIR (relative to the working directory, as cargo
+    reads it), else `cargo metadata`'s `target_directory`, else `target/`."""
+    env = os.environ.get("CARGO_TARGET_DIR")
+    if env:
+        return Path(env).resolve()
+    try:
+        meta = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        return Path(json.loads(meta.stdout)["target_directory"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return REPO / "target"
+
+
+def server_bin() -> Path:
+    """$METERLINE_SERVER_BIN, or the workspace's debug build where cargo puts it."""
+    if "METERLINE_SERVER_BIN" in os.environ:
+        return Path(os.environ["METERLINE_SERVER_BIN"])
+    return cargo_target_dir() / "debug" / "meterline-server"
 
 
 @dataclass
@@ -61,15 +88,19 @@ class Server:
 
 
 def start_server(tmp: Path) -> Server:
-    if not SERVER_BIN.exists():
-        pytest.skip(
-            f"meterline-server binary not found at {SERVER_BIN}; "
+    bin_path = server_bin()
+    if not bin_path.exists():
+        why = (
+            f"meterline-server binary not found at {bin_path}; "
             "build it with `cargo build -p meterline-server` (scripts/test-python.sh does)"
         )
+        if REQUIRE_SERVER:
+            pytest.fail(why)
+        pytest.skip(why)
     log = (tmp / "server.err").open("w")
     process = subprocess.Popen(
         [
-            str(SERVER_BIN),
+            str(bin_path),
             "serve",
             "--bind",
             "127.0.0.1:0",

@@ -2,7 +2,7 @@
 //! spooled): bound and overflow policies, replay at the next start, one client per
 //! directory, and stores that are truncated, filled with garbage or hold entries that are
 //! not events. Delivery, removal after the server's answer and SIGKILL survival are tested
-//! against the real server in `server-ref/tests/spool_crash.rs`.
+//! against the real server in `server-ref/tests/it/spool_crash.rs`.
 #![cfg(feature = "native")]
 #![allow(clippy::unwrap_used, missing_docs)]
 

@@ -132,7 +132,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The OpenAPI 3.1 description of this API (`server-ref/openapi.json`, kept in step with the
-/// routes by `tests/openapi.rs` and checked against live answers by schemathesis in `make test`).
+/// routes by `tests/it/openapi.rs` and checked against live answers by schemathesis in `make test`).
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
 /// `GET /openapi.json`: the OpenAPI document; no key needed.

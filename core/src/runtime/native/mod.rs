@@ -21,8 +21,8 @@ use std::{
     time::Duration,
 };
 
-pub use self::entitlements::{PendingEntitlement, TryEntitlement};
 pub use self::client::Client;
+pub use self::entitlements::{PendingEntitlement, TryEntitlement};
 use self::{entitlements::EntitlementState, pipeline::Pipeline};
 pub(crate) use crate::track::TrackData;
 use crate::{

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::{process::Command, time::Duration};
 
@@ -193,7 +193,7 @@ async fn cli_changes_reach_stream_subscribers() {
 
 #[tokio::test]
 async fn the_self_host_example_applies() {
-    let s = start_with_config(include_str!("../../examples/self-host/meterline.toml"));
+    let s = start_with_config(include_str!("../../../examples/self-host/meterline.toml"));
     let acme = entitlements(&s, s.sk(), "acme-corp").await["entitlements"].clone();
     assert_eq!(acme["api_calls"]["limit"], 5000);
     assert_eq!(acme["sso"]["has_access"], true);

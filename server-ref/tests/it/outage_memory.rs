@@ -1,21 +1,13 @@
 //! Memory under a long outage (issue 8): the server is down, the SDK is under constant load
 //! with its queue full, and the process's resident memory must stay flat; when the server
-//! comes back every accepted event is stored once. A test binary of its own because it
-//! measures this process's RSS, which other tests running in parallel in the same process
-//! would disturb.
+//! comes back every accepted event is stored once. Runs in a process of its own
+//! (`crate::run_alone`) because it measures this process's RSS, which other tests running in
+//! parallel in the same process would disturb.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 // Only the proxy's "server down" switch is used here.
-#[allow(dead_code)]
-#[path = "sdk_delivery/chaos.rs"]
-mod chaos;
-#[path = "common/mod.rs"]
-mod common;
-// What the chaos proxy records of the requests it forwards.
-#[allow(dead_code)]
-#[path = "sdk_delivery/sniff.rs"]
-mod sniff;
+use crate::{common, sdk_delivery::chaos};
 
 use std::{
     collections::HashSet,
@@ -37,6 +29,9 @@ fn rss_bytes() -> u64 {
 
 #[test]
 fn memory_stays_bounded_while_the_server_is_down_under_constant_load() {
+    if crate::run_alone("outage_memory::memory_stays_bounded_while_the_server_is_down_under_constant_load") {
+        return;
+    }
     if !std::path::Path::new("/proc/self/status").exists() {
         eprintln!("SKIPPED: /proc/self/status is not readable here, RSS cannot be measured");
         return;

@@ -3,7 +3,7 @@
 //! endpoint that does not exist. Live answers are checked against it by schemathesis
 //! (`scripts/test-openapi.sh`, run by `make test`).
 
-mod common;
+use crate::common;
 
 use common::Server;
 use serde_json::Value;

@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod chaos;
-#[path = "../common/mod.rs"]
-mod common;
+pub(crate) mod chaos;
+use crate::common;
 mod faults;
-mod proxy;
+pub(crate) mod proxy;
 mod recovery;
 mod sniff;
 

@@ -7,8 +7,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 mod auth;
 mod live;

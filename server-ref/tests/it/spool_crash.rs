@@ -8,17 +8,14 @@
 //! a run an id goes out again only after a failed or unanswered attempt, and what a run sends
 //! of earlier runs' ids (the replay) is at most what the spool held when it started.
 //!
-//! The child is this test binary itself, re-run with `--ignored --exact spool_child` and its
+//! The child is this test binary itself, re-run with `--ignored --exact spool_crash::spool_child` and its
 //! instructions in environment variables; it prints `accepted <id>` (line-buffered, so each
 //! line is out before the next `track()`) for every id `track()` accepted.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
 // The recording HTTP proxy of the delivery tests (only its recording is used here).
-#[allow(dead_code)]
-#[path = "sdk_delivery/proxy.rs"]
-mod proxy;
+use crate::{common, sdk_delivery::proxy};
 
 use std::{
     collections::HashSet,
@@ -95,7 +92,13 @@ struct Run {
 /// once it reported that many.
 fn run_child(server: &Server, endpoint: &str, spool: &Path, from: u64, to: u64, kill_after: Option<u64>) -> Run {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "spool_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "spool_crash::spool_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("SPOOL_FROM", from.to_string())
         .env("SPOOL_TO", to.to_string())
         .env("SPOOL_KEY", server.sk())

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::{sync::Arc, time::Duration};
 

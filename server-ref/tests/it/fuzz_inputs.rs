@@ -3,7 +3,7 @@
 //! targets, so a fixed crash stays fixed in `make test` without the fuzz toolchain.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-#[path = "../../fuzz/inputs.rs"]
+#[path = "../../../fuzz/inputs.rs"]
 mod kept;
 
 use meterline_core::schema::{SchemaDocument, SchemaRegistry};
