@@ -10,9 +10,7 @@ use crate::common;
 
 use std::{
     collections::HashSet,
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -155,25 +153,9 @@ fn started_with_no_flags_it_serves_on_8080_with_meterline_db_in_its_directory() 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut url, mut secret) = (None, None);
-    while url.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server printed no listening line");
-        if let Some(k) = line.strip_prefix("secret key: ") {
-            secret = Some(k.to_owned());
-        } else if let Some(u) = line.strip_prefix("meterline-server listening on ") {
-            url = Some(u.to_owned());
-        }
-    }
-    let (url, secret) = (url.unwrap(), secret.expect("a first start prints the project's keys"));
+    let Banner { url, secret, .. } =
+        read_banner(&mut child, Duration::from_secs(60)).expect("the server printed no listening line");
+    let secret = secret.expect("a first start prints the project's keys");
     assert_eq!(url, format!("http://{DEFAULT_BIND}"));
     assert!(
         dir.path().join("meterline.db").is_file(),

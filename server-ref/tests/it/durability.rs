@@ -20,10 +20,8 @@ use crate::common;
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
-    sync::mpsc,
     time::Duration,
 };
 
@@ -279,25 +277,9 @@ fn start_traced(dir: &Path, trace: &Path) -> (std::process::Child, String, Strin
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut url, mut secret) = (None, None);
-    while url.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the traced server printed no listening line");
-        if let Some(k) = line.strip_prefix("secret key: ") {
-            secret = Some(k.to_owned());
-        } else if let Some(u) = line.strip_prefix("meterline-server listening on ") {
-            url = Some(u.to_owned());
-        }
-    }
-    (child, url.unwrap(), secret.unwrap())
+    let Banner { url, secret, .. } =
+        read_banner(&mut child, Duration::from_secs(120)).expect("the traced server printed no listening line");
+    (child, url, secret.expect("a first start prints the project's keys"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -65,39 +65,15 @@ impl Server {
             .stderr(Stdio::from(stderr))
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut secret, mut admin, mut url) = (None, None, None);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while url.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => {
-                    let _ = child.kill();
-                    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-                    panic!("server did not print its listening line; log:\n{log}");
-                }
-            };
-            if let Some(k) = line.strip_prefix("secret key: ") {
-                secret = Some(k.to_owned());
-            } else if let Some(k) = line.strip_prefix("admin key: ") {
-                admin = Some(k.to_owned());
-            } else if let Some(u) = line.strip_prefix("meterline-server listening on ") {
-                url = Some(u.to_owned());
-            }
-        }
+        let Some(banner) = read_banner(&mut child, Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+            panic!("server did not print its listening line; log:\n{log}");
+        };
+        let Banner { url, secret, admin } = banner;
         Server {
             child: Some(child),
-            url: url.unwrap(),
+            url,
             secret,
             admin,
             dir,
@@ -260,6 +236,47 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+/// What a starting server prints on stdout before it serves: its URL and, on a first start,
+/// the project's keys.
+pub struct Banner {
+    /// `http://…` from the `meterline-server listening on …` line.
+    pub url: String,
+    /// The `secret key: …` line, printed at a first start only.
+    pub secret: Option<String>,
+    /// The `admin key: …` line, printed at a first start only.
+    pub admin: Option<String>,
+}
+
+/// Reads `child`'s stdout (piped) up to the listening line, at most `within`; `None` if it
+/// did not come. The rest of stdout is drained in the background, so the child never blocks
+/// on a full pipe.
+pub fn read_banner(child: &mut Child, within: Duration) -> Option<Banner> {
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut secret, mut admin) = (None, None);
+    let deadline = Instant::now() + within;
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()?;
+        if let Some(k) = line.strip_prefix("secret key: ") {
+            secret = Some(k.to_owned());
+        } else if let Some(k) = line.strip_prefix("admin key: ") {
+            admin = Some(k.to_owned());
+        } else if let Some(u) = line.strip_prefix("meterline-server listening on ") {
+            return Some(Banner {
+                url: u.to_owned(),
+                secret,
+                admin,
+            });
         }
     }
 }
