@@ -37,14 +37,18 @@ fi
 
 step "instructions: core hot paths under callgrind"
 out=target/gungraun
-rm -rf "$out/meterline-core"
-if ! GUNGRAUN_RUNNER="$PWD/$runner" cargo bench --locked -p meterline-core --bench instructions -- \
+rm -rf "$out"
+# The release profile for the host triple, as the Python and Node builds use, so the
+# dependencies they compiled are reused rather than built a second time.
+host=$(rustc -vV | sed -n 's/^host: //p')
+if ! GUNGRAUN_RUNNER="$PWD/$runner" cargo bench --locked --profile release --target "$host" \
+  -p meterline-core --bench instructions -- \
   --save-summary=json 2>&1 | tail -n 40; then
   record 0 1
   exit 1
 fi
 
-python3 - "$mode" "$out/meterline-core" bench/instructions.json "${summary:-}" <<'PY'
+python3 - "$mode" "$out" bench/instructions.json "${summary:-}" <<'PY'
 import json, pathlib, sys
 
 mode, root, baseline_path, summary = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3]), sys.argv[4]

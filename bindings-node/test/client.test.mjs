@@ -75,13 +75,18 @@ describe('round trip', () => {
     const subjects = [
       'cus"tomer',
       'back\\slash',
-      'line\nbreak',
-      'ctl\u0001',
       '","',
       'naïve ✓ 𝄞',
       'ends with ,null,null]',
     ];
     for (const subject of subjects) c.track('node.escapes', subject, { subject });
+    // Control characters are not CloudEvents String characters: refused at once, not queued.
+    for (const subject of ['line\nbreak', 'ctl\u0001']) {
+      assert.throws(
+        () => c.track('node.escapes', subject, { subject }),
+        (e) => e instanceof ValidationError && e.code === 'invalid_event' && e.path === '/subject',
+      );
+    }
     c.track('node.esc"apes', 'plain', { n: 1 });
     assert.equal(c.track('node.escapes', 'with-id', { n: 2 }, { id: 'given-id-1' }), 'given-id-1');
     // The id comes back as given, non-ASCII too (ASCII ids take a Latin-1 fast path).

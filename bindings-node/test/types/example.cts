@@ -5,7 +5,7 @@ const client = new meterline.Client({
   apiKey: 'ml_sk_example_0123456789abcdef0123',
   endpoint: 'http://127.0.0.1:8080',
 });
-const id: string = client.track('api.call', 'customer-42', { tokens: 1 });
+const id: string | null = client.track('api.call', 'customer-42', { tokens: 1 });
 client.once('error', (err: meterline.MeterlineError) => console.error(err.code));
 client.on('connection', (change: meterline.ConnectionChange) => console.log(change.connected));
 void client
