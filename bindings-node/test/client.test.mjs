@@ -72,13 +72,7 @@ describe('round trip', () => {
   test('types and subjects that JSON must escape, or that look like the call around them, arrive intact', async () => {
     // type and subject cross into Rust as strings of their own, data as JSON text.
     const c = client();
-    const subjects = [
-      'cus"tomer',
-      'back\\slash',
-      '","',
-      'naïve ✓ 𝄞',
-      'ends with ,null,null]',
-    ];
+    const subjects = ['cus"tomer', 'back\\slash', '","', 'naïve ✓ 𝄞', 'ends with ,null,null]'];
     for (const subject of subjects) c.track('node.escapes', subject, { subject });
     // Control characters are not CloudEvents String characters: refused at once, not queued.
     for (const subject of ['line\nbreak', 'ctl\u0001']) {
