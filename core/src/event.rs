@@ -100,7 +100,10 @@ impl Event {
             },
         };
         event.check_envelope()?;
+        check_string("/id", "id", &event.id)?;
         check_source(&event.source)?;
+        check_string("/type", "type", &event.event_type)?;
+        check_string("/subject", "subject", &event.subject)?;
         context::check_other_attributes(&obj)?;
         Ok(event)
     }
@@ -369,9 +372,6 @@ fn check_attribute(path: &str, name: &str, value: &str, max: usize) -> Result<()
             format!("`{name}` must not be empty"),
         ));
     }
-    // The CloudEvents String rules (no control characters or noncharacters), so `track()`
-    // refuses at once what the server would refuse (printable ASCII is one byte scan).
-    check_string(path, name, value)?;
     // Byte length bounds the character count from above: only long values need counting.
     if value.len() <= max {
         return Ok(());

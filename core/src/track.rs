@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     error::{Error, ValidationError},
-    event::{DATA_CONTENT_TYPE, EventRef, SPEC_VERSION, kind_of},
+    event::{DATA_CONTENT_TYPE, EventRef, SPEC_VERSION, check_string, kind_of},
     schema::SchemaRegistry,
 };
 
@@ -151,6 +151,14 @@ pub fn build<'a>(
         id,
         time,
     } = input;
+    // The CloudEvents String rules for what the caller gave (a generated id is printable
+    // ASCII, `source` was checked with the configuration), so `track()` refuses at once what
+    // the server would refuse.
+    if let Some(id) = &id {
+        check_string("/id", "id", id)?;
+    }
+    check_string("/type", "type", event_type)?;
+    check_string("/subject", "subject", subject)?;
     let id = id.unwrap_or_else(|| new_id(now));
     let generated;
     let (time_text, time_given) = match &time {

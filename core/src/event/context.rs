@@ -42,11 +42,17 @@ pub(super) fn check_other_attributes(rest: &Map<String, Value>) -> Result<(), Va
 /// Checks the characters of a String attribute: the spec refuses the control characters
 /// U+0000–U+001F and U+007F–U+009F and Unicode's noncharacters (a Rust string holds no
 /// unpaired surrogates, the third kind it refuses).
+#[inline]
 pub fn check_string(path: &str, name: &str, value: &str) -> Result<(), ValidationError> {
     // Printable ASCII, the common case, needs no look at each character.
-    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if printable_ascii(value.as_bytes()) {
         return Ok(());
     }
+    check_string_chars(path, name, value)
+}
+
+#[cold]
+fn check_string_chars(path: &str, name: &str, value: &str) -> Result<(), ValidationError> {
     match value.chars().position(|c| !allowed_in_string(c)) {
         None => Ok(()),
         Some(at) => {
@@ -160,6 +166,26 @@ fn pointer(name: &str) -> String {
         return String::new();
     }
     format!("/{}", name.replace('~', "~0").replace('/', "~1"))
+}
+
+/// Whether every byte is printable ASCII (0x20–0x7E), eight bytes at a time: `track()` checks
+/// its type and subject with this on every call.
+#[inline]
+fn printable_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below 0x20, or above 0x7E (its high bit set, or set by adding 1), sets its 0x80.
+    let printable = |w: u64| (w.wrapping_sub(ONES * 0x20) & !w | (w.wrapping_add(ONES) | w)) & HIGH == 0;
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    if bytes.len() < 8 {
+        return bytes.iter().all(|b| (0x20..0x7f).contains(b));
+    }
+    // Whole words, then the last eight bytes (overlapping the last whole word).
+    (0..bytes.len() / 8).all(|i| printable(word(i * 8))) && printable(word(bytes.len() - 8))
 }
 
 fn allowed_in_string(c: char) -> bool {
@@ -314,6 +340,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn printable_ascii_agrees_with_the_byte_rule_for_every_byte_at_every_offset() {
+        for len in 1..=24 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    assert_eq!(
+                        printable_ascii(&bytes),
+                        (0x20..0x7f).contains(&b),
+                        "byte {b:#04x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn uri_references_follow_rfc_3986() {
