@@ -43,6 +43,9 @@ class _QuietServer(ThreadingHTTPServer):
 @dataclass
 class RecordingFront:
     upstream: str
+    #: The first this many ingest attempts are answered 503 (no ``Retry-After``) without
+    #: reaching the server, so the client must retry them.
+    fail_first: int = 0
     attempts: list[Attempt] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -64,6 +67,16 @@ class RecordingFront:
                     attempt = Attempt(time.monotonic(), encoding, body, _ids(encoding, body))
                     with front.lock:
                         front.attempts.append(attempt)
+                        refuse = len(front.attempts) <= front.fail_first
+                    if refuse:
+                        attempt.status = 503
+                        answer = b'{"code":"unavailable","message":"refused by the test front"}'
+                        self.send_response(503)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(answer)))
+                        self.end_headers()
+                        self.wfile.write(answer)
+                        return
                 req = urllib.request.Request(
                     front.upstream + self.path, data=body or None, method=self.command
                 )

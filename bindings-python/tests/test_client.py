@@ -15,6 +15,7 @@ import pytest
 
 import meterline
 
+from front import RecordingFront, assert_resent_only_after_failures
 from support import Server, wait_until
 
 
@@ -77,6 +78,25 @@ def test_explicit_id_time_and_json_types_are_stored_as_given(server: Server, sub
 
 
 def test_retried_ids_are_stored_once(server: Server, subject: str) -> None:
+    # The SDK's own retries: a front refuses the first two attempts with 503, so the batch
+    # goes out three times with the same id; the server stores it once.
+    front = RecordingFront(server.endpoint, fail_first=2).start()
+    try:
+        with meterline.Client(server.secret_key, front.url, source="python-tests") as client:
+            client.track("api.call", subject, {"tokens": 1}, id=f"retried-{subject}")
+            client.flush(timeout=30)
+            stats = client.stats()
+        attempts = front.seen()
+    finally:
+        front.close()
+    assert [a.status for a in attempts] == [503, 503, 202]
+    assert all(a.ids == [f"retried-{subject}"] for a in attempts)
+    assert_resent_only_after_failures(attempts)
+    assert stats.retried >= 2 and stats.sent == 1
+    assert [e["id"] for e in server.events(subject=subject)] == [f"retried-{subject}"]
+
+
+def test_an_id_tracked_again_is_stored_once(server: Server, subject: str) -> None:
     with make(server) as client:
         for _ in range(3):
             client.track("api.call", subject, {"tokens": 1}, id="same-id")
