@@ -156,6 +156,24 @@ fn server_killed_and_restarted_while_sending_loses_nothing_and_stores_nothing_tw
     assert!(resends.resent_ids > 0, "the kills made the client resend: {resends:?}");
 }
 
+/// A client sending one batch at a time (no interval flush) through `endpoint`, with `events`
+/// tracked and queued; returns it and the ids it accepted.
+fn one_batch_at_a_time(key: &str, endpoint: &str, events: u64) -> (Client, HashSet<String>) {
+    let mut c = config(key, endpoint);
+    c.max_in_flight = 1;
+    c.flush_interval = Duration::from_secs(3600);
+    let client = Client::new(c).unwrap();
+    let tracked = (0..events)
+        .map(|i| {
+            client
+                .track("api.call", "c1", json!({"tokens": i}), None, None)
+                .unwrap()
+                .expect("queued")
+        })
+        .collect();
+    (client, tracked)
+}
+
 #[test]
 fn server_errors_and_rate_limits_are_retried_with_the_same_ids() {
     let rt = rt();
@@ -169,18 +187,7 @@ fn server_errors_and_rate_limits_are_retried_with_the_same_ids() {
         fault(429, Some("1")),
         fault(408, None),
     ]);
-    let mut c = config(server.sk(), &proxy.url);
-    c.max_in_flight = 1;
-    c.flush_interval = Duration::from_secs(3600);
-    let client = Client::new(c).unwrap();
-    let tracked: HashSet<String> = (0..300)
-        .map(|i| {
-            client
-                .track("api.call", "c1", json!({"tokens": i}), None, None)
-                .unwrap()
-                .expect("queued")
-        })
-        .collect();
+    let (client, tracked) = one_batch_at_a_time(server.sk(), &proxy.url, 300);
     let started = Instant::now();
     client.flush(Duration::from_secs(30)).unwrap();
     assert!(
@@ -219,18 +226,7 @@ fn a_503_overloaded_with_retry_after_is_retried_after_the_pause_it_asks_for() {
         status: 503,
         retry_after: Some("2"),
     }]);
-    let mut c = config(server.sk(), &proxy.url);
-    c.max_in_flight = 1;
-    c.flush_interval = Duration::from_secs(3600);
-    let client = Client::new(c).unwrap();
-    let tracked: HashSet<String> = (0..50)
-        .map(|i| {
-            client
-                .track("api.call", "c1", json!({"tokens": i}), None, None)
-                .unwrap()
-                .expect("queued")
-        })
-        .collect();
+    let (client, tracked) = one_batch_at_a_time(server.sk(), &proxy.url, 50);
     let started = Instant::now();
     client.flush(Duration::from_secs(30)).unwrap();
     let took = started.elapsed();
