@@ -112,7 +112,7 @@ if os.environ.get("RESULTS_RECORD"):
         before, now = entry["instructions"] / per, found[name] / per
         results.record(
             "core-instructions-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
-            metric=f"instructions per {unit}: {name}",
+            metric=f"instructions per {unit}: {entry.get('label', name)}",
             target=f"≤ +{margin} % over bench/instructions.json",
             value=round(now),
             unit="instructions",
