@@ -105,11 +105,23 @@ if wants python && [ -x scripts/bench-python.sh ]; then
   step "Python: meterline vs posthog vs segment"
   scripts/bench-python.sh
   results python-peers bench/out/python_peers.json scripts/bench-python.sh
+  cmd="bindings-python/.venv/bin/python bench/python_entitlement.py --calls 200000"
+  step "Python: entitlement cache hit"
+  $cmd | tee "$logs/python-entitlement.txt"
+  results python-entitlement "$logs/python-entitlement.txt" "$cmd"
 fi
 if wants node && [ -f bench/node_peers.mjs ]; then
   step "Node: meterline vs posthog-node vs @segment/analytics-node"
   node bench/node_peers.mjs --rounds 3
   results node-peers bench/out/node_peers.json "node bench/node_peers.mjs --rounds 3"
+  cmd="node --max-old-space-size=8192 bench/node_percall_idle.mjs --rounds 3 --events 100000"
+  step "Node: per call with the delivery pipeline idle"
+  $cmd | tee "$logs/node-idle.txt"
+  results node-idle "$logs/node-idle.txt" "$cmd"
+  cmd="node bench/node_entitlement.mjs --calls 200000 --rounds 5"
+  step "Node: entitlement cache hit"
+  $cmd | tee "$logs/node-entitlement.txt"
+  results node-entitlement "$logs/node-entitlement.txt" "$cmd"
 fi
 
 step "bench/RESULTS.md"

@@ -362,6 +362,74 @@ def from_faults(path: str, command: str, conditions: str) -> None:
     )
 
 
+def from_node_idle(log: str, command: str) -> None:
+    """bench/node_percall_idle.mjs's output: ns/call per SDK with the pipeline idle."""
+    text = pathlib.Path(log).read_text()
+    per_call = {
+        m.group(1): float(m.group(2)) for m in re.finditer(r"^(\S+)\s+(\d+) ns/call", text, re.M)
+    }
+    if "meterline" not in per_call or len(per_call) < 2:
+        raise ResultError(f"{log}: no 'ns/call' lines: did node_percall_idle.mjs finish?")
+    peer, peer_ns = min(
+        ((k, v) for k, v in per_call.items() if k != "meterline"), key=lambda kv: kv[1]
+    )
+    ratio = peer_ns / per_call["meterline"]
+    record(
+        "node-peers-per-call-idle",
+        metric="Node `track()` per call vs posthog-node, delivery pipeline idle",
+        target="≥ 5× lower than the best peer",
+        value=round(per_call["meterline"]),
+        unit="ns",
+        ratio=f"{ratio:.2f}× lower than {peer} ({peer_ns:,.0f} ns)",
+        met=ratio >= 5,
+        conditions="every SDK pointed at a closed port with batching above N "
+        "(nothing compressed or sent during the calls)",
+        command=command,
+    )
+
+
+def from_node_entitlement(log: str, command: str) -> None:
+    """bench/node_entitlement.mjs's closing JSON line."""
+    lines = [line for line in pathlib.Path(log).read_text().splitlines() if line.startswith("{")]
+    if not lines:
+        raise ResultError(f"{log}: no closing JSON line: did node_entitlement.mjs finish?")
+    doc = json.loads(lines[-1])
+    r = doc["results"]
+    record(
+        "node-entitlement-hit",
+        metric="Node `cachedEntitlement()` cache hit, per call (metered / boolean)",
+        value=f"{r['cachedMetered']:,.0f} / {r['cachedBoolean']:,.0f} ns",
+        ratio=f"a bare napi call returning an object (the floor): {r['floorStats']:,.0f} ns; "
+        f"an async round trip: {r['asyncRoundTrip']:,.0f} ns",
+        conditions=f"one hot subject, {doc['calls']:,} calls, median of {doc['rounds']} rounds; "
+        f"`await entitlement()` hit {r['awaitEntitlement']:,.0f} ns",
+        command=command,
+    )
+
+
+def from_python_entitlement(log: str, command: str) -> None:
+    """bench/python_entitlement.py's table (ns/call per path)."""
+    rows = {
+        m.group(1).strip(): float(m.group(2))
+        for m in re.finditer(r"^  (.+?)\s+(\d+)$", pathlib.Path(log).read_text(), re.M)
+    }
+    try:
+        hit, cached = rows["Client.entitlement (hit)"], rows["Client.cached_entitlement (hit)"]
+        loop, awaited = rows["bare Python loop"], rows["await AsyncClient.entitlement (hit)"]
+    except KeyError as e:
+        raise ResultError(f"{log}: no row {e}: did python_entitlement.py finish?") from e
+    record(
+        "python-entitlement-hit",
+        metric="Python `Client.entitlement()` cache hit, per call",
+        value=round(hit),
+        unit="ns",
+        ratio=f"bare Python loop {loop:,.0f} ns; `cached_entitlement` {cached:,.0f} ns; "
+        f"`await AsyncClient.entitlement` {awaited:,.0f} ns",
+        conditions="one hot subject, median of 5",
+        command=command,
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -390,6 +458,10 @@ def main(argv: list[str]) -> int:
     flt = sub.add_parser("faults", help="record the fault run's summary")
     for key in ("json", "command", "conditions"):
         flt.add_argument(key)
+    for name in ("node-idle", "node-entitlement", "python-entitlement"):
+        log = sub.add_parser(name, help=f"record from the output of the {name} bench")
+        log.add_argument("log")
+        log.add_argument("command")
     for name in ("python-peers", "node-peers"):
         peers = sub.add_parser(name, help=f"record from {name.replace('-', '_')} JSON")
         peers.add_argument("json")
@@ -439,6 +511,12 @@ def main(argv: list[str]) -> int:
             from_propagation(args.log, args.command)
         elif args.what == "faults":
             from_faults(args.json, args.command, args.conditions)
+        elif args.what == "node-idle":
+            from_node_idle(args.log, args.command)
+        elif args.what == "node-entitlement":
+            from_node_entitlement(args.log, args.command)
+        elif args.what == "python-entitlement":
+            from_python_entitlement(args.log, args.command)
         elif args.what == "python-peers":
             from_python_peers(args.json, args.command)
         elif args.what == "node-peers":
