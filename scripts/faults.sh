@@ -19,7 +19,9 @@ load_before=$(awk '{ print $1 }' /proc/loadavg)
 FAULT_SUMMARY=$PWD/$summary cargo test --release --locked -p meterline-server --test it sdk_delivery::faults:: -- --nocapture --test-threads 1
 python3 scripts/results.py faults "$summary" \
   "FAULT_EVENTS=$FAULT_EVENTS make faults" \
-  "SDK → TCP fault proxy → release server on SQLite (this machine's disk), $FAULT_EVENTS events, 5 subscribers following catalog changes over the stream; load $load_before at the start"
-python3 scripts/results.py render
+  "SDK → TCP fault proxy → release server on SQLite (this machine's disk), 5 subscribers following catalog changes over the stream; load $load_before at the start"
 step "Memory while the server is down under constant load (release)"
-cargo test --release --locked -p meterline-server --test it outage_memory:: -- --nocapture
+cargo test --release --locked -p meterline-server --test it outage_memory:: -- --nocapture 2>&1 |
+  tee target/bench-logs/outage-memory.txt
+python3 scripts/results.py outage target/bench-logs/outage-memory.txt "make faults"
+python3 scripts/results.py render

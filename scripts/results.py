@@ -426,6 +426,30 @@ def from_python_entitlement(log: str, command: str) -> None:
     )
 
 
+def from_outage(log: str, command: str) -> None:
+    """server-ref/tests/it/outage_memory.rs's `outage:` line."""
+    found = re.search(
+        r"outage: (\d+) events tracked, (\d+) accepted, (\d+) refused.*?(\d+) held.*?"
+        r"max_queue_size (\d+)\); RSS ([\d.]+) MiB at start, ([\d.]+) MiB with the queue full, "
+        r"([\d.]+) MiB after (\d+) s",
+        pathlib.Path(log).read_text(),
+    )
+    if not found:
+        raise ResultError(f"{log}: no 'outage:' line: did the outage memory test pass?")
+    tracked, accepted, refused, held, bound, start, full, after, secs = found.groups()
+    record(
+        "server-outage-memory",
+        metric="client memory while the server is down under constant load (RSS)",
+        value=f"{full} → {after} MiB",
+        ratio=f"{start} MiB at start",
+        conditions=f"server unreachable, `max_queue_size` {int(bound):,}; {int(tracked):,} "
+        f"`track()` calls as fast as possible, {int(accepted):,} accepted and "
+        f"{int(refused):,} refused with `queue_full`; "
+        f"{int(held):,} events held (waiting + in flight) after {secs} s more load",
+        command=command,
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -454,7 +478,7 @@ def main(argv: list[str]) -> int:
     flt = sub.add_parser("faults", help="record the fault run's summary")
     for key in ("json", "command", "conditions"):
         flt.add_argument(key)
-    for name in ("node-idle", "node-entitlement", "python-entitlement"):
+    for name in ("outage", "node-idle", "node-entitlement", "python-entitlement"):
         log = sub.add_parser(name, help=f"record from the output of the {name} bench")
         log.add_argument("log")
         log.add_argument("command")
@@ -507,6 +531,8 @@ def main(argv: list[str]) -> int:
             from_propagation(args.log, args.command)
         elif args.what == "faults":
             from_faults(args.json, args.command, args.conditions)
+        elif args.what == "outage":
+            from_outage(args.log, args.command)
         elif args.what == "node-idle":
             from_node_idle(args.log, args.command)
         elif args.what == "node-entitlement":
