@@ -201,6 +201,12 @@ def criterion_ns(name: str) -> float:
         # A name may end in a figure of the run ("encode+gzip (ratio 34.7x)"): match its start.
         if doc.get("group_id") == group and str(doc.get("function_id", "")).startswith(function):
             found.append(meta.parent / "estimates.json")
+    exact = [
+        p
+        for p in found
+        if json.loads((p.parent / "benchmark.json").read_text())["function_id"] == function
+    ]
+    found = exact or found
     if len(found) != 1:
         what = "no criterion result" if not found else f"{len(found)} criterion results"
         raise ResultError(f"{what} for {name!r} under target/criterion: did the bench run?")
