@@ -14,7 +14,7 @@ wants() { [[ " $only " == *" $1 "* ]]; }
 logs=target/bench-logs
 mkdir -p "$logs"
 results() { python3 scripts/results.py "$@"; }
-# The mean of criterion bench GROUP/FUNCTION in ns, and a list of them as "min–max ns".
+# The time criterion printed for bench GROUP/FUNCTION in ns, and a list of them as "min–max ns".
 ns() { results criterion "$1"; }
 span() {
   local v lo= hi=

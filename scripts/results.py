@@ -193,7 +193,7 @@ def record(result_id: str, **fields: object) -> pathlib.Path:
 
 
 def criterion_ns(name: str) -> float:
-    """The mean (ns) of criterion bench `GROUP/FUNCTION` from target/criterion."""
+    """The time (ns) criterion printed for bench `GROUP/FUNCTION`, from target/criterion."""
     group, _, function = name.partition("/")
     found = []
     for meta in (ROOT / "target" / "criterion").rglob("new/benchmark.json"):
@@ -210,7 +210,9 @@ def criterion_ns(name: str) -> float:
     if len(found) != 1:
         what = "no criterion result" if not found else f"{len(found)} criterion results"
         raise ResultError(f"{what} for {name!r} under target/criterion: did the bench run?")
-    return float(json.loads(found[0].read_text())["mean"]["point_estimate"])
+    # The estimate criterion prints: the slope of a linear sampling, else the mean.
+    estimates = json.loads(found[0].read_text())
+    return float((estimates.get("slope") or estimates["mean"])["point_estimate"])
 
 
 def from_ingest(log: str, result_id: str, metric: str, conditions: str, command: str) -> None:
