@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test test-rust lint bench bench-instructions fuzz wasm test-python bench-python test-node bench-node test-openapi faults
+.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,10 +19,13 @@ lint: ## rustfmt, clippy -D warnings, and the bindings' formatters
 bench-instructions: ## instruction counts of the core's hot paths (callgrind) vs bench/instructions.json
 	@scripts/bench-instructions.sh
 
-bench: ## criterion benches and the server ingest bench; figures go to bench/RESULTS.md
+bench: ## the benches; each writes bench/results/<id>.json, then bench/RESULTS.md is rendered
 	@scripts/bench.sh
 
-faults: ## the SDK through a fault proxy into the server: FAULT_EVENTS (default 1,000,000) events, summary table
+results: ## render bench/RESULTS.md from bench/results/*.json without re-running anything
+	@python3 scripts/results.py render
+
+faults: ## the SDK through a fault proxy into the server: FAULT_EVENTS (default 1,000,000) events, faults until delivered
 	@scripts/faults.sh
 
 fuzz: ## build every cargo-fuzz target and run each for FUZZ_SECONDS (default 60)

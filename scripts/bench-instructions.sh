@@ -49,7 +49,7 @@ if ! GUNGRAUN_RUNNER="$PWD/$runner" cargo bench --locked --profile release --tar
 fi
 
 python3 - "$mode" "$out" bench/instructions.json "${summary:-}" <<'PY'
-import json, pathlib, sys
+import json, os, pathlib, re, sys
 
 mode, root, baseline_path, summary = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3]), sys.argv[4]
 
@@ -101,6 +101,26 @@ for name in sorted(set(found) | set(benches)):
     failed += not ok
     print(f"{name:58} {before:10.0f} {now:10.0f} {ratio:7.3f}   per {entry['unit']}{'' if ok else f'  FAIL (> +{margin}%)'}")
 print(f"instructions: {passed} passed, {failed} failed")
+if os.environ.get("RESULTS_RECORD"):
+    # `make bench`: one result file per benchmark (scripts/results.py), for bench/RESULTS.md.
+    sys.path.insert(0, "scripts")
+    import results
+
+    for name in sorted(set(found) & set(benches)):
+        entry = benches[name]
+        per, unit = entry["per"], entry["unit"]
+        before, now = entry["instructions"] / per, found[name] / per
+        results.record(
+            "core-instructions-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
+            metric=f"instructions per {unit}: {entry.get('label', name)}",
+            target=f"≤ +{margin} % over bench/instructions.json",
+            value=round(now),
+            unit="instructions",
+            ratio=f"{now / before:.3f}× the baseline ({before:,.0f})",
+            met=now / before <= 1 + margin / 100,
+            conditions="callgrind (gungraun under valgrind), release profile; independent of the load; CI runs it in `make test`",
+            command="make bench-instructions",
+        )
 if summary:
     with open(summary, "a") as f:
         f.write(f"instructions: {passed} passed, {failed} failed\n")

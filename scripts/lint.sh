@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 rustfmt --check --edition 2024 fuzz/fuzz_targets/*.rs
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "bench/RESULTS.md is the rendering of bench/results/*.json"
+python3 scripts/results.py check
 for lang in python node; do
   if [ -x "scripts/lint-$lang.sh" ]; then
     step "lint $lang"

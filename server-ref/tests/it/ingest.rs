@@ -201,7 +201,7 @@ fn thread_names(pid: i32) -> Vec<String> {
 
 /// With `synchronous = "full"` (the default) on a database file, the server fsyncs each
 /// commit's WAL on its `meterline-sync` thread before the 202, overlapping the next
-/// transaction (docs/decisions.md, ingest, session 6); were the WAL file not found, it
+/// transaction (docs/decisions.md, DR-47); were the WAL file not found, it
 /// would fall back to SQLite's own sync and this thread would be missing. With `normal`,
 /// SQLite's behaviour is kept and there is no such thread.
 #[tokio::test]
