@@ -3,6 +3,7 @@
 # rustc-web and chromium, wasm-bindgen-cli, npm dev dependencies), builds both bundles
 # (scripts/build-browser.sh), builds meterline-server, and runs `node --test`:
 # - test/vectors.test.mjs: the pure vectors under Node (`wasm-bindgen --target nodejs`);
+# - test/package.test.mjs: `npm pack` installed into a fresh project, both entry points;
 # - test/browser.test.mjs, test/bad_input.test.mjs: headless Chromium (playwright-core with
 #   executablePath, never a browser download) on examples/browser-quickstart/ against a real
 #   meterline-server on 127.0.0.1.
