@@ -63,20 +63,26 @@ fn next_random() -> u64 {
     })
 }
 
-/// A UUIDv7 (RFC 9562) for `now`: 48 bits of Unix milliseconds, then random bits.
+/// A UUIDv7 (RFC 9562) for `now`: 48 bits of Unix milliseconds, then random bits. Written
+/// digit by digit: `format!` costs microseconds per id in a size-optimised wasm build.
 pub(crate) fn new_event_id(now: SystemTime) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let ms = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let (a, b) = (next_random(), next_random());
     let hi = (ms << 16) | 0x7000 | (a & 0x0FFF);
     let lo = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xFFFF,
-        hi & 0xFFFF,
-        lo >> 48,
-        lo & 0xFFFF_FFFF_FFFF
-    )
+    let value = (u128::from(hi) << 64) | u128::from(lo);
+    let mut out = [0u8; 36];
+    let mut digit = 0;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *slot = b'-';
+            continue;
+        }
+        *slot = HEX[((value >> (124 - 4 * digit)) & 0xF) as usize];
+        digit += 1;
+    }
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// A thrown or rejected JavaScript value, in words.
