@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults
+.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,3 +48,9 @@ test-node: ## the Node package: napi-rs addon (release), node --test against a r
 
 bench-node: ## meterline vs posthog-node vs @segment/analytics-node from Node (bench/node_peers.mjs)
 	@node bench/node_peers.mjs
+
+browser: ## meterline-web: both wasm bundles into bindings-wasm/dist/{default,full}/, with their sizes
+	@scripts/build-browser.sh
+
+test-browser: ## meterline-web: the bundles in headless Chromium against a real server, the vectors under Node
+	@scripts/test-browser.sh target/test-logs/browser-summary.txt

@@ -43,7 +43,7 @@ pub mod throttle;
 pub mod track;
 pub mod wire;
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", all(feature = "web", target_arch = "wasm32")))]
 pub mod runtime;
 
 pub use config::{Config, OverflowPolicy, SpoolFsync};

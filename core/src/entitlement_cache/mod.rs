@@ -569,5 +569,29 @@ impl EntitlementCache {
     }
 }
 
+/// Checks `entitlement()`'s arguments: 1–256 characters each (`invalid_argument` naming
+/// `/subject` or `/feature`). Every runtime's `entitlement()` calls it first.
+pub fn check_lookup(subject: &str, feature: &str) -> Result<(), crate::error::Error> {
+    // Up to 256 bytes is up to 256 characters: skip counting on the hot path.
+    if subject.is_empty() || subject.len() > crate::event::MAX_ATTRIBUTE_LEN {
+        crate::customer_token::check_subject(subject)?;
+    }
+    if feature.is_empty() || feature.len() > MAX_FEATURE_LEN {
+        if feature.is_empty() {
+            return Err(
+                crate::error::ValidationError::invalid_argument("/feature", "feature must not be empty").into(),
+            );
+        }
+        if feature.chars().count() > MAX_FEATURE_LEN {
+            return Err(crate::error::ValidationError::invalid_argument(
+                "/feature",
+                format!("feature must be at most {MAX_FEATURE_LEN} characters"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

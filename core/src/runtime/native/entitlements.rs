@@ -20,8 +20,8 @@ use crate::{
     config::Config,
     customer_token,
     entitlement::Entitlements,
-    entitlement_cache::{EntitlementAnswer, EntitlementCache, Lookup, MAX_FEATURE_LEN, Source},
-    error::{Error, ValidationError},
+    entitlement_cache::{EntitlementAnswer, EntitlementCache, Lookup, Source},
+    error::Error,
     throttle::ErrorThrottle,
 };
 
@@ -121,25 +121,9 @@ impl EntitlementState {
     }
 }
 
-/// Checks `entitlement()`'s arguments: 1–256 characters each.
+/// Checks `entitlement()`'s arguments (see [`crate::entitlement_cache::check_lookup`]).
 fn check_args(subject: &str, feature: &str) -> Result<(), Error> {
-    // Up to 256 bytes is up to 256 characters: skip counting on the hot path.
-    if subject.is_empty() || subject.len() > crate::event::MAX_ATTRIBUTE_LEN {
-        customer_token::check_subject(subject)?;
-    }
-    if feature.is_empty() || feature.len() > MAX_FEATURE_LEN {
-        if feature.is_empty() {
-            return Err(ValidationError::invalid_argument("/feature", "feature must not be empty").into());
-        }
-        if feature.chars().count() > MAX_FEATURE_LEN {
-            return Err(ValidationError::invalid_argument(
-                "/feature",
-                format!("feature must be at most {MAX_FEATURE_LEN} characters"),
-            )
-            .into());
-        }
-    }
-    Ok(())
+    crate::entitlement_cache::check_lookup(subject, feature)
 }
 
 /// What the fast path decided.

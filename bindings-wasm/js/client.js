@@ -1,0 +1,153 @@
+// The `Client` class over the core's wasm client. Arguments are converted here (JavaScript
+// types, what JSON cannot carry); every rule and decision is the Rust core's.
+
+import { ArgumentError, ClosedError, ConfigError, fromReport, toError } from './errors.js';
+import {
+  checkAttribute,
+  checkData,
+  checkJsonObject,
+  checkTrackOptions,
+  describe,
+  encodeData,
+  timeText,
+} from './json.js';
+import { native } from './native.js';
+
+function checkNumber(argument, value) {
+  if (value !== undefined && typeof value !== 'number') {
+    throw new ArgumentError(`\`${argument}\` must be a number of milliseconds, got ${describe(value)}`, {
+      argument,
+      path: `/${argument}`,
+    });
+  }
+}
+
+function checkName(argument, value) {
+  if (typeof value !== 'string') {
+    throw new ArgumentError(`\`${argument}\` must be a string, got ${describe(value)}`, {
+      argument,
+      path: `/${argument}`,
+    });
+  }
+}
+
+/**
+ * Sends usage events to a meterline server from a page, with a publishable key and a
+ * customer token. `track()` validates at once and queues; batches leave with `fetch`, gzip,
+ * and retries decided by the core.
+ */
+export class Client {
+  #native;
+
+  constructor(options) {
+    if (native.NativeClient === undefined) {
+      throw new ConfigError('call `await init()` (the default export of meterline-web) before `new Client()`', {
+        option: 'options',
+      });
+    }
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new ConfigError(
+        `\`options\` must be an object like { apiKey, endpoint, customerToken }, got ${describe(options)}`,
+        {
+          option: 'options',
+        },
+      );
+    }
+    const { onError } = options;
+    if (onError !== undefined && typeof onError !== 'function') {
+      throw new ConfigError(`\`onError\` must be a function, got ${describe(onError)}`, { option: 'onError' });
+    }
+    if (options.fallbacks !== undefined && options.fallbacks !== null) {
+      checkJsonObject(options.fallbacks, 'fallbacks', (path, detail) => {
+        const where = path ? `fallbacks${path.replaceAll('/', '.')}` : 'fallbacks';
+        return new ConfigError(`invalid option \`${where}\`: ${detail}`, { option: 'fallbacks', path });
+      });
+    }
+    const report = onError === undefined ? undefined : (r) => onError(fromReport(r));
+    try {
+      this.#native = new native.NativeClient(options, report);
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /**
+   * Validates one event and queues it; never waits on the network. Returns the event id, or
+   * `null` when the overflow policy dropped it. Throws a `ValidationError` (with `path`) for
+   * an invalid event, which is not queued; `QueueFullError` only under `reject`;
+   * `ClosedError` after `shutdown()`.
+   */
+  track(type, subject, data, options) {
+    checkAttribute('type', type);
+    checkAttribute('subject', subject);
+    checkData(data);
+    const plain = options === undefined || options === null;
+    if (!plain) checkTrackOptions(options);
+    const json = encodeData(data);
+    if (this.#native === undefined) throw new ClosedError();
+    try {
+      const id = plain
+        ? this.#native.track(type, subject, json)
+        : this.#native.track(type, subject, json, options.id ?? undefined, timeText(options.time) ?? undefined);
+      return id ?? null;
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** Resolves when everything tracked so far is delivered (or given up on). */
+  async flush(timeoutMs) {
+    checkNumber('timeoutMs', timeoutMs);
+    try {
+      await this.#native.flush(timeoutMs);
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** Stops accepting events and delivers what is queued within `timeoutMs`. */
+  async shutdown(timeoutMs) {
+    checkNumber('timeoutMs', timeoutMs);
+    try {
+      await this.#native.shutdown(timeoutMs);
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** A snapshot of the counters (enqueued, sent, duplicates, rejected, dropped …). */
+  stats() {
+    return JSON.parse(this.#native.stats());
+  }
+
+  /**
+   * Whether `subject` may use `feature`, with the details and where the answer came from
+   * (`source`). Never rejects for network or server failures (the fallback answers, with
+   * `reason`); rejects with `ArgumentError` for bad arguments, `ClosedError` after shutdown.
+   */
+  async entitlement(subject, feature) {
+    checkName('subject', subject);
+    checkName('feature', feature);
+    try {
+      return JSON.parse(await this.#native.entitlement(subject, feature));
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** `entitlement()` without waiting: the cached answer, or the fallback while one fetch fills the cache. */
+  cachedEntitlement(subject, feature) {
+    checkName('subject', subject);
+    checkName('feature', feature);
+    try {
+      return JSON.parse(this.#native.cachedEntitlement(subject, feature));
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** Whether the client keeps no timer and has no request out (an idle page costs nothing). */
+  idle() {
+    return this.#native.idle();
+  }
+}

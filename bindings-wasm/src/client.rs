@@ -1,0 +1,146 @@
+//! `NativeClient`: the core's browser client, each method three moves — convert the
+//! arguments, call core, map the error (to a report object; `js/client.js` throws the class).
+
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use meterline_core::{
+    Error as CoreError, arguments,
+    runtime::wasm::{Client, ErrorCallback},
+};
+use wasm_bindgen::{JsValue, prelude::wasm_bindgen};
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::{config::config_from_js, error};
+
+/// The core client (internal: `js/client.js` wraps it as `Client`).
+#[wasm_bindgen]
+pub struct NativeClient {
+    client: Client,
+}
+
+#[wasm_bindgen]
+impl NativeClient {
+    /// Reads the options and starts the client. `on_error` receives background errors as
+    /// report objects.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue, on_error: Option<Function>) -> Result<NativeClient, JsValue> {
+        let config = config_from_js(&options)?;
+        let on_error: Option<ErrorCallback> = on_error.map(|f| -> ErrorCallback {
+            Rc::new(move |err: &CoreError| {
+                // An exception in the application's handler is the application's.
+                let _ = f.call1(&JsValue::NULL, &error::report(err));
+            })
+        });
+        let client = Client::new(config, on_error).map_err(|e| error::report(&e))?;
+        Ok(NativeClient { client })
+    }
+
+    /// `track()` with `data` as JSON text (the JS layer's `JSON.stringify`): the id, or
+    /// `undefined` when the overflow policy dropped the event.
+    pub fn track(
+        &self,
+        event_type: &str,
+        subject: &str,
+        data: &str,
+        id: Option<String>,
+        time: Option<String>,
+    ) -> Result<Option<String>, JsValue> {
+        self.client
+            .track(event_type, subject, data, id, time)
+            .map_err(|e| error::report(&e))
+    }
+
+    /// Resolves once everything tracked so far is settled; rejects with a `timeout` report.
+    pub fn flush(&self, timeout_ms: Option<f64>) -> Result<Promise, JsValue> {
+        let timeout = arguments::wait_from_millis(timeout_ms).map_err(|e| error::validation(&e))?;
+        let client = self.client.clone();
+        Ok(future_to_promise(async move {
+            client.flush(timeout).await.map_err(|e| error::report(&e))?;
+            Ok(JsValue::UNDEFINED)
+        }))
+    }
+
+    /// Stops accepting events and delivers what is queued within `timeout_ms`.
+    pub fn shutdown(&self, timeout_ms: Option<f64>) -> Result<Promise, JsValue> {
+        let timeout = arguments::wait_from_millis(timeout_ms).map_err(|e| error::validation(&e))?;
+        let client = self.client.clone();
+        Ok(future_to_promise(async move {
+            client.shutdown(timeout).await.map_err(|e| error::report(&e))?;
+            Ok(JsValue::UNDEFINED)
+        }))
+    }
+
+    /// The counters, as JSON text.
+    pub fn stats(&self) -> String {
+        camel_json(&self.client.stats())
+    }
+
+    /// The entitlement answer as JSON text, in a Promise.
+    pub fn entitlement(&self, subject: String, feature: String) -> Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let answer = client
+                .entitlement(&subject, &feature)
+                .await
+                .map_err(|e| error::report(&e))?;
+            Ok(JsValue::from_str(&camel_json(&answer)))
+        })
+    }
+
+    /// The cached answer (or the fallback while one fetch fills the cache), as JSON text.
+    #[wasm_bindgen(js_name = cachedEntitlement)]
+    pub fn cached_entitlement(&self, subject: &str, feature: &str) -> Result<String, JsValue> {
+        let answer = self
+            .client
+            .cached_entitlement(subject, feature)
+            .map_err(|e| error::report(&e))?;
+        Ok(camel_json(&answer))
+    }
+
+    /// Whether the client keeps no timer and has no request out.
+    pub fn idle(&self) -> bool {
+        self.client.idle()
+    }
+}
+
+/// Limits the JS layer checks against, as JSON (`maxDataDepth`).
+#[wasm_bindgen]
+pub fn limits() -> String {
+    serde_json::json!({ "maxDataDepth": arguments::MAX_DATA_DEPTH }).to_string()
+}
+
+/// The core's option table, as JSON (for documentation and tests).
+#[wasm_bindgen(js_name = optionTable)]
+pub fn option_table() -> String {
+    meterline_core::options::table_json().to_string()
+}
+
+/// A core value as JSON text with its top-level keys in JavaScript's camelCase
+/// (`has_access` → `hasAccess`), as the Node package answers.
+fn camel_json(value: &impl serde::Serialize) -> String {
+    let value = match serde_json::to_value(value) {
+        Ok(serde_json::Value::Object(map)) => serde_json::Value::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let mut camel = String::with_capacity(key.len());
+                    let mut upper = false;
+                    for c in key.chars() {
+                        match (c, upper) {
+                            ('_', _) => upper = true,
+                            (c, true) => {
+                                camel.extend(c.to_uppercase());
+                                upper = false;
+                            }
+                            (c, false) => camel.push(c),
+                        }
+                    }
+                    (camel, value)
+                })
+                .collect(),
+        ),
+        Ok(other) => other,
+        Err(_) => serde_json::Value::Null,
+    };
+    value.to_string()
+}

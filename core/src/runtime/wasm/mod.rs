@@ -1,0 +1,269 @@
+//! The wasm32 runtime (feature `web`): the browser's [`Client`]. It drives the same sans-I/O
+//! engine as the native runtime — [`crate::track`] builds and checks each event, the
+//! [`Outbox`](crate::outbox::Outbox) decides batches, retries and drops, the
+//! [`EntitlementCache`](crate::entitlement_cache::EntitlementCache) answers `entitlement()`
+//! — with the host's `fetch`, timers (`setTimeout`, one at most, none while idle) and
+//! `spawn_local` tasks on the page's one thread. `meterline-wasm` only converts JavaScript
+//! values and Promises.
+//!
+//! Not here yet: the realtime stream, IndexedDB persistence, the pagehide beacon (events not
+//! yet sent when a tab closes are lost), the token provider, `identify`/`reset`, opt-out.
+
+mod entitlements;
+mod host;
+mod http;
+mod schemas;
+mod sender;
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::Rc,
+    time::Duration,
+};
+
+use self::http::CUSTOMER_TOKEN_HEADER;
+use crate::{
+    config::Config,
+    entitlement_cache::EntitlementCache,
+    error::Error,
+    key::ApiKey,
+    outbox::{Outbox, OutboxSettings, Pushed, Refusal},
+    queue::BatchRules,
+    schema::SchemaRegistry,
+    stats::Stats,
+    track::{self, BuildRules, TrackData, TrackInput},
+};
+
+/// Receives errors that happen in the background (rejected events, batches given up on,
+/// schema and entitlement fetch failures). Called from a task of its own, never inside
+/// `track()`.
+pub type ErrorCallback = Rc<dyn Fn(&Error)>;
+
+/// A browser client. Cheap to clone; clones share one outbox and cache.
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.inner.config.endpoint)
+            .field("key", &self.inner.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a client's tasks share (one thread: `RefCell`s, never held across an await).
+pub(crate) struct Inner {
+    config: Config,
+    key: ApiKey,
+    /// `Authorization` and, for a publishable key, the customer token.
+    credentials: Vec<(&'static str, String)>,
+    ingest_url: String,
+    schemas: RefCell<SchemaRegistry>,
+    outbox: RefCell<Outbox>,
+    sender: RefCell<sender::SenderState>,
+    entitlements: entitlements::EntitlementState,
+    on_error: Option<ErrorCallback>,
+    closed: Cell<bool>,
+}
+
+impl Inner {
+    /// The request headers every call carries.
+    fn headers<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut headers: Vec<(&str, &str)> = self.credentials.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        headers.extend_from_slice(extra);
+        headers
+    }
+
+    /// Hands a background error to the callback, from a microtask of its own.
+    fn report(self: &Rc<Self>, err: Error) {
+        if let Some(cb) = self.on_error.clone() {
+            wasm_bindgen_futures::spawn_local(async move { cb(&err) });
+        }
+    }
+}
+
+impl Client {
+    /// Starts a client. Fails with `invalid_config` naming the option that is wrong
+    /// (`spool_dir` is refused: the browser has no disk spool).
+    pub fn new(config: Config, on_error: Option<ErrorCallback>) -> Result<Client, Error> {
+        let key = config.validate()?;
+        if config.spool_dir.is_some() {
+            return Err(Error::config(
+                "spool_dir",
+                "the browser has no disk spool; leave it unset",
+            ));
+        }
+        let mut registry = SchemaRegistry::new(config.strict_types);
+        for (event_type, schema) in &config.schemas {
+            registry.insert(event_type, schema)?;
+        }
+        let mut credentials = vec![("authorization", format!("Bearer {}", key.expose()))];
+        if let Some(token) = &config.customer_token {
+            credentials.push((CUSTOMER_TOKEN_HEADER, token.clone()));
+        }
+        let outbox = Outbox::new(
+            OutboxSettings {
+                rules: BatchRules {
+                    flush_at: config.flush_at,
+                    max_batch_bytes: config.max_batch_bytes,
+                    flush_interval: config.flush_interval,
+                },
+                capacity: config.max_queue_size,
+                overflow: config.overflow,
+                max_in_flight: config.max_in_flight,
+                retry: config.retry,
+                keep_undelivered: false,
+            },
+            host::monotonic_ms(),
+        );
+        let inner = Rc::new(Inner {
+            ingest_url: format!("{}/v1/events", config.base_url()),
+            schemas: RefCell::new(registry),
+            outbox: RefCell::new(outbox),
+            sender: RefCell::new(sender::SenderState::default()),
+            entitlements: entitlements::EntitlementState::new(&config),
+            credentials,
+            key,
+            on_error,
+            closed: Cell::new(false),
+            config,
+        });
+        schemas::start(&inner);
+        Ok(Client { inner })
+    }
+
+    /// Validates an event and queues it; never waits. `data` is the JSON text of one object
+    /// (the binding's `JSON.stringify`). Returns the event's id, or `None` when the overflow
+    /// policy dropped it (`block` cannot wait on the page's one thread: it drops as
+    /// `drop_newest` does). Errors: a validation error naming the JSON pointer (nothing is
+    /// queued), `queue_full` under `reject`, `client_closed` after shutdown.
+    pub fn track(
+        &self,
+        event_type: &str,
+        subject: &str,
+        data: &str,
+        id: Option<String>,
+        time: Option<String>,
+    ) -> Result<Option<String>, Error> {
+        let inner = &self.inner;
+        if inner.closed.get() {
+            return Err(Error::Closed);
+        }
+        let data = TrackData::from_json_text(data)?;
+        let rules = BuildRules {
+            source: &inner.config.source,
+            max_batch_bytes: inner.config.max_batch_bytes,
+        };
+        let input = TrackInput {
+            event_type,
+            subject,
+            data,
+            id,
+            time,
+        };
+        let built = track::build(rules, &inner.schemas.borrow(), input, host::wall(), host::new_event_id)?;
+        let pushed = {
+            let mut outbox = inner.outbox.borrow_mut();
+            match outbox.push(built.bytes, host::monotonic_ms) {
+                Pushed::Full(_) => Pushed::Dropped(outbox.refuse(host::monotonic_ms())),
+                other => other,
+            }
+        };
+        let seq = match pushed {
+            Pushed::Queued { seq, wake } => {
+                if wake {
+                    sender::wake(inner);
+                }
+                seq
+            }
+            Pushed::Evicted { seq, .. } => seq,
+            Pushed::Dropped(refusal) => return self.refused(refusal),
+            Pushed::Full(_) => unreachable!("a full queue was refused above"),
+        };
+        let mut usage = built.usage;
+        entitlements::record_usage(
+            inner,
+            usage.event_type,
+            usage.subject,
+            &mut usage.data,
+            usage.time.as_deref(),
+            seq,
+        );
+        Ok(Some(built.id))
+    }
+
+    fn refused(&self, refusal: Refusal) -> Result<Option<String>, Error> {
+        let err = Error::QueueFull {
+            capacity: self.inner.config.max_queue_size,
+            policy: self.inner.config.overflow.as_str(),
+        };
+        if refusal.raise {
+            return Err(err);
+        }
+        if refusal.report {
+            self.inner.report(err);
+        }
+        Ok(None)
+    }
+
+    /// Sends everything queued so far and resolves once the server answered for it (or it
+    /// was given up on); a retry's backoff is cut short. Fails with `timeout` after
+    /// `timeout` (what is undelivered stays queued).
+    pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        let target = self.inner.outbox.borrow_mut().request_flush(host::monotonic_ms());
+        sender::drive(&self.inner);
+        sender::wait_settled(&self.inner, target, timeout).await
+    }
+
+    /// Stops accepting events and delivers what is queued within `timeout`; what is still
+    /// undelivered then is dropped (counted in `dropped`) and the call fails with `timeout`.
+    /// Calling it again is harmless.
+    pub async fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner.closed.set(true);
+        let target = inner.outbox.borrow_mut().drain(host::monotonic_ms());
+        sender::drive(inner);
+        let done = sender::wait_settled(inner, target, timeout).await;
+        if done.is_err() {
+            inner.outbox.borrow_mut().abort();
+            sender::drive(inner);
+        }
+        done
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let ents = &self.inner.entitlements;
+        let counters = ents.counters.get();
+        Stats {
+            cache_hits: ents.cache.borrow().hits(),
+            cache_misses: counters.misses,
+            stale_answers: counters.stale,
+            fallback_answers: counters.fallback,
+            ..self.inner.outbox.borrow().stats()
+        }
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Whether the background is idle: no timer set and no request out (tests check that an
+    /// idle client keeps no timer).
+    pub fn idle(&self) -> bool {
+        self.inner.sender.borrow().idle()
+    }
+}
+
+/// The entitlement cache shared by the client (for [`entitlements`]).
+fn new_cache(config: &Config) -> RefCell<EntitlementCache> {
+    RefCell::new(EntitlementCache::new(config.cache_settings()))
+}
+
+/// Bodies of the batches not yet settled, by first sequence number.
+type Bodies = HashMap<u64, Rc<Vec<u8>>>;

@@ -1,0 +1,254 @@
+//! Drives the [`Outbox`](crate::outbox::Outbox) on the page's thread: asks it what to send,
+//! gzips and POSTs each batch with `fetch`, hands the server's answer back, and sets one
+//! `setTimeout` for the outbox's next wake-up — none at all while it is idle. Every batching,
+//! retry and drop decision is the outbox's.
+
+use std::{rc::Rc, time::Duration};
+
+use futures_channel::oneshot;
+use futures_util::future::{Either, select};
+use gloo_timers::{callback::Timeout, future::TimeoutFuture};
+
+use super::{
+    Bodies, Inner, host,
+    http::{self, Call, Failure},
+};
+use crate::{
+    codec::{compress, encode_batch},
+    error::Error,
+    outbox::{Answer, Dispatch, Settled},
+    retry::Outcome,
+    wire::{IngestResponse, Rejection},
+};
+
+/// The sender's own state: its timer, the bodies of unsettled batches and who waits.
+#[derive(Default)]
+pub(crate) struct SenderState {
+    /// The wake-up set, and for when (outbox time).
+    timer: Option<(u64, Timeout)>,
+    bodies: Bodies,
+    /// Requests out.
+    sending: usize,
+    /// A drive is queued as a microtask.
+    wake_queued: bool,
+    /// `flush()`/`shutdown()` callers: resolved once the low watermark reaches the target.
+    waiters: Vec<(u64, oneshot::Sender<()>)>,
+}
+
+impl SenderState {
+    /// No timer and no request out.
+    pub fn idle(&self) -> bool {
+        self.timer.is_none() && self.sending == 0 && !self.wake_queued
+    }
+}
+
+/// A push asked for the sender: drive once, from a microtask (not inside `track()`).
+pub(crate) fn wake(inner: &Rc<Inner>) {
+    {
+        let mut state = inner.sender.borrow_mut();
+        if state.wake_queued {
+            return;
+        }
+        state.wake_queued = true;
+    }
+    let inner = inner.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        inner.sender.borrow_mut().wake_queued = false;
+        drive(&inner);
+    });
+}
+
+/// Sends what the outbox says is due and sets the timer for its next wake-up.
+pub(crate) fn drive(inner: &Rc<Inner>) {
+    let now = host::monotonic_ms();
+    let (dispatches, wake_at) = {
+        let mut outbox = inner.outbox.borrow_mut();
+        let dispatches = outbox.poll(now);
+        (dispatches, outbox.next_wake(now))
+    };
+    for dispatch in dispatches {
+        let (first_seq, body) = match dispatch {
+            Dispatch::Send { first_seq, events } => match encode(inner, &events) {
+                Ok(body) => {
+                    let body = Rc::new(body);
+                    inner.sender.borrow_mut().bodies.insert(first_seq, body.clone());
+                    (first_seq, body)
+                }
+                Err(error) => {
+                    settle(inner, first_seq, Answer::Unsendable, Some(error), &[]);
+                    continue;
+                }
+            },
+            Dispatch::Resend { first_seq, .. } => match inner.sender.borrow().bodies.get(&first_seq) {
+                Some(body) => (first_seq, body.clone()),
+                None => continue,
+            },
+        };
+        inner.sender.borrow_mut().sending += 1;
+        let inner = inner.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let attempted = attempt(&inner, &body).await;
+            inner.sender.borrow_mut().sending -= 1;
+            attempted.settle(&inner, first_seq);
+            drive(&inner);
+        });
+    }
+    set_timer(inner, wake_at, now);
+}
+
+/// Keeps one timer for `wake_at` (outbox time), or none.
+fn set_timer(inner: &Rc<Inner>, wake_at: Option<u64>, now: u64) {
+    let mut state = inner.sender.borrow_mut();
+    match wake_at {
+        None => state.timer = None, // dropping a `Timeout` clears it
+        Some(at) if state.timer.as_ref().is_some_and(|(set, _)| *set == at) => {}
+        Some(at) => {
+            let delay = u32::try_from(at.saturating_sub(now)).unwrap_or(u32::MAX);
+            let weak = Rc::downgrade(inner);
+            let timeout = Timeout::new(delay, move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.sender.borrow_mut().timer = None;
+                    drive(&inner);
+                }
+            });
+            state.timer = Some((at, timeout));
+        }
+    }
+}
+
+/// Resolves once every event before `target` is settled; `timeout` error after `timeout`.
+pub(crate) async fn wait_settled(inner: &Rc<Inner>, target: u64, timeout: Duration) -> Result<(), Error> {
+    if inner.outbox.borrow().low_watermark() >= target {
+        return Ok(());
+    }
+    let (tx, rx) = oneshot::channel();
+    inner.sender.borrow_mut().waiters.push((target, tx));
+    let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    match select(rx, TimeoutFuture::new(millis)).await {
+        Either::Left(_) => Ok(()),
+        Either::Right(_) => Err(Error::Timeout(timeout)),
+    }
+}
+
+fn wake_waiters(inner: &Inner) {
+    let low = inner.outbox.borrow().low_watermark();
+    let mut state = inner.sender.borrow_mut();
+    let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.waiters)
+        .into_iter()
+        .partition(|(target, tx)| *target <= low || tx.is_canceled());
+    state.waiters = waiting;
+    drop(state);
+    for (_, tx) in done {
+        let _ = tx.send(());
+    }
+}
+
+fn encode(inner: &Inner, events: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
+    let body = encode_batch(events.iter().map(|e| &e[..]));
+    compress(inner.config.compression, &body)
+}
+
+/// What one attempt came back with.
+enum Attempted {
+    Counted(IngestResponse),
+    Uncounted,
+    Failed {
+        status: u16,
+        timeout: bool,
+        retry_after: Option<String>,
+        error: Error,
+    },
+}
+
+impl Attempted {
+    fn settle(self, inner: &Rc<Inner>, first_seq: u64) {
+        match self {
+            Attempted::Counted(resp) => {
+                let answer = Answer::Counted {
+                    accepted: resp.accepted,
+                    duplicates: resp.duplicates,
+                    rejected: resp.rejected.len() as u64,
+                };
+                settle(inner, first_seq, answer, None, &resp.rejected);
+            }
+            Attempted::Uncounted => settle(inner, first_seq, Answer::Delivered, None, &[]),
+            Attempted::Failed {
+                status,
+                timeout,
+                retry_after,
+                error,
+            } => {
+                let outcome = match (timeout, status) {
+                    (true, _) => Outcome::Timeout,
+                    (false, 0) => Outcome::Network,
+                    (false, status) => Outcome::Status {
+                        status,
+                        retry_after: retry_after.as_deref(),
+                    },
+                };
+                settle(inner, first_seq, Answer::Failed(outcome), Some(error), &[]);
+            }
+        }
+    }
+}
+
+/// Hands an answer to the outbox and carries out what it decided (callbacks, waiters).
+fn settle(inner: &Rc<Inner>, first_seq: u64, answer: Answer<'_>, error: Option<Error>, rejections: &[Rejection]) {
+    let settled =
+        inner
+            .outbox
+            .borrow_mut()
+            .answer(first_seq, answer, host::monotonic_ms(), host::wall(), host::jitter());
+    match settled {
+        None => {}
+        Some(Settled::Delivered { .. }) => {
+            inner.sender.borrow_mut().bodies.remove(&first_seq);
+            for rejection in rejections {
+                inner.report(Error::Rejected(rejection.clone()));
+            }
+        }
+        Some(Settled::Retry { .. }) => {}
+        Some(Settled::GaveUp { .. }) => {
+            inner.sender.borrow_mut().bodies.remove(&first_seq);
+            inner.report(error.unwrap_or(Error::Closed));
+        }
+    }
+    wake_waiters(inner);
+    super::entitlements::refetch_settled(inner);
+}
+
+/// One POST of a batch body.
+async fn attempt(inner: &Inner, body: &[u8]) -> Attempted {
+    let encoding = inner.config.compression.as_str();
+    let headers = inner.headers(&[
+        ("content-type", "application/cloudevents-batch+json"),
+        ("content-encoding", encoding),
+    ]);
+    let call = Call {
+        method: "POST",
+        url: &inner.ingest_url,
+        headers: &headers,
+        body: Some(body),
+        keepalive: false,
+    };
+    match http::send(call, inner.config.request_timeout).await {
+        Ok(reply) if (200..300).contains(&reply.status) => {
+            match serde_json::from_slice::<IngestResponse>(&reply.body) {
+                Ok(parsed) if reply.status == 202 => Attempted::Counted(parsed),
+                _ => Attempted::Uncounted,
+            }
+        }
+        Ok(reply) => Attempted::Failed {
+            status: reply.status,
+            timeout: false,
+            retry_after: reply.header("retry-after"),
+            error: reply.error(),
+        },
+        Err(failure) => Attempted::Failed {
+            status: 0,
+            timeout: matches!(failure, Failure::Timeout),
+            retry_after: None,
+            error: failure.into_error(inner.config.request_timeout),
+        },
+    }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make browser`: builds meterline-web's two bundles — default (envelope checks only) into
+# bindings-wasm/dist/default/ and full (client-side JSON Schema validation) into
+# bindings-wasm/dist/full/ — each an ES module `meterline.js` (default export: async init())
+# beside the wasm-bindgen glue and the .wasm (opt-level z, LTO, then wasm-opt -Oz from npm's
+# binaryen). Also writes the `--target nodejs` builds the Node tests load
+# (target/browser/node-{default,full}/). Prints each bundle's size, raw and gzipped.
+# Installs what it needs (scripts/install-browser-toolchain.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+root=$PWD
+
+BROWSER_TOOLCHAIN_NO_CHROMIUM=1 scripts/install-browser-toolchain.sh
+
+# Debian's toolchain (see scripts/check-wasm.sh), in its own target directory.
+export PATH=/usr/bin:$PATH
+unset RUSTUP_TOOLCHAIN RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER
+export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-22/bin/wasm-ld
+
+bindgen=$root/target/tools/bin/wasm-bindgen
+wasm_opt=$root/bindings-wasm/node_modules/.bin/wasm-opt
+# What rustc's wasm32 target emits by default; wasm-opt must accept (and may use) them.
+opt_features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-reference-types --enable-multivalue --enable-mutable-globals --enable-simd)
+built=$root/target/wasm/wasm32-unknown-unknown/wasm-release/meterline_wasm.wasm
+sizes=$root/target/browser/sizes.txt
+mkdir -p "$root/target/browser"
+: >"$sizes"
+
+for variant in default full; do
+  features=()
+  [[ $variant == full ]] && features=(--features full)
+  step "meterline-wasm ($variant): cargo build --profile wasm-release"
+  cargo build --manifest-path "$root/Cargo.toml" --target-dir "$root/target/wasm" \
+    -p meterline-wasm --target wasm32-unknown-unknown --profile wasm-release \
+    -Zbuild-std=std,panic_abort "${features[@]}"
+
+  dist=$root/bindings-wasm/dist/$variant
+  rm -rf "$dist" && mkdir -p "$dist"
+  "$bindgen" --target web --out-dir "$dist" --out-name meterline_wasm --no-typescript "$built"
+  "$wasm_opt" -Oz --strip-debug --strip-producers "${opt_features[@]}" -o "$dist/meterline_wasm_bg.wasm" "$dist/meterline_wasm_bg.wasm"
+  cp bindings-wasm/js/{meterline,client,errors,json}.js bindings-wasm/meterline.d.ts "$dist/"
+  cp bindings-wasm/js/native-web.js "$dist/native.js"
+
+  node_dir=$root/target/browser/node-$variant
+  rm -rf "$node_dir" && mkdir -p "$node_dir/wasm"
+  "$bindgen" --target nodejs --out-dir "$node_dir/wasm" --out-name meterline_wasm --no-typescript "$built"
+  echo '{"type":"commonjs"}' >"$node_dir/wasm/package.json"
+  echo '{"type":"module"}' >"$node_dir/package.json"
+  cp bindings-wasm/js/{meterline,client,errors,json}.js "$node_dir/"
+  cp bindings-wasm/js/native-node.js "$node_dir/native.js"
+
+  raw=$(cat "$dist"/*.js "$dist"/*.wasm | wc -c)
+  gz=$(cat "$dist"/*.js "$dist"/*.wasm | gzip -9 | wc -c)
+  wasm_gz=$(gzip -9 <"$dist/meterline_wasm_bg.wasm" | wc -c)
+  line=$(printf 'meterline-web %-7s %7.1f KB raw, %6.1f KB gzipped (wasm alone %6.1f KB gzipped; JS glue included)' \
+    "$variant" "$(echo "$raw/1000" | bc -l)" "$(echo "$gz/1000" | bc -l)" "$(echo "$wasm_gz/1000" | bc -l)")
+  echo "$line" | tee -a "$sizes"
+done
+echo "sizes: $sizes"
