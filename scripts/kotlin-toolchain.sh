@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Makes sure a JDK (17 or newer) and Maven are installed; installs Debian's when missing.
+# Maven downloads the Kotlin compiler, JNA, coroutines and JUnit from Maven Central into ~/.m2.
+set -euo pipefail
+if ! command -v mvn >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's JDK and Maven"
+    (
+      flock 9
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven
+    ) 9>/tmp/apt.lock >/dev/null
+  fi
+fi
+command -v mvn >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || {
+  echo "a JDK (javac) and Maven (mvn) are needed and could not be installed" >&2
+  exit 1
+}
+java -version 2>&1 | head -n 1
+mvn -v 2>/dev/null | head -n 1
