@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test test-rust lint bench bench-instructions fuzz wasm test-python bench-python test-node bench-node test-openapi faults
+.PHONY: help demo test test-rust lint bench bench-instructions fuzz wasm test-python bench-python test-node bench-node test-openapi faults test-kotlin demo-kotlin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,3 +45,9 @@ test-node: ## the Node package: napi-rs addon (release), node --test against a r
 
 bench-node: ## meterline vs posthog-node vs @segment/analytics-node from Node (bench/node_peers.mjs)
 	@node bench/node_peers.mjs
+
+test-kotlin: ## the Kotlin package: uniffi library (release), generated sources, mvn test against a real server, mvn install + quick start, Swift (where `swift` exists)
+	@scripts/test-kotlin.sh target/test-logs/kotlin-summary.txt
+
+demo-kotlin: ## the Kotlin quick start (JVM) from the installed jar, on METERLINE_ENDPOINT or a server it starts
+	@scripts/demo-kotlin.sh

@@ -15,5 +15,8 @@ command -v mvn >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || {
   echo "a JDK (javac) and Maven (mvn) are needed and could not be installed" >&2
   exit 1
 }
-java -version 2>&1 | head -n 1
-mvn -v 2>/dev/null | head -n 1
+# Not `| head`: under pipefail a SIGPIPE in the writer would fail the script.
+java_version=$(java -version 2>&1)
+maven_version=$(mvn -v 2>/dev/null)
+echo "${java_version%%$'\n'*}"
+echo "${maven_version%%$'\n'*}"

@@ -11,7 +11,7 @@ cargo fmt --all -- --check
 rustfmt --check --edition 2024 fuzz/fuzz_targets/*.rs
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-for lang in python node; do
+for lang in python node kotlin; do
   if [ -x "scripts/lint-$lang.sh" ]; then
     step "lint $lang"
     "scripts/lint-$lang.sh"
