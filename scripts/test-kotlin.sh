@@ -26,7 +26,8 @@ check() {
   shift
   if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name" >&2; failed=$((failed + 1)); fi
 }
-trap 'record' EXIT
+# A step that stops the script (a build that fails) counts as one failure.
+trap 'status=$?; if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi; record' EXIT
 
 step "Kotlin: JDK and Maven"
 scripts/kotlin-toolchain.sh || { failed=$((failed + 1)); exit 1; }
