@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser
+.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,3 +54,9 @@ browser: ## meterline-web: both wasm bundles into bindings-wasm/dist/{default,fu
 
 test-browser: ## meterline-web: the bundles in headless Chromium against a real server, the vectors under Node
 	@scripts/test-browser.sh target/test-logs/browser-summary.txt
+
+test-kotlin: ## the Kotlin package: uniffi library (release), generated sources, mvn test against a real server, mvn install + quick start, Swift (where `swift` exists)
+	@scripts/test-kotlin.sh target/test-logs/kotlin-summary.txt
+
+demo-kotlin: ## the Kotlin quick start (JVM) from the installed jar, on METERLINE_ENDPOINT or a server it starts
+	@scripts/demo-kotlin.sh

@@ -13,7 +13,7 @@ step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "bench/RESULTS.md is the rendering of bench/results/*.json"
 python3 scripts/results.py check
-for lang in python node; do
+for lang in python node kotlin; do
   if [ -x "scripts/lint-$lang.sh" ]; then
     step "lint $lang"
     "scripts/lint-$lang.sh"

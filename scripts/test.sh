@@ -34,7 +34,7 @@ run_suite wasm wasm
 
 run_suite openapi scripts/test-openapi.sh "$summary"
 
-for lang in python node browser; do
+for lang in python node kotlin browser; do
   if [ -x "scripts/test-$lang.sh" ]; then
     run_suite "$lang" "scripts/test-$lang.sh" "$summary"
   fi

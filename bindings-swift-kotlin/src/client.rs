@@ -1,0 +1,115 @@
+//! [`Client`]: the core's client as a uniffi object (Kotlin `dev.meterline.Client`, Swift
+//! `Client`). Each method clones the core handle, calls the core and maps the error.
+
+use std::sync::Arc;
+
+use meterline_core::{
+    Error as CoreError, ValidationError, arguments,
+    options::{self, Spelling},
+    runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, UsageThresholdCallback},
+};
+use serde_json::value::RawValue;
+
+use crate::{entitlements::UsageThreshold, error::MeterlineError, options::ClientOptions, stats::Stats};
+
+/// What a client tells the application from the background. Its methods run on the client's
+/// worker thread: return quickly and never call `entitlement()` blocking from them.
+#[uniffi::export(with_foreign)]
+pub trait ClientListener: Send + Sync {
+    /// A metered feature of a cached subject crossed a fraction of its limit (the stream's
+    /// `usage.threshold`); delivered at least once, dedupe by `seq`.
+    fn on_usage_threshold(&self, event: UsageThreshold);
+    /// Something failed in the background: a rejected event (`RejectedError`, with `path`),
+    /// a batch given up on, a schema refresh, an entitlement fetch, the stream, a dropped event.
+    fn on_error(&self, error: MeterlineError);
+    /// The realtime stream connected (`connected` true, reason `connected`) or was lost (why).
+    fn on_connection_change(&self, connected: bool, reason: String);
+}
+
+/// Sends usage events to a meterline server and answers entitlements. Thread-safe; one per
+/// application. Call `shutdown()` before the app or process ends (and `flush()` when an app
+/// goes to the background: Android `onStop`, iOS `sceneDidEnterBackground`).
+#[derive(uniffi::Object)]
+pub struct Client {
+    pub(crate) inner: meterline_core::Client,
+}
+
+#[uniffi::export]
+impl Client {
+    /// Starts a client with `options` (see [`ClientOptions`]); `listener` receives the
+    /// background notices. Throws `ConfigException` naming the option that is wrong.
+    #[uniffi::constructor(default(listener = None))]
+    pub fn new(options: ClientOptions, listener: Option<Arc<dyn ClientListener>>) -> Result<Arc<Self>, MeterlineError> {
+        let given = options.given().map_err(|e| MeterlineError::as_named(&e))?;
+        let config =
+            options::config_from_host(given, Spelling::Camel, &[]).map_err(|e| MeterlineError::as_named(&e))?;
+        let inner = meterline_core::Client::with_callbacks(config, callbacks(listener))?;
+        Ok(Arc::new(Client { inner }))
+    }
+
+    /// Validates an event and queues it; never waits on the network. `data` is the event's
+    /// data as JSON text of an object (`"{\"tokens\": 12}"`). `id` defaults to a new UUIDv7,
+    /// `time` to now (RFC 3339). Returns the event id, or null when the overflow policy
+    /// dropped it. Throws `ValidationException` (with `path`) for an invalid event — it is
+    /// not queued — `QueueFullException` under the `reject` policy, `ClosedException` after
+    /// shutdown.
+    #[uniffi::method(default(id = None, time = None))]
+    pub fn track(
+        &self,
+        r#type: String,
+        subject: String,
+        data: String,
+        id: Option<String>,
+        time: Option<String>,
+    ) -> Result<Option<String>, MeterlineError> {
+        let data: &RawValue = serde_json::from_str(&data)
+            .map_err(|e| ValidationError::invalid_event("/data", format!("`data` is not one JSON value: {e}")))?;
+        Ok(self.inner.track_json(&r#type, &subject, data, id, time)?)
+    }
+
+    /// Sends everything queued so far and waits (at most `timeout` seconds, default 10) until
+    /// the server has answered for it. Throws `TimeoutException` when that takes longer
+    /// (what is undelivered stays queued). Blocking: call it off the main thread.
+    #[uniffi::method(default(timeout = None))]
+    pub fn flush(&self, timeout: Option<f64>) -> Result<(), MeterlineError> {
+        let timeout = arguments::wait_from_secs(timeout)?;
+        Ok(self.inner.flush(timeout)?)
+    }
+
+    /// Stops accepting events, delivers what is queued within `timeout` seconds (default
+    /// 10) and stops the background worker. Throws `TimeoutException` when events had to be
+    /// dropped (or, with `spoolDir`, left in the spool for the next start). Harmless to call
+    /// twice. Blocking.
+    #[uniffi::method(default(timeout = None))]
+    pub fn shutdown(&self, timeout: Option<f64>) -> Result<(), MeterlineError> {
+        let timeout = arguments::wait_from_secs(timeout)?;
+        Ok(self.inner.shutdown(timeout)?)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats().into()
+    }
+}
+
+/// The core's callbacks, each calling the listener.
+fn callbacks(listener: Option<Arc<dyn ClientListener>>) -> Callbacks {
+    let Some(listener) = listener else {
+        return Callbacks::default();
+    };
+    let on_error: ErrorCallback = {
+        let listener = listener.clone();
+        Arc::new(move |err: &CoreError| listener.on_error(MeterlineError::from(err.clone())))
+    };
+    let on_usage_threshold: UsageThresholdCallback = {
+        let listener = listener.clone();
+        Arc::new(move |event| listener.on_usage_threshold(UsageThreshold::from(event)))
+    };
+    let on_connection_change: ConnectionCallback =
+        Arc::new(move |connected, reason| listener.on_connection_change(connected, reason.to_owned()));
+    Callbacks {
+        on_error: Some(on_error),
+        on_usage_threshold: Some(on_usage_threshold),
+        on_connection_change: Some(on_connection_change),
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the uniffi library (release) and uniffi-bindgen, and generates the Kotlin and Swift
+# sources from the built library:
+#   Kotlin → bindings-swift-kotlin/kotlin/target/generated-sources/uniffi (package dev.meterline),
+#            and the library → bindings-swift-kotlin/kotlin/target/native/linux-x86-64/ (the
+#            jar's resource, where JNA finds it);
+#   Swift  → bindings-swift-kotlin/swift/Sources/{Meterline,meterlineFFI}.
+# Prints the library's path last.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+ensure_rust
+
+# Built for the explicit host triple, as the Python and Node packages are, so all three
+# share one release cache (target/<triple>/release).
+triple=$(rustc -vV | sed -n "s/^host: //p")
+cargo build --release --locked --target "$triple" -p meterline-uniffi >&2
+# uniffi-bindgen only reads the library: a debug build is enough and faster to compile.
+cargo build --locked -p meterline-uniffi-bindgen >&2
+target_dir=$(cargo_target_dir)
+lib="$target_dir/$triple/release/libmeterline_uniffi.so"
+bindgen="$target_dir/debug/uniffi-bindgen"
+pkg=bindings-swift-kotlin
+
+kt_out=$pkg/kotlin/target/generated-sources/uniffi
+rm -rf "$kt_out"
+"$bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$kt_out" >&2
+mkdir -p $pkg/kotlin/target/native/linux-x86-64
+cp "$lib" $pkg/kotlin/target/native/linux-x86-64/
+
+swift_tmp=$(mktemp -d)
+"$bindgen" generate --no-format --library "$lib" --language swift --out-dir "$swift_tmp" >&2
+swift_src=$pkg/swift/Sources
+rm -rf "$swift_src/Meterline/Meterline.swift" "$swift_src/meterlineFFI/include"
+mkdir -p "$swift_src/Meterline" "$swift_src/meterlineFFI/include"
+cp "$swift_tmp/Meterline.swift" "$swift_src/Meterline/"
+cp "$swift_tmp/meterlineFFI.h" "$swift_src/meterlineFFI/include/"
+cp "$swift_tmp/meterlineFFI.modulemap" "$swift_src/meterlineFFI/include/module.modulemap"
+rm -rf "$swift_tmp"
+echo "$lib"
