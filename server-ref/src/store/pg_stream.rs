@@ -8,11 +8,25 @@
 //! sees every seq below N committed too, and a client resuming at `since = N` misses
 //! nothing that will ever be given a seq ≤ N. A rolled-back transaction gives its seq back
 //! (the next one takes it), so the log has no holes either.
+//!
+//! Fan-out between nodes: the appending transaction also sends `NOTIFY meterline_stream,
+//! '<project>:<seq>'`, which PostgreSQL delivers at commit, to every listening node. The
+//! payload is only the position (far below NOTIFY's 8,000-byte limit); a node's
+//! [`StreamFollower`] reads the frames themselves from the log, from the last seq it
+//! delivered, so a lost or coalesced notification costs latency, never a message.
+
+use std::collections::HashMap;
 
 use meterline_core::stream::ServerMessage;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Row, postgres::PgListener};
 
 use super::{LogRead, PgStore, StoreError, StreamFrame};
+
+/// The NOTIFY channel of committed stream messages.
+const CHANNEL: &str = "meterline_stream";
+
+/// Most frames one log read returns (the follower reads again while there are more).
+const READ_LIMIT: i64 = 1000;
 
 /// Takes the project's next `n` seqs inside the caller's transaction; returns the last. The
 /// row lock it takes is what orders the project's commits (see the module doc).
@@ -45,6 +59,12 @@ pub async fn append_message(
         .bind(subject)
         .bind(&frame)
         .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&mut *conn)
+        .await?;
+    // Delivered to every listening node when (and if) the transaction commits.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(format!("{project_id}:{seq}"))
         .execute(&mut *conn)
         .await?;
     Ok(StreamFrame {
@@ -127,5 +147,97 @@ impl PgStore {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(LogRead::Covered { frames, current })
+    }
+}
+
+/// One node's view of the messages every node commits: waits for `NOTIFY`s and reads the
+/// new frames from the log, per project in seq order, each exactly once.
+#[derive(Debug)]
+pub struct StreamFollower {
+    store: PgStore,
+    listener: PgListener,
+    /// Per project, the last seq delivered.
+    delivered: HashMap<i64, u64>,
+}
+
+impl PgStore {
+    /// Starts following the stream log of every project from its current seq: later
+    /// messages, committed through any node, come out of [`StreamFollower::next`].
+    pub async fn follow(&self) -> Result<StreamFollower, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        // Read after LISTEN: a message committed in between is both notified and above
+        // the recorded seq, one committed before is below it.
+        let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT project_id, seq FROM stream_seq")
+            .fetch_all(&self.pool)
+            .await?;
+        let delivered = rows.into_iter().map(|(p, s)| (p, s.max(0) as u64)).collect();
+        Ok(StreamFollower {
+            store: self.clone(),
+            listener,
+            delivered,
+        })
+    }
+
+    /// Up to [`READ_LIMIT`] frames of the project after `after`, oldest first, all subjects.
+    async fn frames_after(&self, project_id: i64, after: u64) -> Result<Vec<StreamFrame>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, subject, frame FROM stream_log WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(project_id)
+        .bind(after as i64)
+        .bind(READ_LIMIT)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StreamFrame {
+                    project_id,
+                    seq: row.try_get::<i64, _>(0)?.max(0) as u64,
+                    subject: row.try_get(1)?,
+                    frame: row.try_get::<String, _>(2)?.into(),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
+impl StreamFollower {
+    /// Waits for the next committed messages and returns them, in seq order per project.
+    /// After the listening connection was lost (it reconnects by itself), every project
+    /// it knows is read again from its last delivered seq, so nothing committed meanwhile
+    /// is missed.
+    pub async fn next(&mut self) -> Result<Vec<StreamFrame>, StoreError> {
+        loop {
+            let projects: Vec<i64> = match self.listener.try_recv().await? {
+                Some(notification) => {
+                    let project = notification
+                        .payload()
+                        .split_once(':')
+                        .and_then(|(p, _)| p.parse().ok())
+                        .ok_or_else(|| {
+                            StoreError::Conflict(format!("unexpected stream notification {:?}", notification.payload()))
+                        })?;
+                    vec![project]
+                }
+                None => {
+                    tracing::warn!("the stream's LISTEN connection was lost; reading the log again");
+                    self.delivered.keys().copied().collect()
+                }
+            };
+            let mut out = Vec::new();
+            for project in projects {
+                let after = self.delivered.get(&project).copied().unwrap_or(0);
+                let frames = self.store.frames_after(project, after).await?;
+                if let Some(last) = frames.last() {
+                    self.delivered.insert(project, last.seq);
+                }
+                out.extend(frames);
+            }
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
     }
 }

@@ -414,3 +414,95 @@ async fn unusable_databases_are_named_in_one_line() {
         assert!(!message.contains('\n') && !message.contains("secret"), "{message}");
     }
 }
+
+/// The server binary on a SQLite database that a newer binary migrated: one error line
+/// naming the database and both migrations, and a non-zero exit; nothing is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_from_a_newer_binary_is_refused_sqlite() {
+    let (log, dir) = sqlite().await;
+    log.writer.shutdown().await;
+    log.store.close().await;
+    let url = crate::common::db_url(dir.path());
+    let mut conn = <sqlx::SqliteConnection as Connection>::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO meterline_migrations (version, description, applied_at) VALUES (999, 'future', 'x')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let mut child = std::process::Command::new(crate::common::BIN)
+        .args(["--bind", "127.0.0.1:0", "--database-url", &url])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the server still runs 20 s after starting on a newer database");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing is served or printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!("meterline-server: the database {url} is at migration 999, newer than this meterline-server's ");
+    assert!(
+        stderr.starts_with(&want) && stderr.trim_end().lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+/// Node B follows what writers on node A commit, through LISTEN/NOTIFY and the log: every
+/// message of two projects, each once, in seq order per project, while A's writers append
+/// concurrently (some holding their seq open for a while).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (make test-postgres)"]
+async fn a_node_follows_messages_committed_through_another() {
+    let url = pg_database().await;
+    let (a, b) = (pg_node(&url).await, pg_node(&url).await);
+    let projects = [
+        a.create_project("p", &[]).await.unwrap().id,
+        a.create_project("q", &[]).await.unwrap().id,
+    ];
+    let mut follower = b.follow().await.unwrap();
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let mut tx = a.begin().await.unwrap();
+                    pg_append_message(&mut tx, projects[w % 2], None, schema_message)
+                        .await
+                        .unwrap();
+                    if i % 3 == 0 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut seen: std::collections::HashMap<i64, Vec<u64>> = Default::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.values().map(Vec::len).sum::<usize>() < 60 {
+        let frames = tokio::time::timeout_at(deadline, follower.next())
+            .await
+            .unwrap_or_else(|_| panic!("node B received every message within 20 s: {seen:?}"))
+            .unwrap();
+        for frame in frames {
+            let text: serde_json::Value = serde_json::from_str(&frame.frame).unwrap();
+            assert_eq!(text["seq"], json!(frame.seq), "the frame is the stored message");
+            seen.entry(frame.project_id).or_default().push(frame.seq);
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    for project in projects {
+        assert_eq!(seen[&project], (1..=30).collect::<Vec<u64>>(), "project {project}");
+    }
+}
