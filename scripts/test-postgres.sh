@@ -54,9 +54,15 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 echo "throwaway cluster: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $dir"
 
 export METERLINE_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+# The restart case restarts this cluster; it runs alone, after the others.
+restart_case=storage::acknowledged_writes_survive_a_database_restart
+export METERLINE_TEST_PG_RESTART="${as_pg[*]} $bin/pg_ctl -D $dir/data -m fast -w -t 60 restart >/dev/null"
 status=0
 # The PostgreSQL cases are #[ignore]d in plain `cargo test` (no database there): run them too.
-cargo test -p meterline-server --locked --test it storage:: -- --include-ignored 2>&1 | tee "$log" || status=$?
+cargo test -p meterline-server --locked --test it storage:: -- --include-ignored --skip "$restart_case" 2>&1 |
+  tee "$log" || status=$?
+cargo test -p meterline-server --locked --test it "$restart_case" -- --include-ignored --exact 2>&1 |
+  tee -a "$log" || status=$?
 counts=$(count_cargo "$log" postgres)
 echo "$counts" | tee -a "$summary"
 case $counts in *" 0 failed,"*) ;; *) status=1 ;; esac

@@ -506,3 +506,80 @@ async fn a_node_follows_messages_committed_through_another() {
         assert_eq!(seen[&project], (1..=30).collect::<Vec<u64>>(), "project {project}");
     }
 }
+
+/// PostgreSQL restarted (`pg_ctl restart -m fast`) under four writers that retry a failed
+/// batch the way clients do: the pool reconnects by itself, writes succeed again, and every
+/// batch that was acknowledged is stored, once. Run alone by scripts/test-postgres.sh (the
+/// restart would cut the other cases' connections), which sets the restart command.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (make test-postgres)"]
+async fn acknowledged_writes_survive_a_database_restart() {
+    let restart = std::env::var("METERLINE_TEST_PG_RESTART")
+        .expect("METERLINE_TEST_PG_RESTART is not set: run this case with make test-postgres");
+    let url = pg_database().await;
+    let settings = PgSettings {
+        acquire_timeout: Duration::from_secs(2),
+        ..PgSettings::default()
+    };
+    let node = PgStore::open(&url, &settings).await.unwrap();
+    let project = node.create_project("p", &[]).await.unwrap().id;
+    let restarted = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (node, restarted) = (node.clone(), restarted.clone());
+            tokio::spawn(async move {
+                let (mut acked, mut failures, mut after_restart) = (Vec::new(), 0, 0);
+                for b in 0.. {
+                    let ids: Vec<String> = (0..20).map(|i| format!("w{w}-{b}-{i}")).collect();
+                    let rows = ids.iter().map(|id| row(id, "c1", json!({}))).collect();
+                    let batch = batch(project, rows);
+                    while let Err(e) = node.write(&batch).await {
+                        failures += 1;
+                        assert!(failures < 500, "writes never recovered: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    acked.extend(ids);
+                    if restarted.load(Ordering::Relaxed) {
+                        after_restart += 1;
+                        if after_restart == 20 {
+                            break;
+                        }
+                    }
+                }
+                (acked, failures)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = tokio::task::spawn_blocking(move || std::process::Command::new("sh").args(["-c", &restart]).status())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "restarting PostgreSQL failed: {status}");
+    restarted.store(true, Ordering::Relaxed);
+    let (mut acked, mut failures) = (HashSet::new(), 0);
+    for writer in writers {
+        let (ids, failed) = writer.await.unwrap();
+        acked.extend(ids);
+        failures += failed;
+    }
+    let stored = node
+        .events(
+            project,
+            &EventFilter {
+                limit: 1_000_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ids: HashSet<String> = stored.iter().map(|e| e.event.id.clone()).collect();
+    assert_eq!(ids.len(), stored.len(), "each event stored once");
+    assert!(failures > 0, "the restart interrupted no write: it was not tested");
+    let lost: Vec<&String> = acked.difference(&ids).take(5).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    eprintln!(
+        "{} events acknowledged, {failures} failed writes retried across the restart",
+        acked.len()
+    );
+}
