@@ -6,6 +6,11 @@
 //! `METERLINE_BENCH_DATABASE_URL=postgres://… cargo bench -p meterline-server --bench store_write`
 //! (a database the bench may fill; without the variable only SQLite runs). Knobs:
 //! `BENCH_EVENTS` (200000), `BENCH_BATCH` (500), `BENCH_CONNECTIONS` (8).
+//!
+//! With PostgreSQL it also measures propagation between nodes: node A commits a stream
+//! message (its own transaction, `BENCH_MESSAGES`, default 500, one at a time), node B's
+//! `StreamFollower` (LISTEN/NOTIFY, then the log) returns it; p50/p99 of commit start →
+//! frame on B.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -14,9 +19,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use meterline_core::stream::{SchemaUpdated, ServerMessage};
 use meterline_server::{
     entitlements::metering::Metering,
-    store::{EventLog, EventRow, PgSettings, PgStore, SqliteEventLog, Store, WriteBatch, Writer},
+    store::{EventLog, EventRow, PgSettings, PgStore, SqliteEventLog, Store, WriteBatch, Writer, pg_append_message},
     stream::Hub,
 };
 use serde_json::json;
@@ -177,4 +183,46 @@ async fn main() {
             log.close().await;
         }
     }
+    propagation(&url, env_usize("BENCH_MESSAGES", 500)).await;
+}
+
+/// Commit → follower latency of `messages` stream messages from node A to node B.
+async fn propagation(url: &str, messages: usize) {
+    let a = PgStore::open(url, &PgSettings::default()).await.unwrap();
+    let b = PgStore::open(url, &PgSettings::default()).await.unwrap();
+    let project = a
+        .create_project(&format!("propagation-{}", std::process::id()), &[])
+        .await
+        .unwrap()
+        .id;
+    let mut follower = b.follow().await.unwrap();
+    let mut micros = Vec::with_capacity(messages);
+    for _ in 0..messages {
+        let started = Instant::now();
+        let mut tx = a.begin().await.unwrap();
+        let sent = pg_append_message(&mut tx, project, None, |seq| ServerMessage::SchemaUpdated {
+            seq,
+            data: SchemaUpdated {
+                etag: format!("\"{seq}\""),
+            },
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        loop {
+            let frames = follower.next().await.unwrap();
+            if frames.iter().any(|f| f.project_id == project && f.seq == sent.seq) {
+                break;
+            }
+        }
+        micros.push(started.elapsed().as_micros() as u64);
+    }
+    micros.sort_unstable();
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    println!(
+        "propagation A -> B (PostgreSQL NOTIFY + log read), {messages} messages: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
 }
