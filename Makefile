@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin
+.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin test-postgres
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ fuzz: ## build every cargo-fuzz target and run each for FUZZ_SECONDS (default 60
 
 wasm: ## build the core's I/O-free half for wasm32-unknown-unknown
 	@scripts/check-wasm.sh
+
+test-postgres: ## the storage tests against SQLite and a throwaway PostgreSQL cluster (installed from apt when missing)
+	@scripts/test-postgres.sh
 
 test-openapi: ## the live server against its /openapi.json with schemathesis (installed into target/tools)
 	@scripts/test-openapi.sh

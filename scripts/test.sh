@@ -34,6 +34,9 @@ run_suite wasm wasm
 
 run_suite openapi scripts/test-openapi.sh "$summary"
 
+# The storage tests against a throwaway PostgreSQL cluster (installed from apt when missing).
+run_suite postgres scripts/test-postgres.sh "$summary"
+
 for lang in python node kotlin browser; do
   if [ -x "scripts/test-$lang.sh" ]; then
     run_suite "$lang" "scripts/test-$lang.sh" "$summary"

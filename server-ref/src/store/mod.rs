@@ -5,12 +5,18 @@
 //! - A small pool serves reads and the rare admin writes (projects, keys, schemas), which
 //!   SQLite serialises with the writer through its lock and `busy_timeout`.
 //! - Migrations are the checked-in files of `migrations/`, applied in order at open.
+//! - [`PgStore`] (`pg.rs`, `pg_stream.rs`) keeps the same tables on PostgreSQL
+//!   (`migrations/postgres/`) for several nodes; [`EventLog`] is the event path both
+//!   backends implement.
 //! - The entitlement catalog ([`catalog`], changes in `catalog_change.rs`) and the daily
 //!   usage counters ([`usage`]) that the writer keeps in step with the events.
 
+mod backend;
 pub mod catalog;
 mod catalog_change;
 mod keys;
+mod pg;
+mod pg_stream;
 mod relay;
 mod schema_change;
 mod sqlite;
@@ -20,8 +26,11 @@ mod writer;
 
 use std::{str::FromStr, time::Duration};
 
+pub use backend::{EventLog, SqliteEventLog};
 pub use catalog::CustomerRecord;
 pub use keys::{NewKey, TokenSigner};
+pub use pg::{PgSettings, PgStore, newest_migration as newest_pg_migration, redact_url};
+pub use pg_stream::{StreamFollower, append_message as pg_append_message, reserve_seqs as pg_reserve_seqs};
 pub use schema_change::{SchemaChange, SchemaChanged, SchemaOutcome, SettingsUpdate};
 pub use sqlite::{EventFilter, KeyRecord, Project, SchemaRecord, StoredEvent};
 use sqlx::{
@@ -45,6 +54,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database cannot be used at all (bad URL, unreachable, migrated by a newer
+    /// binary); the message names it and what is wrong.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 /// The checked-in migrations, in order: (version, description, SQL). Each version missing
@@ -85,7 +98,10 @@ impl Store {
         // would stall every commit behind it. `Store::checkpoint` does it from the pool.
         let writer_options = options.clone().pragma("wal_autocheckpoint", "0");
         let mut writer = SqliteConnection::connect_with(&writer_options).await?;
-        migrate(&mut writer).await?;
+        migrate(&mut writer).await.map_err(|e| match e {
+            StoreError::Unusable(why) => StoreError::Unusable(format!("the database {} {why}", config.database_url)),
+            other => other,
+        })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(config.read_connections)
             .min_connections(1)
@@ -153,6 +169,16 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
              version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)",
     )
     .await?;
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM meterline_migrations")
+        .fetch_one(&mut *conn)
+        .await?;
+    let known = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
+    if let Some(newest) = newest.filter(|&v| v > known) {
+        return Err(StoreError::Unusable(format!(
+            "is at migration {newest}, newer than this meterline-server's {known}: \
+             run a meterline-server release that knows migration {newest}"
+        )));
+    }
     for (version, description, sql) in MIGRATIONS {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM meterline_migrations WHERE version = ?")

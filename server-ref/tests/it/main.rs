@@ -28,6 +28,7 @@ mod publishable;
 mod sdk_delivery;
 mod security;
 mod spool_crash;
+mod storage;
 mod stream;
 mod stream_fanout;
 mod stream_hostile;
