@@ -413,6 +413,14 @@ impl StreamSession {
         }
     }
 
+    /// Fresh credentials came after [`Action::RefreshCredentials`]: a session paused for
+    /// them reconnects now instead of after its pause (otherwise nothing changes).
+    pub fn credentials_refreshed(&mut self, now: u64) {
+        if self.state == SessionState::Paused {
+            self.connect(now);
+        }
+    }
+
     /// The client shuts down: closes an open connection with 1000 and stops.
     pub fn close(&mut self) {
         match self.state {

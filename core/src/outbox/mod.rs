@@ -302,6 +302,34 @@ impl Outbox {
         given_up
     }
 
+    /// `opt_out()`: discards the queued events and the batches waiting for a retry (a batch
+    /// on the wire finishes: the server may already have it). Not counted as dropped — the
+    /// runtime counts them as opted out. Returns the discarded ranges `(first_seq, count)`,
+    /// for the runtime's store.
+    pub fn discard(&mut self) -> Vec<(u64, u64)> {
+        let waiting: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, b)| !b.sending)
+            .map(|(&seq, _)| seq)
+            .collect();
+        let mut ranges = Vec::new();
+        for seq in waiting {
+            if let Some(batch) = self.in_flight.remove(&seq) {
+                ranges.push((seq, batch.count as u64));
+            }
+        }
+        let queued = self.queue.clear() as u64;
+        if queued > 0 {
+            ranges.push((self.head_seq, queued));
+        }
+        self.head_seq += queued;
+        if self.in_flight.is_empty() {
+            self.outage = None;
+        }
+        ranges
+    }
+
     /// Whether the sender can stop: shutdown drained everything, or its deadline passed and
     /// no attempt is still out.
     pub fn finished(&self) -> bool {

@@ -12,6 +12,7 @@ use reqwest::{
 
 use super::{
     Shared,
+    credentials::{self, Sent},
     entitlements::lock,
     flight::{Flight, Landing},
     sender::describe,
@@ -165,20 +166,24 @@ async fn get(shared: &Shared, subject: &str, etag: Option<&str>) -> (FetchResult
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().extend(["v1", "customers", subject, "entitlements"]);
     }
-    let mut request = shared.http.get(url).header(ACCEPT, "application/json");
-    if let Some(etag) = etag {
-        request = request.header(IF_NONE_MATCH, etag);
-    }
+    let request = || {
+        let request = shared.http.get(url.clone()).header(ACCEPT, "application/json");
+        match etag {
+            Some(etag) => request.header(IF_NONE_MATCH, etag),
+            None => request,
+        }
+    };
     let failed = |reason: String, retry_after: Option<Duration>, err: Error| {
         (FetchResult::Failed { reason, retry_after }, Some(err), None)
     };
-    let resp = match request.send().await {
-        Ok(resp) => resp,
-        Err(e) if e.is_timeout() => {
+    let resp = match credentials::send(shared, request).await {
+        Sent::Answered(resp) => resp,
+        Sent::NoToken(err) => return failed(format!("no customer token: {err}"), None, err),
+        Sent::Failed(e) if e.is_timeout() => {
             let after = shared.config.request_timeout;
             return failed(format!("timeout after {after:?}"), None, Error::Timeout(after));
         }
-        Err(e) => {
+        Sent::Failed(e) => {
             let detail = describe(&e);
             return failed(format!("server unreachable: {detail}"), None, Error::Network(detail));
         }
