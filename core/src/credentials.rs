@@ -111,6 +111,9 @@ pub enum AfterExpired {
 #[derive(Debug, Clone)]
 pub struct TokenState {
     token: Option<Token>,
+    /// The subject every token must be for (set by the first token): a provider answering
+    /// for another user is refused (`identify()` switches users, never a refresh).
+    subject: Option<String>,
     /// Bumped by every token installed; a request remembers the one it was sent with.
     generation: u64,
     has_provider: bool,
@@ -124,6 +127,7 @@ impl TokenState {
     pub fn new(token: Option<Token>, has_provider: bool) -> Self {
         TokenState {
             generation: u64::from(token.is_some()),
+            subject: token.as_ref().map(|t| t.subject.clone()),
             token,
             has_provider,
             last_asked_ms: None,
@@ -182,9 +186,17 @@ impl TokenState {
             .map_err(|why| format!("the token provider failed: {why}"))
             .and_then(|text| {
                 Token::parse(text.trim()).map_err(|why| format!("the token provider returned no customer token: {why}"))
+            })
+            .and_then(|token| match &self.subject {
+                Some(subject) if *subject != token.subject => Err(format!(
+                    "the token provider returned a token for subject {:?}, not {subject:?} (identify() switches users)",
+                    token.subject
+                )),
+                _ => Ok(token),
             });
         match parsed {
             Ok(token) => {
+                self.subject = Some(token.subject.clone());
                 self.token = Some(token);
                 self.generation += 1;
                 Ok(self.generation)
@@ -194,6 +206,25 @@ impl TokenState {
                 Err(Error::Unauthorized { message })
             }
         }
+    }
+
+    /// Whether a provider can be asked for its tokens.
+    pub fn has_provider(&self) -> bool {
+        self.has_provider
+    }
+
+    /// The subject its tokens are for (`None` before the first token).
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// Installs a token the application gave (`identify()` for the same subject: a fresh
+    /// token, not a switch); a new generation.
+    pub fn install(&mut self, token: Token) -> u64 {
+        self.subject = Some(token.subject.clone());
+        self.token = Some(token);
+        self.generation += 1;
+        self.generation
     }
 
     /// Provider calls that failed or returned no token, since start.
@@ -275,7 +306,9 @@ mod tests {
             assert_eq!(err.code(), "unauthorized");
             assert!(err.to_string().contains("token provider"), "{err}");
         }
-        assert_eq!(state.failures(), 3);
+        let other = state.provided(Ok(token("someone-else", 1, 9_999_999_999))).unwrap_err();
+        assert!(other.to_string().contains("not \"c\""), "{other}");
+        assert_eq!(state.failures(), 4);
         assert_eq!(state.generation(), 1);
         assert_eq!(state.current().unwrap().0.subject(), "c");
     }

@@ -267,3 +267,85 @@ fn every_request_names_the_sdk_in_its_user_agent() {
     }
     let _ = client.shutdown(Duration::from_millis(100));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identify_switches_users_without_leaking_one_to_the_next() {
+    let s = Server::start();
+    allow_page_views(&s).await;
+    let pk = s.new_key("publishable").await;
+    let mut config = publishable_config(&s, &pk);
+    config.customer_token = Some(customer_token(s.sk(), "u1", 600));
+    config.flush_interval = Duration::from_secs(3600);
+    let (client, errors) = common_recording(config);
+    let granted = |subject: &str| {
+        serde_json::from_value(json!({"subject": subject, "version": 1, "ttl_ms": 600_000,
+            "entitlements": {"export": {"kind": "boolean", "has_access": true}}}))
+        .unwrap()
+    };
+    client.prime_entitlements(granted("u1")).unwrap();
+    let cached = client.cached_entitlement("u1", "export").unwrap();
+    assert!(cached.has_access, "{cached:?}");
+    for i in 0..5 {
+        client
+            .track("page.view", "u1", json!({}), Some(format!("u1-{i}")), None)
+            .unwrap();
+    }
+    // Not this user's token, and not a token at all.
+    let wrong = client.identify("u2", &customer_token(s.sk(), "u3", 600)).unwrap_err();
+    assert_eq!(wrong.code(), "invalid_argument", "{wrong}");
+    assert!(client.identify("u2", "not-a-token").is_err());
+
+    client.identify("u2", &customer_token(s.sk(), "u2", 600)).unwrap();
+    // Nothing of u1 is answered from the cache once u2 is the user.
+    let after = client.cached_entitlement("u1", "export").unwrap();
+    assert_eq!(after.source, meterline_core::Source::Fallback, "{after:?}");
+    for i in 0..5 {
+        client
+            .track("page.view", "u2", json!({}), Some(format!("u2-{i}")), None)
+            .unwrap();
+    }
+    let flushed = client.clone();
+    tokio::task::spawn_blocking(move || flushed.flush(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .unwrap();
+    let stats = client.stats();
+    assert_eq!(
+        (stats.sent, stats.rejected, stats.dropped),
+        (10, 0, 0),
+        "{stats:?} {:?}",
+        errors.lock().unwrap()
+    );
+    // Each user's events were sent with its own token (the server refuses another's).
+    let mut want: Vec<String> = (0..5).flat_map(|i| [format!("u1-{i}"), format!("u2-{i}")]).collect();
+    want.sort();
+    assert_eq!(ids(&s.all_events(s.sk(), "").await), want);
+
+    client.reset().unwrap();
+    let err = client.track("page.view", "u2", json!({}), None, None).unwrap_err();
+    assert_eq!(err.code(), "forbidden", "{err}");
+    client.identify("u1", &customer_token(s.sk(), "u1", 600)).unwrap();
+    assert!(
+        client
+            .track("page.view", "u1", json!({}), None, None)
+            .unwrap()
+            .is_some()
+    );
+    client.shutdown(Duration::from_secs(5)).unwrap();
+
+    let secret = Client::new(Config::new(s.sk(), &s.url)).unwrap();
+    let err = secret.identify("u1", &customer_token(s.sk(), "u1", 600)).unwrap_err();
+    assert_eq!(err.code(), "invalid_config", "{err}");
+    let _ = secret.shutdown(Duration::from_millis(100));
+}
+
+/// A client whose `on_error` reports are collected.
+fn common_recording(config: Config) -> (Client, Arc<Mutex<Vec<Error>>>) {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let sink = errors.clone();
+    let callbacks = Callbacks {
+        on_error: Some(Arc::new(move |e: &Error| sink.lock().unwrap().push(e.clone()))),
+        ..Callbacks::default()
+    };
+    (Client::with_callbacks(config, callbacks).unwrap(), errors)
+}

@@ -5,7 +5,7 @@
 use std::{
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -13,7 +13,7 @@ use std::{
 use serde_json::{Value, value::RawValue};
 
 use super::{
-    Callbacks, Shared, build_http, consent,
+    Callbacks, GATE_OPTED_OUT, Shared, build_http, consent,
     credentials::Credentials,
     entitlements,
     entitlements::EntitlementState,
@@ -113,7 +113,7 @@ impl Client {
                 callbacks.token_provider.clone(),
                 key.kind == KeyKind::Publishable,
             )?,
-            opted_out: AtomicBool::new(opted_out),
+            gate: AtomicU8::new(if opted_out { GATE_OPTED_OUT } else { 0 }),
             opted_out_events: AtomicU64::new(0),
             http,
             key,
@@ -191,9 +191,9 @@ impl Client {
         if shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if shared.opted_out.load(Ordering::Relaxed) {
-            shared.opted_out_events.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
+        let gate = shared.gate.load(Ordering::Relaxed);
+        if gate != 0 {
+            return self.gated(gate);
         }
         let rules = BuildRules {
             source: &shared.config.source,
@@ -330,7 +330,7 @@ impl Client {
     /// when the choice cannot be recorded (it applies in memory all the same).
     pub fn opt_out(&self) -> Result<(), Error> {
         let shared = &self.shared;
-        shared.opted_out.store(true, Ordering::Relaxed);
+        shared.gate.fetch_or(GATE_OPTED_OUT, Ordering::Relaxed);
         let discarded = shared.pipeline.discard();
         shared.opted_out_events.fetch_add(discarded, Ordering::Relaxed);
         consent::store(shared.config.spool_dir.as_deref(), true)
@@ -340,13 +340,13 @@ impl Client {
     /// discarded before comes back). Errors: `spool_error` when the choice cannot be
     /// recorded in `spool_dir` (it applies in memory all the same).
     pub fn opt_in(&self) -> Result<(), Error> {
-        self.shared.opted_out.store(false, Ordering::Relaxed);
+        self.shared.gate.fetch_and(!GATE_OPTED_OUT, Ordering::Relaxed);
         consent::store(self.shared.config.spool_dir.as_deref(), false)
     }
 
     /// Whether the user opted out ([`Client::opt_out`]), in this run or a recorded earlier one.
     pub fn is_opted_out(&self) -> bool {
-        self.shared.opted_out.load(Ordering::Relaxed)
+        self.shared.gate.load(Ordering::Relaxed) & GATE_OPTED_OUT != 0
     }
 
     /// The client's configuration.

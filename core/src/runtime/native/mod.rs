@@ -10,6 +10,7 @@ mod credentials;
 mod entitlements;
 mod fetch;
 mod flight;
+mod identity;
 mod ids;
 mod lifecycle;
 mod pipeline;
@@ -21,7 +22,7 @@ mod stream;
 use std::{
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, AtomicU64},
+        atomic::{AtomicBool, AtomicU8, AtomicU64},
     },
     time::Duration,
 };
@@ -106,6 +107,11 @@ fn contain(name: &str, call: impl FnOnce()) {
     }
 }
 
+/// [`Shared::gate`] bit: the user opted out; `track()` keeps nothing.
+pub(crate) const GATE_OPTED_OUT: u8 = 1;
+/// [`Shared::gate`] bit: `reset()` left a publishable key without identity; `track()` fails.
+pub(crate) const GATE_NO_IDENTITY: u8 = 2;
+
 /// The header that carries a publishable key's customer token (DESIGN §6).
 pub(crate) const CUSTOMER_TOKEN_HEADER: &str = "x-meterline-customer-token";
 
@@ -126,8 +132,9 @@ pub(crate) struct Shared {
     schema_refresh: schemas::SchemaRefresher,
     /// The customer token (publishable keys) and its provider.
     credentials: Credentials,
-    /// Consent: while true, `track()` keeps nothing ([`Client::opt_out`]).
-    opted_out: AtomicBool,
+    /// What stops `track()`: [`GATE_OPTED_OUT`] ([`Client::opt_out`]) and
+    /// [`GATE_NO_IDENTITY`] ([`Client::reset`]); one relaxed load on the hot path.
+    gate: AtomicU8,
     /// Events `track()` refused or the queue discarded while opted out.
     opted_out_events: AtomicU64,
 }

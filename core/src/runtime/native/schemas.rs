@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use super::{
     Shared,
-    credentials::{self, Sent},
+    credentials::{self, Sent, Whose},
     entitlements::lock,
     sender::describe,
 };
@@ -101,7 +101,7 @@ async fn get(shared: &Shared, etag: Option<&str>) -> Result<SchemaAnswer, Error>
             None => request,
         }
     };
-    let resp = match credentials::send(shared, request).await {
+    let resp = match credentials::send(shared, Whose::Current, request).await {
         Sent::Answered(resp) => resp,
         Sent::Failed(e) => return Err(Error::Network(describe(&e))),
         Sent::NoToken(err) => return Err(err),

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{
     Shared,
-    credentials::{self, Sent},
+    credentials::{self, Sent, Whose},
 };
 use crate::{
     codec::{compress, encode_batch},
@@ -102,7 +102,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             };
             let (shared, answers_tx) = (shared.clone(), answers_tx.clone());
             tokio::spawn(async move {
-                let attempted = attempt(&shared, body).await;
+                let attempted = attempt(&shared, first_seq, body).await;
                 let _ = answers_tx.send((first_seq, attempted));
             });
         }
@@ -189,6 +189,10 @@ fn settle(
         }
     };
     pipeline.notify_progress();
+    if done {
+        let low_watermark = pipeline.lock().low_watermark();
+        shared.credentials.settled(low_watermark);
+    }
     super::fetch::refetch_settled(shared);
     done
 }
@@ -200,8 +204,8 @@ fn encode(shared: &Shared, events: &[Vec<u8>]) -> Result<Bytes, Error> {
 
 /// One POST of a batch body (retried once with a fresher customer token after
 /// `token_expired`); cut off when shutdown's deadline passes.
-async fn attempt(shared: &Shared, body: Bytes) -> Attempted {
-    let request = credentials::send(shared, || {
+async fn attempt(shared: &Shared, first_seq: u64, body: Bytes) -> Attempted {
+    let request = credentials::send(shared, Whose::Batch(first_seq), || {
         shared
             .http
             .post(&shared.ingest_url)
@@ -228,7 +232,8 @@ async fn attempt(shared: &Shared, body: Bytes) -> Attempted {
             };
         }
         // No token to send: waits and tries again, as for an unreachable server — the
-        // events are kept, not dropped.
+        // events are kept, not dropped. (After `reset()` no event is accepted, so an
+        // anonymous identity has none to send.)
         Sent::NoToken(error) => return untokened(error),
     };
     let status = response.status().as_u16();
@@ -245,9 +250,13 @@ async fn attempt(shared: &Shared, body: Bytes) -> Attempted {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body: Option<ErrorBody> = response.json().await.ok();
-    if status == 401 && body.as_ref().is_some_and(|b| b.code == credentials::TOKEN_EXPIRED) {
+    if status == 401
+        && body.as_ref().is_some_and(|b| b.code == credentials::TOKEN_EXPIRED)
+        && shared.credentials.is_current(first_seq)
+    {
         // Still expired after the one retry with a fresher token (the provider gave none
-        // that the server takes): keep the events and try again later.
+        // that the server takes): keep the events and try again later. (A previous user's
+        // events whose token expired cannot get a fresh one: given up on as a 401.)
         let message = body.map_or_else(String::new, |b| format!("{}: {}", b.code, b.message));
         return untokened(Error::Unauthorized { message });
     }

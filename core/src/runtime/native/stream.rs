@@ -51,6 +51,8 @@ enum Command {
     /// A newly cached subject, and the stream seq its answer is current to.
     Subscribe(String, Option<u64>),
     Unsubscribe(String),
+    /// The user switched: drop every subject and the connection.
+    Forget,
 }
 
 /// The handle the rest of the client uses to drive the stream task.
@@ -92,6 +94,14 @@ impl StreamControl {
     pub fn unsubscribe(&self, subject: &str) {
         if lock(&self.task).is_some() {
             let _ = self.tx.send(Command::Unsubscribe(subject.to_owned()));
+        }
+    }
+
+    /// `identify()` / `reset()`: drops every subject and closes the connection (nothing to
+    /// do before the task started).
+    pub fn forget_subjects(&self) {
+        if lock(&self.task).is_some() {
+            let _ = self.tx.send(Command::Forget);
         }
     }
 
@@ -155,6 +165,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                         session.subscribe(&subject, as_of, last_seq, now);
                     }
                     Some(Command::Unsubscribe(subject)) => session.unsubscribe(&subject),
+                    Some(Command::Forget) => session.forget_subjects(),
                     None => {
                         session.close();
                         io.execute(&mut session).await;
@@ -251,7 +262,7 @@ impl Io {
                     // reconnect at once with the fresh token; without one, the session's
                     // pause stands.
                     let refused = self.token_generation.load(Ordering::Relaxed);
-                    if shared.credentials.customer && shared.credentials.after_expired(&shared, refused).await {
+                    if shared.credentials.customer && shared.credentials.stream_refused(&shared, refused).await {
                         session.credentials_refreshed(shared.entitlements.clock.now_ms());
                     } else {
                         tracing::debug!("stream: credentials refused and none fresher to be had");
@@ -308,7 +319,7 @@ impl Io {
 async fn connect(shared: Arc<Shared>, generation: Arc<AtomicU64>) -> Result<Socket, (Disconnect, String)> {
     let token = shared
         .credentials
-        .for_request(&shared)
+        .for_stream(&shared)
         .await
         .map_err(|e| (Disconnect::Network, e.to_string()))?;
     if let Some((_, g)) = &token {
