@@ -21,7 +21,12 @@ use crate::{
 
 /// The options this binding handles itself (callbacks run on Python's side); the core lists
 /// them with its own in the message about an unknown option.
-pub const CALLBACK_OPTIONS: &[&str] = &["on_error", "on_usage_threshold", "on_connection_change"];
+pub const CALLBACK_OPTIONS: &[&str] = &[
+    "on_error",
+    "on_usage_threshold",
+    "on_connection_change",
+    "token_provider",
+];
 
 /// Builds the core configuration from the constructor's arguments.
 pub fn build(
