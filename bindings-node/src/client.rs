@@ -69,7 +69,7 @@ impl NativeClient {
         on_connection: Option<Function<ConnectionChange, ()>>,
         token_provider: Option<Function<(), Promise<String>>>,
     ) -> Result<Self> {
-        let mut config = config_from_js(env, &options)?;
+        let mut config = config_from_js(env, &options, token_provider.is_some())?;
         let node = env.get_node_version()?;
         config.sdk = Sdk {
             name: "meterline-node".to_owned(),

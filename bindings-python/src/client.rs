@@ -118,7 +118,8 @@ impl NativeClient {
         token_provider: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let mut config = config::build(api_key, endpoint, options)?;
+        let has_provider = token_provider.is_some_and(|p| !p.is_none());
+        let mut config = config::build(api_key, endpoint, options, has_provider)?;
         config.sdk = Python::attach(sdk);
         let on_error = callback("on_error", on_error)?;
         let on_threshold = callback("on_usage_threshold", on_usage_threshold)?;
