@@ -143,6 +143,15 @@ export interface ClientOptions {
    */
   spoolFsync?: 'always' | 'interval' | 'never';
   // END options
+  /**
+   * With a publishable key: returns a fresh customer token (or a promise of one). Called when
+   * there is no token yet (then `customerToken` may be left out), ahead of the current one's
+   * expiry (at 80 % of its life or 60 s before `exp`), and once when the server answers
+   * `token_expired` (the request is retried, the stream reconnected). A throw, a rejection or
+   * a non-string is reported to the `'error'` event (rate-limited) and counted in
+   * `stats().tokenProviderFailures`; never thrown into `track()`.
+   */
+  tokenProvider?: () => string | Promise<string>;
 }
 
 /**
@@ -364,6 +373,31 @@ export declare class Client extends EventEmitter {
 
   /** A snapshot of the counters. */
   stats(): Stats;
+
+  /**
+   * Acts for `subject` from now on, with its customer `token` (publishable keys). Events
+   * tracked before are still delivered under the previous user's token; its cached
+   * entitlements and stream subscription are dropped.
+   * @throws {ArgumentError} the token is not a customer token for `subject`.
+   * @throws {ConfigError} the client has a secret key.
+   */
+  identify(subject: string, token: string): void;
+
+  /** Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`. */
+  reset(): void;
+
+  /**
+   * The user withdrew consent: `track()` keeps nothing and sends nothing (returns `null`,
+   * counted in `stats().optedOut`), and events queued but not sent are discarded. Recorded in
+   * `spoolDir` (when set) for the next start.
+   */
+  optOut(): void;
+
+  /** The user consents again: `track()` queues and sends events from now on. */
+  optIn(): void;
+
+  /** Whether the user opted out (in this run, or as recorded in `spoolDir`). */
+  readonly optedOut: boolean;
 
   /**
    * Whether `subject` may use `feature`, with the details and where the answer came from.

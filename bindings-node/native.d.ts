@@ -16,13 +16,29 @@ export declare class NativeClient {
    * on the JS thread, background errors (as error reports), the stream's usage threshold
    * messages and its connection changes. Throws a `ConfigError` report naming the option.
    */
-  constructor(options: object, onError?: ((arg: ErrorReport) => void) | undefined | null, onUsageThreshold?: ((arg: UsageThreshold) => void) | undefined | null, onConnection?: ((arg: ConnectionChange) => void) | undefined | null)
+  constructor(options: object, onError?: ((arg: ErrorReport) => void) | undefined | null, onUsageThreshold?: ((arg: UsageThreshold) => void) | undefined | null, onConnection?: ((arg: ConnectionChange) => void) | undefined | null, tokenProvider?: (() => Promise<string>) | undefined | null)
   /**
    * A function that tracks on this client: `(type, subject, data, id?, time?) => id`, the
    * hot path of `Client.track()` (see [`crate::track`]). It shares the core client; when
    * it is garbage-collected its share is released off the JavaScript thread.
    */
   tracker(): (type: string, subject: string, data: string, id?: string | null, time?: string | null) => string
+  /**
+   * Acts for `subject` from now on with its customer `token` (publishable keys): events
+   * tracked before stay the previous user's; its cached entitlements are dropped.
+   */
+  identify(subject: string, token: string): void
+  /** Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`. */
+  reset(): void
+  /**
+   * Consent withdrawn: `track()` keeps nothing (returns `null`, counted in
+   * `stats().optedOut`) and what is queued is discarded; recorded in `spoolDir` if set.
+   */
+  optOut(): void
+  /** Consent given again: `track()` queues and sends events from now on. */
+  optIn(): void
+  /** Whether the user opted out (in this run, or as recorded in `spoolDir`). */
+  get optedOut(): boolean
   /**
    * Resolves once everything tracked before the call is settled; rejects with a
    * `timeout` report after `timeoutMs` (default: the core's 10 s).
@@ -156,6 +172,10 @@ export interface Stats {
   fallbackAnswers: number
   /** Whether the realtime stream is connected. */
   streamConnected: boolean
+  /** Events not kept because the user opted out. */
+  optedOut: number
+  /** `tokenProvider` calls that failed or returned no customer token. */
+  tokenProviderFailures: number
 }
 
 /**

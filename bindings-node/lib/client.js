@@ -84,12 +84,37 @@ class Client extends EventEmitter {
       // What reaches Rust is plain JSON (`toJSON` applied, `undefined` properties left out).
       options = { ...options, fallbacks: JSON.parse(JSON.stringify(options.fallbacks)) };
     }
+    let provider = null;
+    if (options.tokenProvider !== undefined && options.tokenProvider !== null) {
+      const tokenProvider = options.tokenProvider;
+      if (typeof tokenProvider !== 'function') {
+        throw new ConfigError(`invalid option \`tokenProvider\`: must be a function, got ${describe(tokenProvider)}`, {
+          option: 'tokenProvider',
+        });
+      }
+      // Always a promise of a string: a throw, a rejection or a non-string rejects it, and
+      // the core reports that to the 'error' event (never thrown into track()).
+      provider = () =>
+        Promise.resolve()
+          .then(() => tokenProvider())
+          .then(
+            (token) => {
+              if (typeof token !== 'string') throw new TypeError(`returned ${describe(token)}, not a string`);
+              return token;
+            },
+            (e) => {
+              throw new Error(`threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+            },
+          );
+    }
+    const { tokenProvider: _provider, ...coreOptions } = options;
+    options = coreOptions;
     const ref = new WeakRef(this);
     const dispatch = (report) => ref.deref()?.#report(fromReport(report));
     const onUsageThreshold = (event) => ref.deref()?.#dispatch('usageThreshold', event);
     const onConnection = (change) => ref.deref()?.#dispatch('connection', change);
     try {
-      this.#native = new native.NativeClient(options, dispatch, onUsageThreshold, onConnection);
+      this.#native = new native.NativeClient(options, dispatch, onUsageThreshold, onConnection, provider);
       this.#track = this.#native.tracker();
     } catch (e) {
       throw toError(e);
@@ -116,6 +141,71 @@ class Client extends EventEmitter {
       return plain
         ? this.#track(type, subject, json)
         : this.#track(type, subject, json, options.id ?? null, timeText(options.time));
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /**
+   * Acts for `subject` from now on, with its customer `token` (publishable keys). Events
+   * tracked before are still delivered under the previous user's token; its cached
+   * entitlements and stream subscription are dropped. Throws `ArgumentError` for a token
+   * that is not `subject`'s, `ConfigError` with a secret key.
+   */
+  identify(subject, token) {
+    for (const [name, value] of [
+      ['subject', subject],
+      ['token', token],
+    ]) {
+      if (typeof value !== 'string') {
+        throw new ArgumentError(`\`${name}\` must be a string, got ${describe(value)}`, {
+          argument: name,
+          path: `/${name}`,
+        });
+      }
+    }
+    try {
+      this.#native.identify(subject, token);
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`. */
+  reset() {
+    try {
+      this.#native.reset();
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /**
+   * The user withdrew consent: `track()` keeps nothing and sends nothing (returns `null`,
+   * counted in `stats().optedOut`), and events queued but not sent are discarded. Recorded in
+   * `spoolDir` (when set) for the next start.
+   */
+  optOut() {
+    try {
+      this.#native.optOut();
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** The user consents again: `track()` queues and sends events from now on. */
+  optIn() {
+    try {
+      this.#native.optIn();
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** Whether the user opted out (in this run, or as recorded in `spoolDir`). */
+  get optedOut() {
+    try {
+      return this.#native.optedOut;
     } catch (e) {
       throw toError(e);
     }

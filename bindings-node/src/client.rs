@@ -5,11 +5,12 @@ use std::{sync::Arc, time::Duration};
 
 use meterline_core::{
     Client, Error as CoreError, arguments,
-    runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, UsageThresholdCallback},
+    runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, TokenProvider, UsageThresholdCallback},
+    sdk::Sdk,
 };
 use napi::{
     Env, Result,
-    bindgen_prelude::{Function, Object, PromiseRaw, spawn_blocking},
+    bindgen_prelude::{Function, Object, Promise, PromiseRaw, spawn_blocking},
     threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
 };
 use napi_derive::napi;
@@ -28,6 +29,23 @@ type Listener<T> = ThreadsafeFunction<T, (), T, napi::Status, false, true>;
 /// Wraps `f` in a weak thread-safe function (see [`Listener`]).
 fn listener<T: 'static + napi::bindgen_prelude::ToNapiValue>(f: Function<T, ()>) -> Result<Listener<T>> {
     f.build_threadsafe_function::<T>().weak::<true>().build()
+}
+
+/// `tokenProvider` as the core calls it: on a blocking thread of the worker, which waits for
+/// the JS thread to run the function and for its promise (the JS layer makes every answer
+/// one, and turns a throw or a non-string into a rejection, which the core reports).
+fn provider(f: Function<(), Promise<String>>) -> Result<TokenProvider> {
+    let tsfn: ThreadsafeFunction<(), Promise<String>, (), napi::Status, false, true> =
+        f.build_threadsafe_function::<()>().weak::<true>().build()?;
+    let tsfn = Arc::new(tsfn);
+    Ok(Arc::new(move || {
+        let tsfn = tsfn.clone();
+        let answer = async move { tsfn.call_async_catch(()).await?.await };
+        tokio::runtime::Handle::try_current()
+            .map_err(|e| format!("no runtime to wait on: {e}"))?
+            .block_on(answer)
+            .map_err(|e| e.reason)
+    }))
 }
 
 /// The native half of `meterline.Client` (internal: use the `Client` class of the package).
@@ -49,8 +67,15 @@ impl NativeClient {
         on_error: Option<Function<ErrorReport, ()>>,
         on_usage_threshold: Option<Function<UsageThreshold, ()>>,
         on_connection: Option<Function<ConnectionChange, ()>>,
+        token_provider: Option<Function<(), Promise<String>>>,
     ) -> Result<Self> {
-        let config = config_from_js(env, &options)?;
+        let mut config = config_from_js(env, &options, token_provider.is_some())?;
+        let node = env.get_node_version()?;
+        config.sdk = Sdk {
+            name: "meterline-node".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            runtime: format!("Node.js v{}.{}.{}", node.major, node.minor, node.patch),
+        };
         // Every call is non-blocking: the worker never waits for the JS thread. A call fails
         // only while the environment is going away, when nobody is left to listen.
         let mut callbacks = Callbacks::default();
@@ -79,6 +104,9 @@ impl NativeClient {
             });
             callbacks.on_connection_change = Some(on_connection);
         }
+        if let Some(f) = token_provider {
+            callbacks.token_provider = Some(provider(f)?);
+        }
         let client = Client::with_callbacks(config, callbacks).map_err(|e| e.into_napi_err(env))?;
         Ok(NativeClient { inner: Some(client) })
     }
@@ -91,6 +119,40 @@ impl NativeClient {
     )]
     pub fn tracker<'env>(&self, env: &'env Env) -> Result<crate::track::Tracker<'env>> {
         crate::track::tracker(env, self.client(env)?.clone())
+    }
+
+    /// Acts for `subject` from now on with its customer `token` (publishable keys): events
+    /// tracked before stay the previous user's; its cached entitlements are dropped.
+    #[napi]
+    pub fn identify(&self, env: &Env, subject: String, token: String) -> Result<()> {
+        self.client(env)?
+            .identify(&subject, &token)
+            .map_err(|e| e.into_napi_err(env))
+    }
+
+    /// Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`.
+    #[napi]
+    pub fn reset(&self, env: &Env) -> Result<()> {
+        self.client(env)?.reset().map_err(|e| e.into_napi_err(env))
+    }
+
+    /// Consent withdrawn: `track()` keeps nothing (returns `null`, counted in
+    /// `stats().optedOut`) and what is queued is discarded; recorded in `spoolDir` if set.
+    #[napi]
+    pub fn opt_out(&self, env: &Env) -> Result<()> {
+        self.client(env)?.opt_out().map_err(|e| e.into_napi_err(env))
+    }
+
+    /// Consent given again: `track()` queues and sends events from now on.
+    #[napi]
+    pub fn opt_in(&self, env: &Env) -> Result<()> {
+        self.client(env)?.opt_in().map_err(|e| e.into_napi_err(env))
+    }
+
+    /// Whether the user opted out (in this run, or as recorded in `spoolDir`).
+    #[napi(getter)]
+    pub fn opted_out(&self, env: &Env) -> Result<bool> {
+        Ok(self.client(env)?.is_opted_out())
     }
 
     /// Resolves once everything tracked before the call is settled; rejects with a

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::error::{ErrorReport, IntoNapiErr};
 
 /// Converts and checks the options object (errors as thrown JS values).
-pub fn config_from_js(env: &Env, options: &Object) -> napi::Result<Config> {
+pub fn config_from_js(env: &Env, options: &Object, has_token_provider: bool) -> napi::Result<Config> {
     let bad = |name: &str, message: String| CoreError::config(name.to_owned(), message).into_napi_err(env);
     let mut given = Vec::new();
     for name in Object::keys(options).map_err(|e| bad("options", e.reason))? {
@@ -56,7 +56,8 @@ pub fn config_from_js(env: &Env, options: &Object) -> napi::Result<Config> {
         };
         given.push((name, host));
     }
-    options::config_from_host(given, Spelling::CamelMs, &[]).map_err(|e| ErrorReport::as_named(&e).into_napi_err(env))
+    options::config_from_host_with_provider(given, Spelling::CamelMs, &[], has_token_provider)
+        .map_err(|e| ErrorReport::as_named(&e).into_napi_err(env))
 }
 
 /// A JavaScript number: whole ones (within 2^53, where a double is exact) are integers.

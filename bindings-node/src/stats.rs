@@ -36,6 +36,10 @@ pub struct Stats {
     pub fallback_answers: f64,
     /// Whether the realtime stream is connected.
     pub stream_connected: bool,
+    /// Events not kept because the user opted out.
+    pub opted_out: f64,
+    /// `tokenProvider` calls that failed or returned no customer token.
+    pub token_provider_failures: f64,
 }
 
 impl From<meterline_core::Stats> for Stats {
@@ -56,6 +60,8 @@ impl From<meterline_core::Stats> for Stats {
             stale_answers: s.stale_answers as f64,
             fallback_answers: s.fallback_answers as f64,
             stream_connected: s.stream_connected,
+            opted_out: s.opted_out as f64,
+            token_provider_failures: s.token_provider_failures as f64,
         }
     }
 }

@@ -14,7 +14,10 @@ use std::{
 use meterline_core::{
     Client, Config, Error, arguments,
     entitlement_cache::UsageThresholdEvent,
-    runtime::native::{Callbacks, ConnectionCallback, ErrorCallback, TryEntitlement, UsageThresholdCallback},
+    runtime::native::{
+        Callbacks, ConnectionCallback, ErrorCallback, TokenProvider, TryEntitlement, UsageThresholdCallback,
+    },
+    sdk::Sdk,
 };
 use pyo3::{
     PyTraverseError, PyVisit,
@@ -44,6 +47,7 @@ pub struct NativeClient {
     on_error: Option<Arc<Callback>>,
     on_threshold: Option<Arc<Callback>>,
     on_connection: Option<Arc<Callback>>,
+    token_provider: Option<Arc<Callback>>,
     /// `overflow="block"`: `track()` may wait for room, so it releases the GIL.
     may_block: bool,
 }
@@ -103,7 +107,7 @@ impl NativeClient {
     #[new]
     #[pyo3(signature = (
         api_key=None, endpoint=None, *, on_error=None, on_usage_threshold=None,
-        on_connection_change=None, **options
+        on_connection_change=None, token_provider=None, **options
     ))]
     fn new(
         api_key: Option<&Bound<'_, PyAny>>,
@@ -111,12 +115,16 @@ impl NativeClient {
         on_error: Option<&Bound<'_, PyAny>>,
         on_usage_threshold: Option<&Bound<'_, PyAny>>,
         on_connection_change: Option<&Bound<'_, PyAny>>,
+        token_provider: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let config = config::build(api_key, endpoint, options)?;
+        let has_provider = token_provider.is_some_and(|p| !p.is_none());
+        let mut config = config::build(api_key, endpoint, options, has_provider)?;
+        config.sdk = Python::attach(sdk);
         let on_error = callback("on_error", on_error)?;
         let on_threshold = callback("on_usage_threshold", on_usage_threshold)?;
         let on_connection = callback("on_connection_change", on_connection_change)?;
+        let token_provider = callback("token_provider", token_provider)?;
         let callbacks = Callbacks {
             on_error: on_error.clone().map(|callback| -> ErrorCallback {
                 Arc::new(move |error: &Error| {
@@ -143,6 +151,7 @@ impl NativeClient {
                     })
                 })
             }),
+            token_provider: token_provider.clone().map(provider),
         };
         let client = Client::with_callbacks(config.clone(), callbacks.clone()).map_err(IntoPyErr::into_py_err)?;
         Ok(NativeClient {
@@ -157,7 +166,48 @@ impl NativeClient {
             on_error,
             on_threshold,
             on_connection,
+            token_provider,
         })
+    }
+
+    /// Acts for `subject` from now on, with its customer `token` (publishable keys): events
+    /// tracked before stay the previous user's; its cached entitlements are dropped.
+    fn identify(&self, subject: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<()> {
+        let subject = entitlements::arg_str(subject, "subject").map_err(IntoPyErr::into_py_err)?;
+        let token = convert::required_str(token, "token", "/token").map_err(IntoPyErr::into_py_err)?;
+        self.current()
+            .and_then(|client| client.identify(subject, token))
+            .map_err(IntoPyErr::into_py_err)
+    }
+
+    /// Drops the identity (sign-out): `track()` raises `ForbiddenError` until `identify()`.
+    fn reset(&self) -> PyResult<()> {
+        self.current()
+            .and_then(|client| client.reset())
+            .map_err(IntoPyErr::into_py_err)
+    }
+
+    /// The user withdrew consent: `track()` keeps nothing until `opt_in()`; what is queued
+    /// is discarded. Kept in `spool_dir` when one is set.
+    fn opt_out(&self) -> PyResult<()> {
+        self.current()
+            .and_then(|client| client.opt_out())
+            .map_err(IntoPyErr::into_py_err)
+    }
+
+    /// The user consents again: `track()` queues and sends events from now on.
+    fn opt_in(&self) -> PyResult<()> {
+        self.current()
+            .and_then(|client| client.opt_in())
+            .map_err(IntoPyErr::into_py_err)
+    }
+
+    /// Whether the user opted out (in this run, or as recorded in `spool_dir`).
+    #[getter]
+    fn opted_out(&self) -> PyResult<bool> {
+        self.current()
+            .map(|client| client.is_opted_out())
+            .map_err(IntoPyErr::into_py_err)
     }
 
     /// Validates an event and queues it; never waits on the network. Returns the event id,
@@ -372,9 +422,14 @@ impl NativeClient {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        for callback in [&self.on_error, &self.on_threshold, &self.on_connection]
-            .into_iter()
-            .flatten()
+        for callback in [
+            &self.on_error,
+            &self.on_threshold,
+            &self.on_connection,
+            &self.token_provider,
+        ]
+        .into_iter()
+        .flatten()
         {
             callback.visit(&visit)?;
         }
@@ -382,9 +437,14 @@ impl NativeClient {
     }
 
     fn __clear__(&self) {
-        for callback in [&self.on_error, &self.on_threshold, &self.on_connection]
-            .into_iter()
-            .flatten()
+        for callback in [
+            &self.on_error,
+            &self.on_threshold,
+            &self.on_connection,
+            &self.token_provider,
+        ]
+        .into_iter()
+        .flatten()
         {
             callback.clear();
         }
@@ -432,6 +492,52 @@ impl Drop for NativeClient {
 }
 
 /// A callback option: `None` or a callable (else `ConfigError` naming it).
+/// The SDK header's names: this package, its version, the Python implementation.
+fn sdk(py: Python<'_>) -> Sdk {
+    let version = py.version_info();
+    let implementation = py
+        .import("platform")
+        .and_then(|platform| platform.call_method0("python_implementation"))
+        .and_then(|name| name.extract::<String>())
+        .unwrap_or_else(|_| "Python".to_owned());
+    Sdk {
+        name: "meterline-python".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        runtime: format!("{implementation} {}.{}.{}", version.major, version.minor, version.patch),
+    }
+}
+
+/// `token_provider` as the core calls it: on a worker thread, with the GIL taken for the
+/// call. Whatever it raises or returns instead of a string becomes the failure the core
+/// reports (never raised into the application).
+fn provider(callback: Arc<Callback>) -> TokenProvider {
+    Arc::new(move || {
+        Python::attach(|py| {
+            let Some(callable) = callback.get(py) else {
+                return Err("the token provider was cleared".to_owned());
+            };
+            match callable.call0(py) {
+                Ok(value) => value
+                    .extract::<String>(py)
+                    .map_err(|_| format!("returned {}, not a str", describe_type(value.bind(py)))),
+                Err(err) => Err(format!("raised {}", describe_exception(py, &err))),
+            }
+        })
+    })
+}
+
+fn describe_type(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map_or_else(|_| "an object".to_owned(), |n| n.to_string())
+}
+
+fn describe_exception(py: Python<'_>, err: &PyErr) -> String {
+    let kind = describe_type(err.value(py).as_any());
+    format!("{kind}: {}", err.value(py))
+}
+
 fn callback(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<Callback>>> {
     match value.filter(|c| !c.is_none()) {
         None => Ok(None),

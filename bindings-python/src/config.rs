@@ -21,13 +21,19 @@ use crate::{
 
 /// The options this binding handles itself (callbacks run on Python's side); the core lists
 /// them with its own in the message about an unknown option.
-pub const CALLBACK_OPTIONS: &[&str] = &["on_error", "on_usage_threshold", "on_connection_change"];
+pub const CALLBACK_OPTIONS: &[&str] = &[
+    "on_error",
+    "on_usage_threshold",
+    "on_connection_change",
+    "token_provider",
+];
 
 /// Builds the core configuration from the constructor's arguments.
 pub fn build(
     api_key: Option<&Bound<'_, PyAny>>,
     endpoint: Option<&Bound<'_, PyAny>>,
     options: Option<&Bound<'_, PyDict>>,
+    has_token_provider: bool,
 ) -> PyResult<Config> {
     let mut given = Vec::new();
     for (name, value) in [("api_key", api_key), ("endpoint", endpoint)] {
@@ -43,7 +49,8 @@ pub fn build(
         let value = host_value(&name, &value)?;
         given.push((name, value));
     }
-    options::config_from_host(given, Spelling::Snake, CALLBACK_OPTIONS).map_err(IntoPyErr::into_py_err)
+    options::config_from_host_with_provider(given, Spelling::Snake, CALLBACK_OPTIONS, has_token_provider)
+        .map_err(IntoPyErr::into_py_err)
 }
 
 /// One Python value as the core's option table reads it.

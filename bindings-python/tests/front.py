@@ -47,6 +47,8 @@ class RecordingFront:
     #: reaching the server, so the client must retry them.
     fail_first: int = 0
     attempts: list[Attempt] = field(default_factory=list)
+    #: ``(method, path, User-Agent)`` of every request, ingest or not.
+    requests: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     _server: ThreadingHTTPServer | None = None
@@ -61,6 +63,9 @@ class RecordingFront:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with front.lock:
+                    agent = self.headers.get("User-Agent") or ""
+                    front.requests.append((self.command, self.path, agent))
                 attempt = None
                 if self.command == "POST" and self.path.split("?")[0] == "/v1/events":
                     encoding = (self.headers.get("Content-Encoding") or "identity").lower()

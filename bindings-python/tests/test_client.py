@@ -116,7 +116,7 @@ def test_stats_is_a_frozen_dataclass(server: Server) -> None:
     assert set(dataclasses.asdict(stats)) == {
         "enqueued", "sent", "duplicates", "rejected", "dropped", "retried", "batches",
         "queue_length", "spool_length", "cache_hits", "cache_misses", "stale_answers",
-        "fallback_answers", "stream_connected",
+        "fallback_answers", "stream_connected", "opted_out", "token_provider_failures",
     }  # fmt: skip
 
 

@@ -138,7 +138,7 @@ def test_the_option_docs_are_the_core_table() -> None:
     from meterline._options import ClientOptions
 
     core = {row["snake"] for row in OPTIONS["table"]} - {"api_key", "endpoint"}
-    callbacks = {"on_error", "on_usage_threshold", "on_connection_change"}
+    callbacks = {"on_error", "on_usage_threshold", "on_connection_change", "token_provider"}
     assert set(ClientOptions.__annotations__) == core | callbacks
 
 

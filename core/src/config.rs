@@ -10,6 +10,7 @@ use crate::{
     error::Error,
     key::{ApiKey, KeyKind},
     retry::RetryPolicy,
+    sdk::Sdk,
 };
 
 /// The spelling of every value of a choice enum's `ALL`, in order, as a constant (the option
@@ -196,6 +197,9 @@ pub struct Config {
     pub spool_dir: Option<PathBuf>,
     /// When the spool calls `fsync` (default [`SpoolFsync::Interval`], once a second).
     pub spool_fsync: SpoolFsync,
+    /// Which SDK this is, for the `User-Agent` of every request. Set by the language
+    /// binding (`meterline-python`, `meterline-node` …), not an application option.
+    pub sdk: Sdk,
 }
 
 impl Config {
@@ -230,11 +234,18 @@ impl Config {
             customer_token: None,
             spool_dir: None,
             spool_fsync: SpoolFsync::Interval,
+            sdk: Sdk::default(),
         }
     }
 
     /// Checks every option, naming the first one that is wrong. Returns the parsed key.
     pub fn validate(&self) -> Result<ApiKey, Error> {
+        self.validate_for(false)
+    }
+
+    /// [`Config::validate`] for a client that has a token provider: a publishable key then
+    /// needs no `customer_token` (the provider gives the first one).
+    pub fn validate_for(&self, has_token_provider: bool) -> Result<ApiKey, Error> {
         let key = ApiKey::parse(&self.api_key).map_err(|e| Error::config("api_key", e.to_string()))?;
         let endpoint = self.endpoint.trim();
         if endpoint.is_empty() {
@@ -262,11 +273,11 @@ impl Config {
                 "must not be empty (leave it unset for no spool)",
             ));
         }
-        self.validate_entitlements(&key)?;
+        self.validate_entitlements(&key, has_token_provider)?;
         Ok(key)
     }
 
-    fn validate_entitlements(&self, key: &ApiKey) -> Result<(), Error> {
+    fn validate_entitlements(&self, key: &ApiKey, has_token_provider: bool) -> Result<(), Error> {
         self.fallbacks.validate()?;
         if let Some(url) = &self.stream_endpoint
             && !(url.starts_with("ws://") || url.starts_with("wss://"))
@@ -280,9 +291,9 @@ impl Config {
             ));
         }
         match (&self.customer_token, key.kind) {
-            (None, KeyKind::Publishable) => Err(Error::config(
+            (None, KeyKind::Publishable) if !has_token_provider => Err(Error::config(
                 "customer_token",
-                "a publishable key (ml_pk_…) works only together with a customer token",
+                "a publishable key (ml_pk_…) works only together with a customer token or a token provider",
             )),
             (Some(_), KeyKind::Secret | KeyKind::Admin) => Err(Error::config(
                 "customer_token",

@@ -22,6 +22,7 @@ pub mod codec;
 pub mod config;
 #[doc(hidden)]
 pub mod conformance;
+pub mod credentials;
 pub mod customer_token;
 pub mod entitlement;
 pub mod entitlement_cache;
@@ -35,6 +36,7 @@ pub mod queue;
 pub mod retry;
 pub mod schema;
 pub mod schema_refresh;
+pub mod sdk;
 pub mod spool_record;
 pub mod stats;
 pub mod stream;

@@ -700,7 +700,23 @@ pub fn config_from_host(
     spelling: Spelling,
     host_options: &[&str],
 ) -> Result<Config, Error> {
-    build(given, spelling, host_options, &|name| std::env::var(name).ok())
+    build(given, spelling, host_options, false, &|name| std::env::var(name).ok())
+}
+
+/// [`config_from_host`] for a client given a token provider (Python's `token_provider`,
+/// JavaScript's `tokenProvider`): a publishable key then needs no `customer_token`.
+///
+/// # Errors
+/// As [`config_from_host`].
+pub fn config_from_host_with_provider(
+    given: impl IntoIterator<Item = (String, HostValue)>,
+    spelling: Spelling,
+    host_options: &[&str],
+    has_token_provider: bool,
+) -> Result<Config, Error> {
+    build(given, spelling, host_options, has_token_provider, &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// [`config_from_host`] with the environment given (`env` looks a variable up).
@@ -708,6 +724,7 @@ fn build(
     given: impl IntoIterator<Item = (String, HostValue)>,
     spelling: Spelling,
     host_options: &[&str],
+    has_token_provider: bool,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Error> {
     let mut config = Config::new("", "");
@@ -748,7 +765,9 @@ fn build(
             )
         })?;
     }
-    config.validate().map_err(|e| respell(e, spelling))?;
+    config
+        .validate_for(has_token_provider)
+        .map_err(|e| respell(e, spelling))?;
     Ok(config)
 }
 

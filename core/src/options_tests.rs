@@ -133,7 +133,7 @@ fn run(case: &Value, spelling: Spelling) -> Result<Config, Error> {
                 .collect()
         })
         .unwrap_or_default();
-    build(given, spelling, &[], &|name| env.get(name).cloned().flatten())
+    build(given, spelling, &[], false, &|name| env.get(name).cloned().flatten())
 }
 
 #[test]

@@ -37,4 +37,9 @@ pub struct Stats {
     pub fallback_answers: u64,
     /// Whether the realtime stream is connected.
     pub stream_connected: bool,
+    /// Events not kept because the user opted out: refused by `track()` while opted out, or
+    /// discarded from the queue by `opt_out()`.
+    pub opted_out: u64,
+    /// Token provider calls that failed or returned no customer token.
+    pub token_provider_failures: u64,
 }

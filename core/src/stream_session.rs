@@ -413,6 +413,43 @@ impl StreamSession {
         }
     }
 
+    /// The client switched users (`identify()` / `reset()`): every subject is dropped and an
+    /// open connection closed (it was authenticated as the previous user); the next
+    /// subscription connects anew, with the new credentials, as a first connection.
+    pub fn forget_subjects(&mut self) {
+        match self.state {
+            SessionState::Open => {
+                self.actions.push_back(Action::Close {
+                    code: 1000,
+                    reason: "identity changed",
+                });
+                self.actions.push_back(Action::ConnectionChange {
+                    connected: false,
+                    reason: "identity changed".to_owned(),
+                });
+            }
+            SessionState::Connecting => self.actions.push_back(Action::Abandon),
+            SessionState::Stopped => return,
+            _ => {}
+        }
+        self.subjects.clear();
+        self.floor = None;
+        self.attempt = 0;
+        self.connected_before = false;
+        self.reported_down = false;
+        self.healthy = false;
+        self.state = SessionState::Idle;
+        self.wake_at = None;
+    }
+
+    /// Fresh credentials came after [`Action::RefreshCredentials`]: a session paused for
+    /// them reconnects now instead of after its pause (otherwise nothing changes).
+    pub fn credentials_refreshed(&mut self, now: u64) {
+        if self.state == SessionState::Paused {
+            self.connect(now);
+        }
+    }
+
     /// The client shuts down: closes an open connection with 1000 and stops.
     pub fn close(&mut self) {
         match self.state {

@@ -52,6 +52,11 @@ class Stats:
     """``entitlement()`` answers with source ``"fallback"``."""
     stream_connected: bool = False
     """Whether the realtime stream is connected."""
+    opted_out: int = 0
+    """Events not kept because the user opted out: refused by ``track()`` while opted out,
+    or discarded from the queue by ``opt_out()``."""
+    token_provider_failures: int = 0
+    """``token_provider`` calls that raised or returned no customer token."""
 
 
 _STATS_FIELDS = frozenset(f.name for f in fields(Stats))

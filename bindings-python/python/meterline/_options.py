@@ -101,3 +101,11 @@ class ClientOptions(TypedDict, total=False):
     on_connection_change: Callable[[bool, str], object] | None
     """Called with ``(connected, reason)`` when the stream connects (``True, "connected"``) or
     is lost (``False``, why), on the dispatcher thread."""
+    token_provider: Callable[[], str] | None
+    """With a publishable key: returns a fresh customer token (a ``str``). Called on a
+    background thread — when there is no token yet (then ``customer_token`` may be left
+    out), ahead of the current one's expiry (at 80 % of its life or 60 s before ``exp``),
+    and once when the server answers ``token_expired`` (the request is then retried, the
+    stream reconnected). What it raises or returns instead of a token is reported to
+    ``on_error`` (rate-limited) and counted in ``stats().token_provider_failures``; it is
+    never raised into ``track()``."""

@@ -204,6 +204,15 @@ impl EntitlementCache {
         }
     }
 
+    /// Forgets every cached subject, fetch and unsettled usage (`identify()` switched users:
+    /// nothing of one is shown to the next); the hit counter stays.
+    pub fn forget_all(&mut self) {
+        self.entries.clear();
+        self.pending.clear();
+        self.unsettled.clear();
+        self.last_seq = None;
+    }
+
     /// The settings it was built with.
     pub fn settings(&self) -> &CacheSettings {
         &self.settings

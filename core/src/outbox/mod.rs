@@ -24,7 +24,7 @@ pub mod conformance;
 mod messages;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     time::{Duration, SystemTime},
 };
 
@@ -117,6 +117,8 @@ pub struct Outbox {
     /// empty queue).
     interval_start: u64,
     outage: Option<Outage>,
+    /// Sequence numbers where a new credential starts (`identify()`): no batch spans one.
+    cuts: BTreeSet<u64>,
     counters: Counters,
     drop_reports: ErrorThrottle,
     drop_warnings: ErrorThrottle,
@@ -135,6 +137,7 @@ impl Outbox {
             aborted: false,
             interval_start: now,
             outage: None,
+            cuts: BTreeSet::new(),
             counters: Counters::default(),
             drop_reports: ErrorThrottle::new(DROP_REPORT_WINDOW_MS),
             drop_warnings: ErrorThrottle::new(DROP_WARNING_WINDOW_MS),
@@ -300,6 +303,45 @@ impl Outbox {
             self.counters.dropped += given_up;
         }
         given_up
+    }
+
+    /// `identify()` / `reset()`: the events queued so far belong to the previous credential,
+    /// those accepted from now on to the next, and no batch holds events of both. Returns
+    /// the first sequence number of the new credential.
+    pub fn cut(&mut self) -> u64 {
+        let seq = self.next_seq();
+        if seq > self.head_seq {
+            self.cuts.insert(seq);
+        }
+        seq
+    }
+
+    /// `opt_out()`: discards the queued events and the batches waiting for a retry (a batch
+    /// on the wire finishes: the server may already have it). Not counted as dropped — the
+    /// runtime counts them as opted out. Returns the discarded ranges `(first_seq, count)`,
+    /// for the runtime's store.
+    pub fn discard(&mut self) -> Vec<(u64, u64)> {
+        let waiting: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, b)| !b.sending)
+            .map(|(&seq, _)| seq)
+            .collect();
+        let mut ranges = Vec::new();
+        for seq in waiting {
+            if let Some(batch) = self.in_flight.remove(&seq) {
+                ranges.push((seq, batch.count as u64));
+            }
+        }
+        let queued = self.queue.clear() as u64;
+        if queued > 0 {
+            ranges.push((self.head_seq, queued));
+        }
+        self.head_seq += queued;
+        if self.in_flight.is_empty() {
+            self.outage = None;
+        }
+        ranges
     }
 
     /// Whether the sender can stop: shutdown drained everything, or its deadline passed and
@@ -501,7 +543,16 @@ impl Outbox {
             return None;
         }
         let first_seq = self.head_seq;
-        let events = self.queue.take_batch(&self.settings.rules);
+        // A batch ends before the next credential's first event.
+        while self.cuts.first().is_some_and(|&cut| cut <= first_seq) {
+            self.cuts.pop_first();
+        }
+        let mut rules = self.settings.rules;
+        if let Some(&cut) = self.cuts.first() {
+            let before_cut = usize::try_from(cut - first_seq).unwrap_or(usize::MAX);
+            rules.flush_at = rules.flush_at.min(before_cut);
+        }
+        let events = self.queue.take_batch(&rules);
         self.head_seq += events.len() as u64;
         self.interval_start = now;
         self.in_flight.insert(
@@ -556,3 +607,6 @@ impl Outbox {
 pub fn is_permanent(outcome: Outcome<'_>) -> bool {
     matches!(outcome, Outcome::Status { status, .. } if (400..500).contains(&status) && !matches!(status, 408 | 429))
 }
+
+#[cfg(test)]
+mod tests;

@@ -156,3 +156,27 @@ fn shutdown_closes_an_open_connection_with_1000_and_stops() {
     s.subscribe("c2", None, None, T0);
     assert!(actions(&mut s).is_empty(), "a stopped session opens nothing");
 }
+
+#[test]
+fn switching_users_drops_the_subjects_and_the_connection_and_refreshed_credentials_reconnect() {
+    let mut cache = EntitlementCache::new(CacheSettings::default());
+    let mut s = open(&mut cache);
+    s.forget_subjects();
+    let done = actions(&mut s);
+    assert!(
+        matches!(done.first(), Some(Action::Close { code: 1000, .. })),
+        "{done:?}"
+    );
+    assert_eq!(s.state(), SessionState::Idle);
+    assert_eq!(s.subjects().count(), 0);
+    // The next user's subject connects anew.
+    s.subscribe("c2", None, None, T0 + 1);
+    assert!(matches!(actions(&mut s).as_slice(), [Action::Connect]));
+    // Refused 4401: paused, asks for credentials; fresh ones reconnect at once.
+    s.lost(Disconnect::Closed(4401), "token_expired", T0 + 2, 0.5);
+    assert_eq!(s.state(), SessionState::Paused);
+    assert!(actions(&mut s).iter().any(|a| matches!(a, Action::RefreshCredentials)));
+    s.credentials_refreshed(T0 + 3);
+    assert_eq!(s.state(), SessionState::Connecting);
+    assert!(actions(&mut s).iter().any(|a| matches!(a, Action::Connect)));
+}

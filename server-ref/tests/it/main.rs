@@ -26,6 +26,7 @@ mod openapi;
 mod outage_memory;
 mod publishable;
 mod sdk_delivery;
+mod sdk_identity;
 mod security;
 mod spool_crash;
 mod storage;

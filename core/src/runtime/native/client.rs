@@ -3,14 +3,19 @@
 //! thread that drives the sender, the schema refresher and the stream.
 
 use std::{
-    sync::{Arc, RwLock, atomic::Ordering},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
 use serde_json::{Value, value::RawValue};
 
 use super::{
-    Callbacks, Shared, build_http, entitlements,
+    Callbacks, GATE_OPTED_OUT, Shared, build_http, consent,
+    credentials::Credentials,
+    entitlements,
     entitlements::EntitlementState,
     ids::new_event_id,
     lifecycle::Lifecycle,
@@ -20,6 +25,7 @@ use super::{
 use crate::{
     config::{Config, OverflowPolicy},
     error::Error,
+    key::KeyKind,
     outbox::{OutboxSettings, Refusal},
     queue::BatchRules,
     schema::SchemaDocument,
@@ -55,7 +61,7 @@ impl Client {
 
     /// Starts a client that reports background errors to `callbacks`.
     pub fn with_callbacks(config: Config, callbacks: Callbacks) -> Result<Client, Error> {
-        let key = config.validate()?;
+        let key = config.validate_for(callbacks.token_provider.is_some())?;
         // Local schemas only until the first fetch from the server completes.
         let registry = schemas::registry(&config, &SchemaDocument::default())
             .map_err(|e| Error::config("schemas", e.to_string()))?;
@@ -93,14 +99,22 @@ impl Client {
             }
             pipeline.attach_spool(spool, recovered);
         }
+        let opted_out = consent::load(config.spool_dir.as_deref());
         let shared = Arc::new(Shared {
             ingest_url: format!("{}/v1/events", config.base_url()),
             pipeline,
             schemas: RwLock::new(registry),
-            closed: std::sync::atomic::AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             entitlements: EntitlementState::new(&config)?,
             runtime: runtime.handle().clone(),
             schema_refresh: schemas::SchemaRefresher::new(&config),
+            credentials: Credentials::new(
+                config.customer_token.as_deref(),
+                callbacks.token_provider.clone(),
+                key.kind == KeyKind::Publishable,
+            )?,
+            gate: AtomicU8::new(if opted_out { GATE_OPTED_OUT } else { 0 }),
+            opted_out_events: AtomicU64::new(0),
             http,
             key,
             config,
@@ -176,6 +190,10 @@ impl Client {
         let shared = &self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
+        }
+        let gate = shared.gate.load(Ordering::Relaxed);
+        if gate != 0 {
+            return self.gated(gate);
         }
         let rules = BuildRules {
             source: &shared.config.source,
@@ -282,6 +300,8 @@ impl Client {
             stale_answers: load(&answers.stale),
             fallback_answers: load(&answers.fallback),
             stream_connected: self.shared.entitlements.stream.connected.load(Ordering::Relaxed),
+            opted_out: load(&self.shared.opted_out_events),
+            token_provider_failures: self.shared.credentials.failures(),
             ..self.shared.pipeline.snapshot()
         }
     }
@@ -300,6 +320,33 @@ impl Client {
                 .map_err(|_| Error::Timeout(timeout))?
                 .map(|_| ())
         })
+    }
+
+    /// The user withdrew consent: from now on `track()` keeps nothing and sends nothing
+    /// (it returns `None`, counted in `stats().opted_out`), and the events queued but not
+    /// yet sent are discarded (counted there too; a batch already on the wire finishes).
+    /// With a `spool_dir` the choice is recorded there and holds at the next start; without
+    /// one it lasts as long as the process. Entitlements still work. Errors: `spool_error`
+    /// when the choice cannot be recorded (it applies in memory all the same).
+    pub fn opt_out(&self) -> Result<(), Error> {
+        let shared = &self.shared;
+        shared.gate.fetch_or(GATE_OPTED_OUT, Ordering::Relaxed);
+        let discarded = shared.pipeline.discard();
+        shared.opted_out_events.fetch_add(discarded, Ordering::Relaxed);
+        consent::store(shared.config.spool_dir.as_deref(), true)
+    }
+
+    /// The user consents again: `track()` queues and sends events from now on (nothing
+    /// discarded before comes back). Errors: `spool_error` when the choice cannot be
+    /// recorded in `spool_dir` (it applies in memory all the same).
+    pub fn opt_in(&self) -> Result<(), Error> {
+        self.shared.gate.fetch_and(!GATE_OPTED_OUT, Ordering::Relaxed);
+        consent::store(self.shared.config.spool_dir.as_deref(), false)
+    }
+
+    /// Whether the user opted out ([`Client::opt_out`]), in this run or a recorded earlier one.
+    pub fn is_opted_out(&self) -> bool {
+        self.shared.gate.load(Ordering::Relaxed) & GATE_OPTED_OUT != 0
     }
 
     /// The client's configuration.

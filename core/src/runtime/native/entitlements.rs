@@ -80,6 +80,9 @@ pub(crate) struct EntitlementState {
     pub clock: Clock,
     /// Set once anything was cached: until then `track()` skips the cache entirely.
     pub any_cached: AtomicBool,
+    /// Bumped (under the cache's lock) when `identify()`/`reset()` switch users: a fetch
+    /// started before stores nothing.
+    pub epoch: AtomicU64,
     /// Background failures reported to `on_error` at most once a minute per code.
     pub throttle: Mutex<ErrorThrottle>,
     pub stream: StreamControl,
@@ -104,6 +107,7 @@ impl EntitlementState {
             counters: AnswerCounters::default(),
             clock: Clock::new(),
             any_cached: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             throttle: Mutex::new(ErrorThrottle::new(60_000)),
             stream: StreamControl::new(),
             base_url,

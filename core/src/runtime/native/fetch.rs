@@ -3,7 +3,10 @@
 //! cached), stores what came back, and ends its callers' wait — at the latest after
 //! `entitlement_timeout`, while the request goes on to fill the cache.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use reqwest::{
     StatusCode,
@@ -12,6 +15,7 @@ use reqwest::{
 
 use super::{
     Shared,
+    credentials::{self, Sent, Whose},
     entitlements::lock,
     flight::{Flight, Landing},
     sender::describe,
@@ -99,12 +103,20 @@ async fn fetch_and_store(shared: &Arc<Shared>, subject: &str) -> Landing {
     loop {
         // Every event below the low watermark is settled: the server has counted it.
         let counted_through = shared.pipeline.lock().low_watermark();
+        let epoch = ents.epoch.load(Ordering::Relaxed);
         let ticket = lock(&ents.cache).begin_fetch(subject, counted_through);
         let etag = ticket.etag.clone().filter(|_| conditional);
         let (result, error, as_of) = get(shared, subject, etag.as_deref()).await;
         let landing = Landing::of(&result);
         let now = ents.clock.now_ms();
-        let completion = lock(&ents.cache).complete_fetch(ticket, result, now, fastrand::f64());
+        let completion = {
+            let mut cache = lock(&ents.cache);
+            if ents.epoch.load(Ordering::Relaxed) != epoch {
+                // The user switched meanwhile: the answer is the previous user's.
+                return Landing::Failed("the identity changed during the fetch".into());
+            }
+            cache.complete_fetch(ticket, result, now, fastrand::f64())
+        };
         match error {
             Some(err) => report(shared, "entitlements", &err),
             None => lock(&ents.throttle).clear(),
@@ -165,20 +177,24 @@ async fn get(shared: &Shared, subject: &str, etag: Option<&str>) -> (FetchResult
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().extend(["v1", "customers", subject, "entitlements"]);
     }
-    let mut request = shared.http.get(url).header(ACCEPT, "application/json");
-    if let Some(etag) = etag {
-        request = request.header(IF_NONE_MATCH, etag);
-    }
+    let request = || {
+        let request = shared.http.get(url.clone()).header(ACCEPT, "application/json");
+        match etag {
+            Some(etag) => request.header(IF_NONE_MATCH, etag),
+            None => request,
+        }
+    };
     let failed = |reason: String, retry_after: Option<Duration>, err: Error| {
         (FetchResult::Failed { reason, retry_after }, Some(err), None)
     };
-    let resp = match request.send().await {
-        Ok(resp) => resp,
-        Err(e) if e.is_timeout() => {
+    let resp = match credentials::send(shared, Whose::Current, request).await {
+        Sent::Answered(resp) => resp,
+        Sent::NoToken(err) => return failed(format!("no customer token: {err}"), None, err),
+        Sent::Failed(e) if e.is_timeout() => {
             let after = shared.config.request_timeout;
             return failed(format!("timeout after {after:?}"), None, Error::Timeout(after));
         }
-        Err(e) => {
+        Sent::Failed(e) => {
             let detail = describe(&e);
             return failed(format!("server unreachable: {detail}"), None, Error::Network(detail));
         }

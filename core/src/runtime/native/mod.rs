@@ -5,9 +5,12 @@
 //! and the callbacks run on the worker.
 
 mod client;
+mod consent;
+mod credentials;
 mod entitlements;
 mod fetch;
 mod flight;
+mod identity;
 mod ids;
 mod lifecycle;
 mod pipeline;
@@ -17,13 +20,17 @@ mod spool;
 mod stream;
 
 use std::{
-    sync::{Arc, RwLock, atomic::AtomicBool},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, AtomicU8, AtomicU64},
+    },
     time::Duration,
 };
 
 pub use self::client::Client;
+pub use self::credentials::TokenProvider;
 pub use self::entitlements::{PendingEntitlement, TryEntitlement};
-use self::{entitlements::EntitlementState, pipeline::Pipeline};
+use self::{credentials::Credentials, entitlements::EntitlementState, pipeline::Pipeline};
 pub(crate) use crate::track::TrackData;
 use crate::{
     config::Config, entitlement_cache::UsageThresholdEvent, error::Error, key::ApiKey, schema::SchemaRegistry,
@@ -54,6 +61,10 @@ pub struct Callbacks {
     pub on_usage_threshold: Option<UsageThresholdCallback>,
     /// See [`ConnectionCallback`].
     pub on_connection_change: Option<ConnectionCallback>,
+    /// With a publishable key: where fresh customer tokens come from (see
+    /// [`TokenProvider`]). With it, `customer_token` may be left out (the provider is asked
+    /// before the first request).
+    pub token_provider: Option<TokenProvider>,
 }
 
 impl std::fmt::Debug for Callbacks {
@@ -62,6 +73,7 @@ impl std::fmt::Debug for Callbacks {
             .field("on_error", &self.on_error.is_some())
             .field("on_usage_threshold", &self.on_usage_threshold.is_some())
             .field("on_connection_change", &self.on_connection_change.is_some())
+            .field("token_provider", &self.token_provider.is_some())
             .finish()
     }
 }
@@ -95,6 +107,11 @@ fn contain(name: &str, call: impl FnOnce()) {
     }
 }
 
+/// [`Shared::gate`] bit: the user opted out; `track()` keeps nothing.
+pub(crate) const GATE_OPTED_OUT: u8 = 1;
+/// [`Shared::gate`] bit: `reset()` left a publishable key without identity; `track()` fails.
+pub(crate) const GATE_NO_IDENTITY: u8 = 2;
+
 /// The header that carries a publishable key's customer token (DESIGN §6).
 pub(crate) const CUSTOMER_TOKEN_HEADER: &str = "x-meterline-customer-token";
 
@@ -113,6 +130,13 @@ pub(crate) struct Shared {
     runtime: tokio::runtime::Handle,
     /// When to refresh the schemas (and the wake-up of the task that does).
     schema_refresh: schemas::SchemaRefresher,
+    /// The customer token (publishable keys) and its provider.
+    credentials: Credentials,
+    /// What stops `track()`: [`GATE_OPTED_OUT`] ([`Client::opt_out`]) and
+    /// [`GATE_NO_IDENTITY`] ([`Client::reset`]); one relaxed load on the hot path.
+    gate: AtomicU8,
+    /// Events `track()` refused or the queue discarded while opted out.
+    opted_out_events: AtomicU64,
 }
 
 fn build_http(config: &Config, key: &ApiKey) -> Result<reqwest::Client, Error> {
@@ -121,15 +145,11 @@ fn build_http(config: &Config, key: &ApiKey) -> Result<reqwest::Client, Error> {
         .map_err(|_| Error::config("api_key", "contains characters not allowed in a header"))?;
     auth.set_sensitive(true);
     headers.insert(reqwest::header::AUTHORIZATION, auth);
-    if let Some(token) = &config.customer_token {
-        let mut value = reqwest::header::HeaderValue::from_str(token)
-            .map_err(|_| Error::config("customer_token", "contains characters not allowed in a header"))?;
-        value.set_sensitive(true);
-        headers.insert(CUSTOMER_TOKEN_HEADER, value);
-    }
+    // The customer token is not a default header: it is set per request
+    // (`credentials::send`), so a refreshed token applies at once.
     reqwest::Client::builder()
         .default_headers(headers)
-        .user_agent(concat!("meterline-rust/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent(config))
         .timeout(config.request_timeout)
         .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
         // Below the server's idle limit (meterline-server: 30 s), so a pooled connection is
@@ -142,6 +162,12 @@ fn build_http(config: &Config, key: &ApiKey) -> Result<reqwest::Client, Error> {
                 format!("cannot build the HTTP client: {}", sender::describe(&e)),
             )
         })
+}
+
+/// The `User-Agent` of every request and of the stream's upgrade: the SDK, its language,
+/// version and runtime (set by the binding in `config.sdk`).
+pub(crate) fn user_agent(config: &Config) -> String {
+    config.sdk.header_value(std::env::consts::OS, std::env::consts::ARCH)
 }
 
 fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

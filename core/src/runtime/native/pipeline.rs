@@ -217,6 +217,17 @@ impl Pipeline {
         Ok(Accepted::Queued(seq))
     }
 
+    /// Discards what is queued and waiting for a retry (`opt_out()`), from the spool too.
+    /// Returns how many events it discarded.
+    pub fn discard(&self) -> u64 {
+        let ranges = self.lock().outbox.discard();
+        for &(first_seq, count) in &ranges {
+            self.unspool(first_seq, count);
+        }
+        self.notify_progress();
+        ranges.iter().map(|&(_, count)| count).sum()
+    }
+
     /// Gives up on everything not yet delivered (shutdown's deadline passed).
     pub fn abort(&self) {
         self.lock().outbox.abort();

@@ -9,7 +9,12 @@ use std::{
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use tokio::sync::Notify;
 
-use super::{Shared, entitlements::lock, sender::describe};
+use super::{
+    Shared,
+    credentials::{self, Sent, Whose},
+    entitlements::lock,
+    sender::describe,
+};
 use crate::{
     config::Config,
     error::Error,
@@ -89,11 +94,18 @@ pub(crate) async fn fetch(shared: &Shared, etag: Option<&str>) -> Result<(), Err
 /// One GET: installs a new document into the client's registry.
 async fn get(shared: &Shared, etag: Option<&str>) -> Result<SchemaAnswer, Error> {
     let url = format!("{}/v1/schema", shared.config.base_url());
-    let mut request = shared.http.get(&url);
-    if let Some(etag) = etag {
-        request = request.header(IF_NONE_MATCH, etag);
-    }
-    let resp = request.send().await.map_err(|e| Error::Network(describe(&e)))?;
+    let request = || {
+        let request = shared.http.get(&url);
+        match etag {
+            Some(etag) => request.header(IF_NONE_MATCH, etag),
+            None => request,
+        }
+    };
+    let resp = match credentials::send(shared, Whose::Current, request).await {
+        Sent::Answered(resp) => resp,
+        Sent::Failed(e) => return Err(Error::Network(describe(&e))),
+        Sent::NoToken(err) => return Err(err),
+    };
     if status_meaning(resp.status().as_u16())? == SchemaStatus::NotModified {
         return Ok(SchemaAnswer::NotModified);
     }

@@ -9,7 +9,10 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::mpsc;
 
-use super::Shared;
+use super::{
+    Shared,
+    credentials::{self, Sent, Whose},
+};
 use crate::{
     codec::{compress, encode_batch},
     error::Error,
@@ -99,7 +102,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             };
             let (shared, answers_tx) = (shared.clone(), answers_tx.clone());
             tokio::spawn(async move {
-                let attempted = attempt(&shared, body).await;
+                let attempted = attempt(&shared, first_seq, body).await;
                 let _ = answers_tx.send((first_seq, attempted));
             });
         }
@@ -186,6 +189,10 @@ fn settle(
         }
     };
     pipeline.notify_progress();
+    if done {
+        let low_watermark = pipeline.lock().low_watermark();
+        shared.credentials.settled(low_watermark);
+    }
     super::fetch::refetch_settled(shared);
     done
 }
@@ -195,56 +202,84 @@ fn encode(shared: &Shared, events: &[Vec<u8>]) -> Result<Bytes, Error> {
     Ok(Bytes::from(compress(shared.config.compression, &body)?))
 }
 
-/// One POST of a batch body; cut off when shutdown's deadline passes.
-async fn attempt(shared: &Shared, body: Bytes) -> Attempted {
-    let request = shared
-        .http
-        .post(&shared.ingest_url)
-        .header(CONTENT_TYPE, "application/cloudevents-batch+json")
-        .header(CONTENT_ENCODING, shared.config.compression.as_str())
-        .body(body)
-        .send();
-    let response = tokio::select! {
-        response = request => response,
+/// One POST of a batch body (retried once with a fresher customer token after
+/// `token_expired`); cut off when shutdown's deadline passes.
+async fn attempt(shared: &Shared, first_seq: u64, body: Bytes) -> Attempted {
+    let request = credentials::send(shared, Whose::Batch(first_seq), || {
+        shared
+            .http
+            .post(&shared.ingest_url)
+            .header(CONTENT_TYPE, "application/cloudevents-batch+json")
+            .header(CONTENT_ENCODING, shared.config.compression.as_str())
+            .body(body.clone())
+    });
+    let sent = tokio::select! {
+        sent = request => sent,
         () = shared.pipeline.aborted() => return Attempted::Aborted,
     };
-    match response {
-        Ok(resp) if resp.status().is_success() => {
-            let accepted = resp.status().as_u16() == 202;
-            match resp.json::<IngestResponse>().await {
-                Ok(parsed) if accepted => Attempted::Counted(parsed),
-                _ => Attempted::Uncounted,
-            }
+    let response = match sent {
+        Sent::Answered(response) => response,
+        Sent::Failed(e) => {
+            return Attempted::Failed {
+                status: 0,
+                timeout: e.is_timeout(),
+                retry_after: None,
+                error: if e.is_timeout() {
+                    Error::Timeout(shared.config.request_timeout)
+                } else {
+                    Error::Network(describe(&e))
+                },
+            };
         }
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            Attempted::Failed {
-                status,
-                timeout: false,
-                retry_after,
-                error: http_error(status, resp).await,
-            }
-        }
-        Err(e) => Attempted::Failed {
-            status: 0,
-            timeout: e.is_timeout(),
-            retry_after: None,
-            error: if e.is_timeout() {
-                Error::Timeout(shared.config.request_timeout)
-            } else {
-                Error::Network(describe(&e))
-            },
-        },
+        // No token to send: waits and tries again, as for an unreachable server — the
+        // events are kept, not dropped. (After `reset()` no event is accepted, so an
+        // anonymous identity has none to send.)
+        Sent::NoToken(error) => return untokened(error),
+    };
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        let accepted = status == 202;
+        return match response.json::<IngestResponse>().await {
+            Ok(parsed) if accepted => Attempted::Counted(parsed),
+            _ => Attempted::Uncounted,
+        };
+    }
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Option<ErrorBody> = response.json().await.ok();
+    if status == 401
+        && body.as_ref().is_some_and(|b| b.code == credentials::TOKEN_EXPIRED)
+        && shared.credentials.is_current(first_seq)
+    {
+        // Still expired after the one retry with a fresher token (the provider gave none
+        // that the server takes): keep the events and try again later. (A previous user's
+        // events whose token expired cannot get a fresh one: given up on as a 401.)
+        let message = body.map_or_else(String::new, |b| format!("{}: {}", b.code, b.message));
+        return untokened(Error::Unauthorized { message });
+    }
+    Attempted::Failed {
+        status,
+        timeout: false,
+        retry_after,
+        error: http_error(status, body),
     }
 }
 
-async fn http_error(status: u16, resp: reqwest::Response) -> Error {
-    let body: Option<ErrorBody> = resp.json().await.ok();
+/// A batch that could not carry a valid customer token: retried after a backoff like a
+/// connection failure (never given up on as a permanent 401).
+fn untokened(error: Error) -> Attempted {
+    Attempted::Failed {
+        status: 0,
+        timeout: false,
+        retry_after: None,
+        error,
+    }
+}
+
+fn http_error(status: u16, body: Option<ErrorBody>) -> Error {
     let (code, message) = match body {
         Some(b) => (b.code, b.message),
         None => (format!("http_{status}"), format!("the server answered {status}")),

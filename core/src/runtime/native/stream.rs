@@ -9,7 +9,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -51,6 +51,8 @@ enum Command {
     /// A newly cached subject, and the stream seq its answer is current to.
     Subscribe(String, Option<u64>),
     Unsubscribe(String),
+    /// The user switched: drop every subject and the connection.
+    Forget,
 }
 
 /// The handle the rest of the client uses to drive the stream task.
@@ -95,6 +97,14 @@ impl StreamControl {
         }
     }
 
+    /// `identify()` / `reset()`: drops every subject and closes the connection (nothing to
+    /// do before the task started).
+    pub fn forget_subjects(&self) {
+        if lock(&self.task).is_some() {
+            let _ = self.tx.send(Command::Forget);
+        }
+    }
+
     /// Closes the socket cleanly and waits (briefly) for the task to end. Runs on the worker.
     pub async fn close(&self) {
         self.closing.send_replace(true);
@@ -116,6 +126,8 @@ struct Io {
     shared: Arc<Shared>,
     socket: Option<Socket>,
     connecting: Option<Connecting>,
+    /// The generation of the customer token the last connection attempt carried.
+    token_generation: Arc<AtomicU64>,
 }
 
 async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -129,6 +141,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
         shared: shared.clone(),
         socket: None,
         connecting: None,
+        token_generation: Arc::new(AtomicU64::new(0)),
     };
     loop {
         io.execute(&mut session).await;
@@ -152,6 +165,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                         session.subscribe(&subject, as_of, last_seq, now);
                     }
                     Some(Command::Unsubscribe(subject)) => session.unsubscribe(&subject),
+                    Some(Command::Forget) => session.forget_subjects(),
                     None => {
                         session.close();
                         io.execute(&mut session).await;
@@ -198,7 +212,10 @@ impl Io {
         let shared = self.shared.clone();
         while let Some(action) = session.poll_action() {
             match action {
-                Action::Connect => self.connecting = Some(Box::pin(connect(shared.clone()))),
+                Action::Connect => {
+                    let generation = self.token_generation.clone();
+                    self.connecting = Some(Box::pin(connect(shared.clone(), generation)));
+                }
                 Action::Send(frame) => {
                     let Some(socket) = &mut self.socket else { continue };
                     if let Err(e) = socket.send(Message::text(frame)).await {
@@ -241,7 +258,15 @@ impl Io {
                     shared.schema_refresh.announce(&etag, now);
                 }
                 Action::RefreshCredentials => {
-                    tracing::debug!("stream: credentials refused; no token provider to refresh them");
+                    // Ask the provider (once for every request refused with this token) and
+                    // reconnect at once with the fresh token; without one, the session's
+                    // pause stands.
+                    let refused = self.token_generation.load(Ordering::Relaxed);
+                    if shared.credentials.customer && shared.credentials.stream_refused(&shared, refused).await {
+                        session.credentials_refreshed(shared.entitlements.clock.now_ms());
+                    } else {
+                        tracing::debug!("stream: credentials refused and none fresher to be had");
+                    }
                 }
                 Action::Report(err) => report(&shared, "stream", &err),
             }
@@ -289,9 +314,19 @@ impl Io {
     }
 }
 
-/// Opens the socket with the client's credentials (the session times it out).
-async fn connect(shared: Arc<Shared>) -> Result<Socket, (Disconnect, String)> {
-    let request = request(&shared).map_err(|reason| (Disconnect::Network, reason))?;
+/// Opens the socket with the client's credentials (the session times it out); records the
+/// customer token's generation in `generation`.
+async fn connect(shared: Arc<Shared>, generation: Arc<AtomicU64>) -> Result<Socket, (Disconnect, String)> {
+    let token = shared
+        .credentials
+        .for_stream(&shared)
+        .await
+        .map_err(|e| (Disconnect::Network, e.to_string()))?;
+    if let Some((_, g)) = &token {
+        generation.store(*g, Ordering::Relaxed);
+    }
+    let token = token.map(|(value, _)| value);
+    let request = request(&shared, token.as_deref()).map_err(|reason| (Disconnect::Network, reason))?;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_INCOMING))
@@ -310,7 +345,7 @@ async fn connect(shared: Arc<Shared>) -> Result<Socket, (Disconnect, String)> {
 }
 
 /// The upgrade request: the stream URL with the client's credentials.
-fn request(shared: &Shared) -> Result<tungstenite::handshake::client::Request, String> {
+fn request(shared: &Shared, token: Option<&str>) -> Result<tungstenite::handshake::client::Request, String> {
     let url = shared.config.stream_url();
     let mut request = url
         .as_str()
@@ -321,14 +356,15 @@ fn request(shared: &Shared) -> Result<tungstenite::handshake::client::Request, S
         .map_err(|_| "the API key cannot be sent in a header".to_owned())?;
     auth.set_sensitive(true);
     headers.insert(AUTHORIZATION, auth);
-    if let Some(token) = &shared.config.customer_token {
+    if let Some(token) = token {
         let mut value = HeaderValue::from_str(token).map_err(|_| "the customer token cannot be sent in a header")?;
         value.set_sensitive(true);
         headers.insert(super::CUSTOMER_TOKEN_HEADER, value);
     }
+    let agent = super::user_agent(&shared.config);
     headers.insert(
         "user-agent",
-        HeaderValue::from_static(concat!("meterline-rust/", env!("CARGO_PKG_VERSION"))),
+        HeaderValue::from_str(&agent).map_err(|_| "the SDK name cannot be sent in a header")?,
     );
     Ok(request)
 }

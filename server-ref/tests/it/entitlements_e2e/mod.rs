@@ -75,6 +75,7 @@ impl Seen {
             on_connection_change: Some(Arc::new(move |up: bool, why: &str| {
                 connections.lock().unwrap().push((up, why.to_owned()));
             })),
+            ..Callbacks::default()
         }
     }
 
