@@ -111,5 +111,6 @@ fn callbacks(listener: Option<Arc<dyn ClientListener>>) -> Callbacks {
         on_error: Some(on_error),
         on_usage_threshold: Some(on_usage_threshold),
         on_connection_change: Some(on_connection_change),
+        ..Callbacks::default()
     }
 }
