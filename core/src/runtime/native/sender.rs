@@ -74,6 +74,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let mut state = pipeline.lock();
             let now = pipeline.now_ms();
             let dispatches = state.outbox.poll(now);
+            // Batches the outbox let go of without an answer (`opt_out()` discards those
+            // waiting for a retry) take their bodies with them.
+            bodies.retain(|&first_seq, _| state.outbox.batch_len(first_seq) > 0);
             (dispatches, state.outbox.next_wake(now), state.outbox.finished())
         };
         pipeline.wakeups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
