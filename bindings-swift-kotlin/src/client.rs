@@ -10,7 +10,13 @@ use meterline_core::{
 };
 use serde_json::value::RawValue;
 
-use crate::{entitlements::UsageThreshold, error::MeterlineError, options::ClientOptions, stats::Stats};
+use crate::{
+    entitlements::UsageThreshold,
+    error::MeterlineError,
+    identity::{self, TokenProvider},
+    options::ClientOptions,
+    stats::Stats,
+};
 
 /// What a client tells the application from the background. Its methods run on the client's
 /// worker thread: return quickly and never call `entitlement()` blocking from them.
@@ -37,14 +43,58 @@ pub struct Client {
 #[uniffi::export]
 impl Client {
     /// Starts a client with `options` (see [`ClientOptions`]); `listener` receives the
-    /// background notices. Throws `ConfigException` naming the option that is wrong.
-    #[uniffi::constructor(default(listener = None))]
-    pub fn new(options: ClientOptions, listener: Option<Arc<dyn ClientListener>>) -> Result<Arc<Self>, MeterlineError> {
+    /// background notices; `tokenProvider` (publishable keys) supplies fresh customer tokens,
+    /// and with it `customerToken` may be left out. Throws `ConfigException` naming the
+    /// option that is wrong.
+    #[uniffi::constructor(default(listener = None, token_provider = None))]
+    pub fn new(
+        options: ClientOptions,
+        listener: Option<Arc<dyn ClientListener>>,
+        token_provider: Option<Arc<dyn TokenProvider>>,
+    ) -> Result<Arc<Self>, MeterlineError> {
         let given = options.given().map_err(|e| MeterlineError::as_named(&e))?;
-        let config =
-            options::config_from_host(given, Spelling::Camel, &[]).map_err(|e| MeterlineError::as_named(&e))?;
-        let inner = meterline_core::Client::with_callbacks(config, callbacks(listener))?;
+        let mut config = options::config_from_host_with_provider(given, Spelling::Camel, &[], token_provider.is_some())
+            .map_err(|e| MeterlineError::as_named(&e))?;
+        config.sdk = identity::sdk();
+        let callbacks = Callbacks {
+            token_provider: token_provider.map(identity::core_provider),
+            ..callbacks(listener)
+        };
+        let inner = meterline_core::Client::with_callbacks(config, callbacks)?;
         Ok(Arc::new(Client { inner }))
+    }
+
+    /// Acts for `subject` from now on, with its customer `token` (publishable keys; later
+    /// tokens come from the `TokenProvider`). Events tracked before stay the previous user's;
+    /// its cached entitlements are dropped. Throws `ConfigException` for a secret key,
+    /// `ArgumentException` for a token that is not a customer token for `subject`.
+    pub fn identify(&self, subject: String, token: String) -> Result<(), MeterlineError> {
+        Ok(self.inner.identify(&subject, &token)?)
+    }
+
+    /// Drops the identity (sign-out): events tracked before are still delivered; `track()`
+    /// throws `ForbiddenException` until `identify()`. Throws `ConfigException` for a
+    /// secret key.
+    pub fn reset(&self) -> Result<(), MeterlineError> {
+        Ok(self.inner.reset()?)
+    }
+
+    /// The user withdrew consent: `track()` keeps nothing (returns null, counted in
+    /// `stats().optedOut`) until `optIn()`; what is queued is discarded. Recorded in
+    /// `spoolDir` when one is set (throws `SpoolException` when it cannot be; it applies
+    /// all the same).
+    pub fn opt_out(&self) -> Result<(), MeterlineError> {
+        Ok(self.inner.opt_out()?)
+    }
+
+    /// The user consents again: `track()` queues and sends events from now on.
+    pub fn opt_in(&self) -> Result<(), MeterlineError> {
+        Ok(self.inner.opt_in()?)
+    }
+
+    /// Whether the user opted out (in this run, or as recorded in `spoolDir`).
+    pub fn is_opted_out(&self) -> bool {
+        self.inner.is_opted_out()
     }
 
     /// Validates an event and queues it; never waits on the network. `data` is the event's

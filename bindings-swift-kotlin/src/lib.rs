@@ -11,6 +11,7 @@ uniffi::setup_scaffolding!("meterline");
 pub mod client;
 pub mod entitlements;
 pub mod error;
+pub mod identity;
 pub mod options;
 pub mod stats;
 

@@ -31,6 +31,10 @@ pub struct Stats {
     pub fallback_answers: u64,
     /// Whether the realtime stream is connected.
     pub stream_connected: bool,
+    /// Events `track()` kept nothing of, or discarded from the queue, after `optOut()`.
+    pub opted_out: u64,
+    /// Calls of the `TokenProvider` that threw or gave no token.
+    pub token_provider_failures: u64,
 }
 
 impl From<meterline_core::Stats> for Stats {
@@ -50,6 +54,8 @@ impl From<meterline_core::Stats> for Stats {
             stale_answers: s.stale_answers,
             fallback_answers: s.fallback_answers,
             stream_connected: s.stream_connected,
+            opted_out: s.opted_out,
+            token_provider_failures: s.token_provider_failures,
         }
     }
 }
