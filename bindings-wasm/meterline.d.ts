@@ -190,6 +190,8 @@ export interface Stats {
   staleAnswers: number;
   fallbackAnswers: number;
   streamConnected: boolean;
+  /** Events not kept because the user opted out (refused by `track()` or discarded from the queue). */
+  optedOut: number;
 }
 
 /** Sends usage events to a meterline server from a page (publishable key + customer token). */
@@ -209,6 +211,17 @@ export class Client {
   cachedEntitlement(subject: string, feature: string): Entitlement;
   /** Whether the client keeps no timer and has no request out. */
   idle(): boolean;
+  /**
+   * The user withdrew consent: `track()` keeps nothing and sends nothing (returns `null`,
+   * counted in `stats().optedOut`), and events queued but not sent are discarded. Recorded in
+   * `localStorage` (`meterline.consent.<key id>`), so it holds after a reload; throws
+   * `SpoolError` when `localStorage` refuses the entry (it applies to the page all the same).
+   */
+  optOut(): void;
+  /** The user consents again: `track()` queues and sends events from now on. */
+  optIn(): void;
+  /** Whether the user opted out (in this page, or as recorded in `localStorage`). */
+  readonly optedOut: boolean;
 }
 
 interface ErrorOptions {

@@ -146,6 +146,34 @@ export class Client {
     }
   }
 
+  /**
+   * The user withdrew consent: `track()` keeps nothing and sends nothing (returns `null`,
+   * counted in `stats().optedOut`), and events queued but not sent are discarded. Recorded in
+   * `localStorage` for this API key, so it holds after a reload. Throws `SpoolError` when
+   * `localStorage` refuses the entry (the choice applies to this page all the same).
+   */
+  optOut() {
+    try {
+      this.#native.optOut();
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** The user consents again: `track()` queues and sends events from now on. */
+  optIn() {
+    try {
+      this.#native.optIn();
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** Whether the user opted out (in this page, or as recorded in `localStorage`). */
+  get optedOut() {
+    return this.#native.optedOut();
+  }
+
   /** Whether the client keeps no timer and has no request out (an idle page costs nothing). */
   idle() {
     return this.#native.idle();

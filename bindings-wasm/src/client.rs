@@ -7,6 +7,7 @@ use js_sys::{Function, Promise};
 use meterline_core::{
     Error as CoreError, arguments,
     runtime::wasm::{Client, ErrorCallback},
+    sdk::Sdk,
 };
 use wasm_bindgen::{JsValue, prelude::wasm_bindgen};
 use wasm_bindgen_futures::future_to_promise;
@@ -25,7 +26,12 @@ impl NativeClient {
     /// report objects.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, on_error: Option<Function>) -> Result<NativeClient, JsValue> {
-        let config = config_from_js(&options)?;
+        let mut config = config_from_js(&options)?;
+        config.sdk = Sdk {
+            name: "meterline-web".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            runtime: user_agent(),
+        };
         let on_error: Option<ErrorCallback> = on_error.map(|f| -> ErrorCallback {
             Rc::new(move |err: &CoreError| {
                 // An exception in the application's handler is the application's.
@@ -98,6 +104,25 @@ impl NativeClient {
         Ok(camel_json(&answer))
     }
 
+    /// Consent withdrawn: `track()` keeps nothing (returns `undefined`, counted in
+    /// `stats().optedOut`), what is queued is discarded; recorded in `localStorage`.
+    #[wasm_bindgen(js_name = optOut)]
+    pub fn opt_out(&self) -> Result<(), JsValue> {
+        self.client.opt_out().map_err(|e| error::report(&e))
+    }
+
+    /// Consent given again: `track()` queues and sends events from now on.
+    #[wasm_bindgen(js_name = optIn)]
+    pub fn opt_in(&self) -> Result<(), JsValue> {
+        self.client.opt_in().map_err(|e| error::report(&e))
+    }
+
+    /// Whether the user opted out (in this page, or as recorded in `localStorage`).
+    #[wasm_bindgen(js_name = optedOut)]
+    pub fn opted_out(&self) -> bool {
+        self.client.is_opted_out()
+    }
+
     /// Whether the client keeps no timer and has no request out.
     pub fn idle(&self) -> bool {
         self.client.idle()
@@ -143,4 +168,14 @@ fn camel_json(value: &impl serde::Serialize) -> String {
         Err(_) => serde_json::Value::Null,
     };
     value.to_string()
+}
+
+/// The host's `navigator.userAgent` (empty without one: the core then names it `browser`).
+fn user_agent() -> String {
+    js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("navigator"))
+        .ok()
+        .filter(|n| n.is_object())
+        .and_then(|n| js_sys::Reflect::get(&n, &JsValue::from_str("userAgent")).ok())
+        .and_then(|ua| ua.as_string())
+        .unwrap_or_default()
 }

@@ -60,6 +60,45 @@ describe('meterline-web in Chromium', { skip: missing ?? false }, () => {
     assert.deepEqual(idle, { before: true, busy: true, after: true });
   });
 
+  test('every request names the SDK in X-Meterline-SDK, and the server accepts it (CORS)', async () => {
+    // What Chromium's network stack sent (headers as on the wire, CORS preflights included).
+    const seen = [];
+    const record = (request) => {
+      if (request.url().startsWith(stack.server.url)) seen.push(request);
+    };
+    tab.on('request', record);
+    let id;
+    try {
+      id = await tab.evaluate(async () => {
+        const { client, config } = window.meterline;
+        const id = client.track('page.view', config.subject, { path: '/sdk-header' });
+        await client.flush(10_000);
+        await client.entitlement(config.subject, 'seats').catch(() => null);
+        return id;
+      });
+    } finally {
+      tab.off('request', record);
+    }
+    const calls = await Promise.all(
+      seen.map(async (r) => ({ method: r.method(), url: r.url(), headers: await r.allHeaders() })),
+    );
+    const sent = calls.filter((c) => c.method !== 'OPTIONS');
+    assert.ok(
+      sent.some((c) => c.url.endsWith('/v1/events')),
+      JSON.stringify(calls.map((c) => c.url)),
+    );
+    for (const c of sent) {
+      assert.match(
+        c.headers['x-meterline-sdk'] ?? '(none)',
+        /^meterline-web\/\d+\.\d+\.\d+\S* \(Mozilla\/5\.0 .*Chrome\/.*\)$/,
+        `${c.method} ${c.url}`,
+      );
+    }
+    // The server let the header through its CORS rules: the event was stored, once.
+    const stored = await storedEvents(stack.server, { type: 'page.view' });
+    assert.equal(stored.filter((e) => e.id === id).length, 1);
+  });
+
   /** Runs `track` calls in a fresh client of the page with `token`; returns codes, stats and errors. */
   async function trackWith(token, events) {
     return tab.evaluate(

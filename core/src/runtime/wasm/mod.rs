@@ -7,8 +7,9 @@
 //! values and Promises.
 //!
 //! Not here yet: the realtime stream, IndexedDB persistence, the pagehide beacon (events not
-//! yet sent when a tab closes are lost), the token provider, `identify`/`reset`, opt-out.
+//! yet sent when a tab closes are lost), the token provider, `identify`/`reset`.
 
+mod consent;
 mod entitlements;
 mod host;
 mod http;
@@ -31,6 +32,7 @@ use crate::{
     outbox::{Outbox, OutboxSettings, Pushed, Refusal},
     queue::BatchRules,
     schema::SchemaRegistry,
+    sdk::{Sdk, SdkHeader},
     stats::Stats,
     track::{self, BuildRules, TrackData, TrackInput},
 };
@@ -59,7 +61,7 @@ impl std::fmt::Debug for Client {
 pub(crate) struct Inner {
     config: Config,
     key: ApiKey,
-    /// `Authorization` and, for a publishable key, the customer token.
+    /// `Authorization`, for a publishable key the customer token, and `X-Meterline-SDK`.
     credentials: Vec<(&'static str, String)>,
     ingest_url: String,
     schemas: RefCell<SchemaRegistry>,
@@ -68,6 +70,12 @@ pub(crate) struct Inner {
     entitlements: entitlements::EntitlementState,
     on_error: Option<ErrorCallback>,
     closed: Cell<bool>,
+    /// The `localStorage` entry holding the consent choice (`consent`).
+    consent_entry: String,
+    /// The user opted out: `track()` keeps nothing.
+    opted_out: Cell<bool>,
+    /// Events `track()` refused or the queue discarded while opted out.
+    opted_out_events: Cell<u64>,
 }
 
 impl Inner {
@@ -105,6 +113,7 @@ impl Client {
         if let Some(token) = &config.customer_token {
             credentials.push((CUSTOMER_TOKEN_HEADER, token.clone()));
         }
+        credentials.push((SdkHeader::MeterlineSdk.name(), sdk_header_value(&config.sdk)));
         let outbox = Outbox::new(
             OutboxSettings {
                 rules: BatchRules {
@@ -120,7 +129,11 @@ impl Client {
             },
             host::monotonic_ms(),
         );
+        let consent_entry = consent::entry(&key.id);
         let inner = Rc::new(Inner {
+            opted_out: Cell::new(consent::load(&consent_entry)),
+            opted_out_events: Cell::new(0),
+            consent_entry,
             ingest_url: format!("{}/v1/events", config.base_url()),
             schemas: RefCell::new(registry),
             outbox: RefCell::new(outbox),
@@ -152,6 +165,10 @@ impl Client {
         let inner = &self.inner;
         if inner.closed.get() {
             return Err(Error::Closed);
+        }
+        if inner.opted_out.get() {
+            inner.opted_out_events.set(inner.opted_out_events.get() + 1);
+            return Ok(None);
         }
         let data = TrackData::from_json_text(data)?;
         let rules = BuildRules {
@@ -210,6 +227,33 @@ impl Client {
         Ok(None)
     }
 
+    /// The user withdrew consent: from now on `track()` keeps nothing and sends nothing (it
+    /// returns `None`, counted in `stats().opted_out`), and the events queued or waiting for
+    /// a retry are discarded (counted there too; a batch already on the wire finishes). The
+    /// choice is recorded in `localStorage` for this API key and holds after a reload.
+    /// Entitlements still work. Errors: `spool_error` when `localStorage` refuses the entry
+    /// (the choice applies in memory all the same).
+    pub fn opt_out(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner.opted_out.set(true);
+        let discarded = sender::discard(inner);
+        inner.opted_out_events.set(inner.opted_out_events.get() + discarded);
+        consent::store(&inner.consent_entry, true)
+    }
+
+    /// The user consents again: `track()` queues and sends events from now on (nothing
+    /// discarded before comes back). Errors: `spool_error` when `localStorage` refuses to
+    /// drop the entry (the choice applies in memory all the same).
+    pub fn opt_in(&self) -> Result<(), Error> {
+        self.inner.opted_out.set(false);
+        consent::store(&self.inner.consent_entry, false)
+    }
+
+    /// Whether the user opted out, in this page or a recorded earlier load.
+    pub fn is_opted_out(&self) -> bool {
+        self.inner.opted_out.get()
+    }
+
     /// Sends everything queued so far and resolves once the server answered for it (or it
     /// was given up on); a retry's backoff is cut short. Fails with `timeout` after
     /// `timeout` (what is undelivered stays queued).
@@ -244,6 +288,7 @@ impl Client {
             cache_misses: counters.misses,
             stale_answers: counters.stale,
             fallback_answers: counters.fallback,
+            opted_out: self.inner.opted_out_events.get(),
             ..self.inner.outbox.borrow().stats()
         }
     }
@@ -258,6 +303,17 @@ impl Client {
     pub fn idle(&self) -> bool {
         self.inner.sender.borrow().idle()
     }
+}
+
+/// The `X-Meterline-SDK` value of every request (DR-103: a page may not set `User-Agent`):
+/// `meterline-web/0.1.0 (<runtime>)`, the runtime being what the binding named (the
+/// browser's `navigator.userAgent`), else `browser`.
+fn sdk_header_value(sdk: &Sdk) -> String {
+    let mut sdk = sdk.clone();
+    if sdk.runtime.trim().is_empty() {
+        sdk.runtime = "browser".to_owned();
+    }
+    sdk.header_value("", "")
 }
 
 /// The entitlement cache shared by the client (for [`entitlements`]).

@@ -116,6 +116,22 @@ fn set_timer(inner: &Rc<Inner>, wake_at: Option<u64>, now: u64) {
     }
 }
 
+/// `opt_out()`: the outbox discards what is queued and waiting for a retry; their bodies go
+/// too, and `flush()` callers waiting on them are answered. Returns how many events it
+/// discarded.
+pub(crate) fn discard(inner: &Rc<Inner>) -> u64 {
+    let ranges = inner.outbox.borrow_mut().discard();
+    {
+        let mut state = inner.sender.borrow_mut();
+        for (first_seq, _) in &ranges {
+            state.bodies.remove(first_seq);
+        }
+    }
+    wake_waiters(inner);
+    drive(inner);
+    ranges.iter().map(|&(_, count)| count).sum()
+}
+
 /// Resolves once every event before `target` is settled; `timeout` error after `timeout`.
 pub(crate) async fn wait_settled(inner: &Rc<Inner>, target: u64, timeout: Duration) -> Result<(), Error> {
     if inner.outbox.borrow().low_watermark() >= target {
