@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 bindings-swift-kotlin/scripts/gen-options.py --check
-if [ ! -d bindings-swift-kotlin/kotlin/target/generated-sources/uniffi ]; then
-  scripts/uniffi-generate.sh >/dev/null
-fi
+# Always regenerate: sources left from an older build of the library would compile against
+# a stale API (the build is incremental, and `make test-kotlin` reuses it).
+scripts/uniffi-generate.sh >/dev/null
 scripts/kotlin-toolchain.sh >/dev/null
 (cd bindings-swift-kotlin/kotlin && mvn -B -q -ntp test-compile)
 echo "kotlin lint: ok"
