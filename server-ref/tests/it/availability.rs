@@ -66,6 +66,19 @@ async fn burst(s: &Server, round: usize, requests: usize, per_batch: usize) -> V
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_writer_queue_answers_503_overloaded_with_retry_after_and_stores_none_of_it() {
     let s = start_with_config("[storage]\nwriter_queue = 1\n");
+    // Another connection holds SQLite's write lock for 2 s (well inside the writer's 5 s
+    // busy_timeout): the writer waits on its first batch, the queue of one fills behind it,
+    // and the rest of the first burst must be refused — however fast the machine.
+    let db = s.dir.path().join("m.db");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
     let mut refused: Vec<Vec<String>> = Vec::new();
     let mut stored_ids: HashSet<String> = HashSet::new();
     for round in 0..20 {
@@ -93,6 +106,7 @@ async fn a_full_writer_queue_answers_503_overloaded_with_retry_after_and_stores_
             break;
         }
     }
+    holder.join().unwrap();
     assert!(!refused.is_empty(), "the writer's queue of one never filled up");
     // Nothing of a refused request was stored; what was accepted was, once.
     let stored: Vec<String> = s
