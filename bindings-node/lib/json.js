@@ -12,6 +12,9 @@ const { ArgumentError, ValidationError } = ERROR_CLASSES;
 /** The core's nesting limit of `data` (`data` itself is one level). */
 const MAX_DEPTH = native.limits().maxDataDepth;
 
+// meterline-web's json.js is built from the rules between these markers (scripts/build-browser.sh):
+// they use nothing Node-only; MAX_DEPTH and the error classes come from each file's head.
+// -- rules shared with meterline-web: begin
 /** `typeof`, in words, for messages. */
 function describe(value) {
   if (value === null) return 'null';
@@ -207,6 +210,8 @@ function checkJsonObject(value, name, makeError) {
     throw makeError(e.path, e.message.replace(/^[a-z_]+( at [^:]*)?: /, ''));
   }
 }
+
+// -- rules shared with meterline-web: end
 
 module.exports = {
   checkAttribute,
