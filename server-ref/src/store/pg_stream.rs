@@ -135,17 +135,7 @@ impl PgStore {
         if rows.len() > limit {
             return Ok(LogRead::Resync { current });
         }
-        let frames = rows
-            .iter()
-            .map(|row| {
-                Ok(StreamFrame {
-                    project_id,
-                    seq: row.try_get::<i64, _>(0)?.max(0) as u64,
-                    subject: row.try_get(1)?,
-                    frame: row.try_get::<String, _>(2)?.into(),
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let frames = StreamFrame::from_rows(project_id, &rows)?;
         Ok(LogRead::Covered { frames, current })
     }
 }
@@ -189,17 +179,7 @@ impl PgStore {
         .bind(READ_LIMIT)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StreamFrame {
-                    project_id,
-                    seq: row.try_get::<i64, _>(0)?.max(0) as u64,
-                    subject: row.try_get(1)?,
-                    frame: row.try_get::<String, _>(2)?.into(),
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(StoreError::from)
+        StreamFrame::from_rows(project_id, &rows).map_err(StoreError::from)
     }
 }
 

@@ -24,6 +24,28 @@ pub struct StreamFrame {
     pub frame: Utf8Bytes,
 }
 
+impl StreamFrame {
+    /// The frames of `SELECT seq, subject, frame FROM stream_log …` rows, on either backend.
+    pub(crate) fn from_rows<R>(project_id: i64, rows: &[R]) -> Result<Vec<StreamFrame>, sqlx::Error>
+    where
+        R: Row,
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        rows.iter()
+            .map(|row| {
+                Ok(StreamFrame {
+                    project_id,
+                    seq: row.try_get::<i64, _>(0)?.max(0) as u64,
+                    subject: row.try_get::<Option<String>, _>(1)?,
+                    frame: row.try_get::<String, _>(2)?.into(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// What a resume from `since` finds in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogRead {
@@ -141,17 +163,7 @@ impl Store {
         if rows.len() > limit {
             return Ok(LogRead::Resync { current });
         }
-        let frames = rows
-            .iter()
-            .map(|row| {
-                Ok(StreamFrame {
-                    project_id,
-                    seq: row.try_get::<i64, _>(0)?.max(0) as u64,
-                    subject: row.try_get(1)?,
-                    frame: row.try_get::<String, _>(2)?.into(),
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let frames = StreamFrame::from_rows(project_id, &rows)?;
         Ok(LogRead::Covered { frames, current })
     }
 
