@@ -41,14 +41,16 @@ PY_END = "    # END options\n"
 
 
 def amount(value: int, kind: str, lang: str) -> str:
-    """A number in the language's unit: durations in seconds (Python) or ms (JavaScript)."""
+    """A number in the language's unit: durations in seconds (Python, Kotlin/Swift `kt`) or
+    ms (JavaScript)."""
     if kind != "duration":
         return f"{value:,}"
-    return f"{value / 1000:g} s" if lang == "py" else f"{value:,} ms"
+    return f"{value / 1000:g} s" if lang in ("py", "kt") else f"{value:,} ms"
 
 
 def facts(row: dict, lang: str) -> str:
-    """`Range …. Default ….` in the language's units."""
+    """`Range …. Default ….` in the language's units (`py`, `ts`, or `kt` for Kotlin/Swift,
+    whose JSON-valued options are JSON text)."""
     parts = []
     kind, low, high = row["type"], row["min"], row["max"]
     if kind in ("count", "duration"):
@@ -61,19 +63,18 @@ def facts(row: dict, lang: str) -> str:
         if high is not None:
             text += f", at most {amount(high, kind, lang)}"
         parts.append(text[0].upper() + text[1:] + ".")
+    quoted = {"py": "``{}``", "ts": "`'{}'`", "kt": '`"{}"`'}[lang]
     if row["choices"]:
-        parts.append(
-            "One of "
-            + ", ".join(f"``{c}``" if lang == "py" else f"`'{c}'`" for c in row["choices"])
-            + "."
-        )
+        parts.append("One of " + ", ".join(quoted.format(c) for c in row["choices"]) + ".")
+    if lang == "kt" and kind in ("schemas", "fallbacks"):
+        parts.append("As JSON text.")
     default = row["default"]
     if isinstance(default, bool):
         shown = ("True" if default else "False") if lang == "py" else str(default).lower()
     elif isinstance(default, int):
         shown = amount(default, kind, lang)
     elif isinstance(default, str):
-        shown = f'"{default}"' if lang == "py" else f"'{default}'"
+        shown = {"py": '"{}"', "ts": "'{}'", "kt": '`"{}"`'}[lang].format(default)
     else:
         shown = row["default_text"]
     parts.append(f"Default: {shown}.")
