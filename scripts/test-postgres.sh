@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The PostgreSQL suites: the storage tests of the server (tests/it/storage.rs) against both
-# backends, SQLite and a real PostgreSQL. Installs PostgreSQL from Debian's packages when it
+# The PostgreSQL suites: the storage tests of the server (tests/it/storage.rs,
+# storage_admin.rs) against both backends, SQLite and a real PostgreSQL, and the server
+# binary on PostgreSQL (tests/it/pg_nodes.rs: start-up refusals, two nodes on one database). Installs PostgreSQL from Debian's packages when it
 # is missing, starts a throwaway cluster (its own temp dir, 127.0.0.1 on a free port, the unix
 # socket inside the dir; as the unprivileged `postgres` user when run as root, since initdb
 # refuses root), runs the tests with METERLINE_TEST_DATABASE_URL pointing at it, and stops and
@@ -17,7 +18,7 @@ mkdir -p target/test-logs
 # The newest installed PostgreSQL's bin directory, if any.
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
-step "PostgreSQL: storage tests against SQLite and PostgreSQL"
+step "PostgreSQL: storage tests against SQLite and PostgreSQL, two server nodes"
 if [ -z "$(pg_bin)" ]; then
   echo "PostgreSQL is not installed: installing it from Debian's packages"
   sudo_=()
@@ -59,7 +60,7 @@ restart_case=storage::acknowledged_writes_survive_a_database_restart
 export METERLINE_TEST_PG_RESTART="${as_pg[*]} $bin/pg_ctl -D $dir/data -m fast -w -t 60 restart >/dev/null"
 status=0
 # The PostgreSQL cases are #[ignore]d in plain `cargo test` (no database there): run them too.
-cargo test -p meterline-server --locked --test it storage:: -- --include-ignored --skip "$restart_case" 2>&1 |
+cargo test -p meterline-server --locked --test it -- storage:: storage_admin:: pg_nodes:: --include-ignored --skip "$restart_case" 2>&1 |
   tee "$log" || status=$?
 cargo test -p meterline-server --locked --test it "$restart_case" -- --include-ignored --exact 2>&1 |
   tee -a "$log" || status=$?

@@ -361,7 +361,7 @@ pub fn newest_migration() -> i64 {
     MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
 }
 
-fn project_from_row(row: &PgRow) -> Result<Project, sqlx::Error> {
+pub(super) fn project_from_row(row: &PgRow) -> Result<Project, sqlx::Error> {
     let list = |column: &str| -> Result<Vec<String>, sqlx::Error> {
         let text: String = row.try_get(column)?;
         serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(format!("projects.{column}: {e}").into()))

@@ -15,7 +15,7 @@
 //! [`StreamFollower`] reads the frames themselves from the log, from the last seq it
 //! delivered, so a lost or coalesced notification costs latency, never a message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use meterline_core::stream::ServerMessage;
 use sqlx::{PgConnection, Row, postgres::PgListener};
@@ -148,6 +148,8 @@ pub struct StreamFollower {
     listener: PgListener,
     /// Per project, the last seq delivered.
     delivered: HashMap<i64, u64>,
+    /// Projects notified but not read yet (a read failed): read first on the next call.
+    pending: BTreeSet<i64>,
 }
 
 impl PgStore {
@@ -166,6 +168,7 @@ impl PgStore {
             store: self.clone(),
             listener,
             delivered,
+            pending: BTreeSet::new(),
         })
     }
 
@@ -190,30 +193,45 @@ impl StreamFollower {
     /// is missed.
     pub async fn next(&mut self) -> Result<Vec<StreamFrame>, StoreError> {
         loop {
-            let projects: Vec<i64> = match self.listener.try_recv().await? {
-                Some(notification) => {
-                    let project = notification
-                        .payload()
-                        .split_once(':')
-                        .and_then(|(p, _)| p.parse().ok())
-                        .ok_or_else(|| {
-                            StoreError::Conflict(format!("unexpected stream notification {:?}", notification.payload()))
-                        })?;
-                    vec![project]
+            if self.pending.is_empty() {
+                match self.listener.try_recv().await? {
+                    Some(notification) => {
+                        let project = notification
+                            .payload()
+                            .split_once(':')
+                            .and_then(|(p, _)| p.parse().ok())
+                            .ok_or_else(|| {
+                                StoreError::Conflict(format!(
+                                    "unexpected stream notification {:?}",
+                                    notification.payload()
+                                ))
+                            })?;
+                        self.pending.insert(project);
+                    }
+                    None => {
+                        tracing::warn!("the stream's LISTEN connection was lost; reading the log again");
+                        self.pending.extend(self.delivered.keys().copied());
+                    }
                 }
-                None => {
-                    tracing::warn!("the stream's LISTEN connection was lost; reading the log again");
-                    self.delivered.keys().copied().collect()
-                }
-            };
+            }
             let mut out = Vec::new();
-            for project in projects {
+            // A project stays pending until its read succeeds: a failed read (the database
+            // restarting) is retried on the next call instead of waiting for a notification.
+            while let Some(&project) = self.pending.first() {
                 let after = self.delivered.get(&project).copied().unwrap_or(0);
                 let frames = self.store.frames_after(project, after).await?;
+                self.pending.remove(&project);
                 if let Some(last) = frames.last() {
                     self.delivered.insert(project, last.seq);
+                    if frames.len() as i64 == READ_LIMIT {
+                        self.pending.insert(project);
+                    }
                 }
                 out.extend(frames);
+                if !out.is_empty() && !self.pending.is_empty() && self.pending.first() == Some(&project) {
+                    // More of this project: hand out what we have first.
+                    break;
+                }
             }
             if !out.is_empty() {
                 return Ok(out);

@@ -1,0 +1,82 @@
+//! Configuration changes between nodes on PostgreSQL: a transaction that revokes a key or
+//! changes a project's schemas or settings sends `NOTIFY meterline_config` (delivered at
+//! commit) naming what changed; every node's [`ConfigFollower`] drops what it cached about
+//! it — the key from the key-verify cache (and closes its streams), the project's compiled
+//! schemas and settings. When the listening connection is lost, a node cannot know what it
+//! missed and drops everything ([`ConfigNotice::Lost`]).
+
+use sqlx::{PgConnection, postgres::PgListener};
+
+use super::{PgStore, StoreError};
+
+/// The NOTIFY channel of configuration changes.
+const CHANNEL: &str = "meterline_config";
+
+/// What a committed transaction changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigChange<'a> {
+    /// The key with this public id was revoked.
+    KeyRevoked(&'a str),
+    /// The project's schemas or settings changed.
+    Project(i64),
+}
+
+/// What a node learns from the config channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigNotice {
+    /// The key with this public id was revoked.
+    KeyRevoked(String),
+    /// The project's schemas or settings changed.
+    Project(i64),
+    /// The listening connection was lost (and is being re-established): anything may have
+    /// changed meanwhile.
+    Lost,
+}
+
+/// Sends the notification of `change` inside the caller's transaction.
+pub(super) async fn notify(conn: &mut PgConnection, change: ConfigChange<'_>) -> Result<(), StoreError> {
+    let payload = match change {
+        ConfigChange::KeyRevoked(id) => format!("key:{id}"),
+        ConfigChange::Project(project_id) => format!("project:{project_id}"),
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// One node's view of the configuration changes every node commits.
+#[derive(Debug)]
+pub struct ConfigFollower {
+    listener: PgListener,
+}
+
+impl PgStore {
+    /// Starts listening for configuration changes committed through any node.
+    pub async fn follow_config(&self) -> Result<ConfigFollower, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(ConfigFollower { listener })
+    }
+}
+
+impl ConfigFollower {
+    /// Waits for the next change (reconnecting by itself after a lost connection).
+    pub async fn next(&mut self) -> Result<ConfigNotice, StoreError> {
+        loop {
+            let Some(notification) = self.listener.try_recv().await? else {
+                return Ok(ConfigNotice::Lost);
+            };
+            let payload = notification.payload();
+            if let Some(id) = payload.strip_prefix("key:") {
+                return Ok(ConfigNotice::KeyRevoked(id.to_owned()));
+            }
+            if let Some(project) = payload.strip_prefix("project:").and_then(|p| p.parse().ok()) {
+                return Ok(ConfigNotice::Project(project));
+            }
+            tracing::warn!(payload, "ignoring an unknown configuration notification");
+        }
+    }
+}
