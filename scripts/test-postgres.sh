@@ -49,20 +49,25 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
   { cat "$dir/initdb.log"; echo "postgres: 0 passed, 1 failed, 0 skipped (initdb failed)" | tee -a "$summary"; exit 1; }
 # synchronous_commit and fsync stay on (the defaults): the tests see the durability the
 # server runs with.
-"${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/server.log" \
-  -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c max_connections=200" start >/dev/null ||
+pg_opts="-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c max_connections=200"
+"${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/server.log" -o "$pg_opts" start >/dev/null ||
   { cat "$dir/server.log"; echo "postgres: 0 passed, 1 failed, 0 skipped (the cluster did not start)" | tee -a "$summary"; exit 1; }
 echo "throwaway cluster: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $dir"
 
 export METERLINE_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
-# The restart case restarts this cluster; it runs alone, after the others.
+# The restart cases restart (or stop and start) this cluster; they run alone, one after the
+# other, after the others.
 restart_case=storage::acknowledged_writes_survive_a_database_restart
+node_restart_case=pg_nodes::a_node_recovers_from_a_database_restart
 export METERLINE_TEST_PG_RESTART="${as_pg[*]} $bin/pg_ctl -D $dir/data -m fast -w -t 60 restart >/dev/null"
+export METERLINE_TEST_PG_STOP="${as_pg[*]} $bin/pg_ctl -D $dir/data -m fast -w -t 60 stop >/dev/null"
+export METERLINE_TEST_PG_START="${as_pg[*]} $bin/pg_ctl -D $dir/data -w -t 60 -l $dir/server.log -o '$pg_opts' start >/dev/null"
 status=0
 # The PostgreSQL cases are #[ignore]d in plain `cargo test` (no database there): run them too.
-cargo test -p meterline-server --locked --test it -- storage:: storage_admin:: pg_nodes:: --include-ignored --skip "$restart_case" 2>&1 |
+cargo test -p meterline-server --locked --test it -- storage:: storage_admin:: pg_nodes:: --include-ignored --skip "$restart_case" --skip "$node_restart_case" 2>&1 |
   tee "$log" || status=$?
-cargo test -p meterline-server --locked --test it "$restart_case" -- --include-ignored --exact 2>&1 |
+cargo test -p meterline-server --locked --test it -- "$restart_case" "$node_restart_case" \
+  --include-ignored --exact --test-threads=1 2>&1 |
   tee -a "$log" || status=$?
 counts=$(count_cargo "$log" postgres)
 echo "$counts" | tee -a "$summary"

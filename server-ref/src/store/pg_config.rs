@@ -50,24 +50,38 @@ pub(super) async fn notify(conn: &mut PgConnection, change: ConfigChange<'_>) ->
 /// One node's view of the configuration changes every node commits.
 #[derive(Debug)]
 pub struct ConfigFollower {
-    listener: PgListener,
+    store: PgStore,
+    /// The listening connection; `None` after it failed, until it is made again.
+    listener: Option<PgListener>,
 }
 
 impl PgStore {
     /// Starts listening for configuration changes committed through any node.
     pub async fn follow_config(&self) -> Result<ConfigFollower, StoreError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(CHANNEL).await?;
-        Ok(ConfigFollower { listener })
+        Ok(ConfigFollower {
+            store: self.clone(),
+            listener: Some(self.listen(CHANNEL).await?),
+        })
     }
 }
 
 impl ConfigFollower {
-    /// Waits for the next change (reconnecting by itself after a lost connection).
+    /// Waits for the next change. After the listening connection failed, the next call
+    /// makes it again and answers [`ConfigNotice::Lost`].
     pub async fn next(&mut self) -> Result<ConfigNotice, StoreError> {
         loop {
-            let Some(notification) = self.listener.try_recv().await? else {
+            let Some(listener) = &mut self.listener else {
+                self.listener = Some(self.store.listen(CHANNEL).await?);
                 return Ok(ConfigNotice::Lost);
+            };
+            let notification = match listener.try_recv().await {
+                Ok(Some(notification)) => notification,
+                Ok(None) => return Ok(ConfigNotice::Lost),
+                Err(e) => {
+                    // sqlx reconnects only after some I/O errors: start over with a new one.
+                    self.listener = None;
+                    return Err(e.into());
+                }
             };
             let payload = notification.payload();
             if let Some(id) = payload.strip_prefix("key:") {
