@@ -24,6 +24,7 @@ mod ingest_errors;
 mod lifecycle;
 mod openapi;
 mod outage_memory;
+mod pg_failover;
 mod pg_nodes;
 mod publishable;
 mod sdk_delivery;
