@@ -293,6 +293,17 @@ async fn run_env_command(var: &str) {
     assert!(status.success(), "{var} failed: {status}");
 }
 
+/// Starts the stopped cluster (`METERLINE_TEST_PG_START`) when dropped.
+struct StartOnDrop;
+
+impl Drop for StartOnDrop {
+    fn drop(&mut self) {
+        if let Ok(command) = std::env::var("METERLINE_TEST_PG_START") {
+            let _ = Command::new("sh").args(["-c", &command]).status();
+        }
+    }
+}
+
 /// `GET /readyz` until it answers `want`, at most `within`.
 async fn readyz_becomes(node: &Server, want: u16, within: Duration) {
     let deadline = Instant::now() + within;
@@ -336,8 +347,11 @@ async fn a_node_recovers_from_a_database_restart() {
     subscribe(&mut ws, &["c1"], None).await;
 
     run_env_command("METERLINE_TEST_PG_STOP").await;
+    // Should an assertion fail while the cluster is down, start it again for the cases after.
+    let restart = StartOnDrop;
     readyz_becomes(&node, 503, Duration::from_secs(10)).await;
     run_env_command("METERLINE_TEST_PG_START").await;
+    std::mem::forget(restart);
     readyz_becomes(&node, 200, Duration::from_secs(30)).await;
 
     let events = [call_event("after-restart", "c1", "2026-12-07T10:00:00Z", json!({}))];
