@@ -357,6 +357,32 @@ mod tests {
     }
 
     #[test]
+    fn postgres_urls_and_pool_settings() {
+        let c: Config = "[storage]\ndatabase_url = \"postgres://u:pw@db:5432/m\"\nmax_connections = 4\n\
+                         acquire_timeout_ms = 250\nstatement_timeout_ms = 0\n"
+            .parse()
+            .unwrap();
+        assert!(c.storage.is_postgres());
+        let pg = c.storage.pg_settings();
+        assert_eq!(
+            (pg.max_connections, pg.acquire_timeout, pg.statement_timeout),
+            (4, Duration::from_millis(250), Duration::ZERO)
+        );
+        let defaults = StorageConfig::default().pg_settings();
+        assert_eq!(defaults, crate::store::PgSettings::default());
+        let err = "[storage]\ndatabase_url = \"mysql://u:pw@db/m\"\n"
+            .parse::<Config>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.database_url") && !err.contains("pw"), "{err}");
+        let err = "[storage]\nmax_connections = 0\n"
+            .parse::<Config>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.max_connections"), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let err = "[ingest]\nmax_batch = 3\n".parse::<Config>().unwrap_err().to_string();
         assert!(err.contains("max_batch"), "{err}");

@@ -117,6 +117,14 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// The `statement_timeout` a pooled connection runs with, as PostgreSQL shows it
+    /// (`30s`, `250ms`, `0`).
+    pub async fn statement_timeout(&self) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Whether the database answers (`/readyz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

@@ -300,3 +300,21 @@ async fn next(heard: &mut meterline_server::store::ConfigFollower) -> ConfigNoti
         .expect("no notice within 5 s")
         .unwrap()
 }
+
+/// The pool's connections run with the configured `statement_timeout` (30 s by default).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (make test-postgres)"]
+async fn statements_run_with_the_configured_timeout() {
+    let url = pg_database().await;
+    let settings = meterline_server::store::PgSettings {
+        statement_timeout: Duration::from_millis(250),
+        ..Default::default()
+    };
+    let node = meterline_server::store::PgStore::open(&url, &settings).await.unwrap();
+    assert_eq!(node.statement_timeout().await.unwrap(), "250ms");
+    assert_eq!(
+        pg_node(&url).await.statement_timeout().await.unwrap(),
+        "30s",
+        "the default"
+    );
+}
