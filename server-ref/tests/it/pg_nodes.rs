@@ -373,3 +373,48 @@ async fn a_node_recovers_from_a_database_restart() {
     .collect();
     assert_eq!(seqs, [1, 2, 3]);
 }
+
+/// Runs the admin CLI against the PostgreSQL database at `url`.
+fn admin_cli(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("admin")
+        .args(args)
+        .args(["--database-url", url])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+/// The admin CLI on PostgreSQL: a key it creates works on a running node at once, and a key
+/// it revokes is refused and its stream closed on that node at once (key cache and
+/// revocation poll set to a minute). Catalog commands say they need SQLite.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (make test-postgres)"]
+async fn the_admin_cli_on_postgres_reaches_running_nodes() {
+    let config = "[auth]\nkey_cache_secs = 60\nrevocation_poll_ms = 60000\n";
+    let (a, _b, url) = two_nodes(config).await;
+    let out = admin_cli(&url, &["keys", "create", "--project", "default", "--kind", "secret"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret key: "))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_owned();
+    let id = ApiKey::parse(&key).unwrap().id;
+    assert_eq!(a.get("/v1/events?limit=1", &key).await.0, 200);
+    let mut ws = connect_key(&a.url, &key).await;
+    subscribe(&mut ws, &["c1"], None).await;
+
+    let out = admin_cli(&url, &["keys", "revoke", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let started = Instant::now();
+    closed_with(&mut ws, 4403).await;
+    assert_eq!(a.get("/v1/events?limit=1", &key).await.0, 401);
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+
+    let out = admin_cli(&url, &["features", "list", "--project", "default"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not served on PostgreSQL"), "{stderr}");
+}
