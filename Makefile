@@ -34,7 +34,7 @@ fuzz: ## build every cargo-fuzz target and run each for FUZZ_SECONDS (default 60
 wasm: ## build the core's I/O-free half for wasm32-unknown-unknown
 	@scripts/check-wasm.sh
 
-test-postgres: ## the storage tests against SQLite and a throwaway PostgreSQL cluster (installed from apt when missing)
+test-postgres: ## storage tests on SQLite and PostgreSQL, two server nodes, HAProxy failover (PostgreSQL and HAProxy from apt when missing)
 	@scripts/test-postgres.sh
 
 test-openapi: ## the live server against its /openapi.json with schemathesis (installed into target/tools)

@@ -70,7 +70,7 @@ pub struct KeyList {
 
 /// Mints and stores a key for a project, retrying on the (astronomically unlikely) id clash.
 pub async fn create_key(
-    store: &crate::store::Store,
+    store: &crate::store::Storage,
     project_id: i64,
     kind: KeyKind,
 ) -> Result<(String, KeyRecord), StoreError> {

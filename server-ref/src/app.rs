@@ -22,7 +22,7 @@ use crate::{
     ratelimit::RateLimits,
     schemas::{self, SchemaCache},
     settings,
-    store::{Store, Writer},
+    store::{PgStore, Storage, Store, Writer},
     stream::{self, Hub, StreamControl},
 };
 
@@ -32,10 +32,8 @@ pub const HUB_CAPACITY: usize = 4096;
 /// Shared state of every handler. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The read/admin pool.
-    pub store: Store,
-    /// The event writer (group commit).
-    pub writer: Arc<Writer>,
+    /// The database: SQLite with its event writer, or PostgreSQL.
+    pub store: Storage,
     /// API key verification and its cache.
     pub keys: Arc<KeyVerifier>,
     /// Compiled schemas by project.
@@ -56,10 +54,20 @@ impl AppState {
     /// The state of a server on `store` and `writer` (also used by in-process tests); the
     /// stream hub is the writer's.
     pub fn new(config: Config, store: Store, writer: Arc<Writer>, metrics: PrometheusHandle) -> Self {
+        let hub = writer.hub();
+        AppState::with_storage(config, Storage::Sqlite(store, Some(writer)), hub, metrics)
+    }
+
+    /// The state of a node on PostgreSQL; its hub is fed by [`crate::stream::follow`].
+    pub fn on_postgres(config: Config, store: PgStore, metrics: PrometheusHandle) -> Self {
+        let hub = Arc::new(Hub::new(HUB_CAPACITY));
+        AppState::with_storage(config, Storage::Postgres(store), hub, metrics)
+    }
+
+    fn with_storage(config: Config, store: Storage, hub: Arc<Hub>, metrics: PrometheusHandle) -> Self {
         AppState {
             store,
-            hub: writer.hub(),
-            writer,
+            hub,
             keys: Arc::new(KeyVerifier::new(Duration::from_secs(config.auth.key_cache_secs))),
             schemas: Arc::new(SchemaCache::new(Duration::from_secs(config.auth.key_cache_secs))),
             limits: Arc::new(RateLimits::new(&config.limits)),
@@ -90,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/admin/keys", post(admin::post_key).get(admin::list_keys))
         .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
-        .merge(entitlements::routes())
+        .merge(entitlements::routes().route_layer(middleware::from_fn_with_state(state.clone(), catalog_needs_sqlite)))
         .route("/v1/stream", get(stream::socket::get_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -109,6 +117,25 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(health::track_request))
         .layer(TraceLayer::new_for_http().make_span_with(browser::RequestSpan))
         .with_state(state)
+}
+
+/// The entitlement routes answer `501 not_implemented` on PostgreSQL (not served there yet).
+async fn catalog_needs_sqlite(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if state.store.sqlite().is_some() {
+        next.run(request).await
+    } else {
+        error::ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            crate::store::CATALOG_ON_POSTGRES,
+        )
+        .into_response()
+    }
 }
 
 /// Keys printed once when a project is created.
@@ -134,7 +161,7 @@ impl NewProjectKeys {
 }
 
 /// Creates a project with one secret and one admin key.
-pub async fn create_project(store: &Store, name: &str) -> Result<NewProjectKeys, crate::store::StoreError> {
+pub async fn create_project(store: &Storage, name: &str) -> Result<NewProjectKeys, crate::store::StoreError> {
     let secret = mint(KeyKind::Secret);
     let admin = mint(KeyKind::Admin);
     store
@@ -153,19 +180,34 @@ pub async fn create_project(store: &Store, name: &str) -> Result<NewProjectKeys,
 /// commits what the writer holds and returns.
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = health::install_metrics();
-    let (store, write_conn) = Store::open(&config.storage).await?;
+    let (state, writer, followers) = if config.storage.is_postgres() {
+        let store = PgStore::open(&config.storage.database_url, &config.storage.pg_settings()).await?;
+        let state = AppState::on_postgres(config.clone(), store.clone(), metrics.clone());
+        // Following starts before serving: every message committed from here on reaches
+        // this node's hub, whichever node committed it.
+        let followers = stream::follow::spawn(&state, &store).await?;
+        (state, None, Some(followers))
+    } else {
+        let (store, write_conn) = Store::open(&config.storage).await?;
+        let metering = Metering::new(Arc::new(Hub::new(HUB_CAPACITY)), config.entitlements.ttl_ms);
+        let writer = Arc::new(Writer::spawn(
+            write_conn,
+            config.storage.writer_queue,
+            config.storage.max_commit_events,
+            metering,
+        ));
+        let state = AppState::new(config.clone(), store, writer.clone(), metrics.clone());
+        (state, Some(writer), None)
+    };
+    let store = state.store.clone();
     if store.project_count().await? == 0 {
-        let keys = create_project(&store, "default").await?;
-        keys.print()?;
+        match create_project(&store, "default").await {
+            Ok(keys) => keys.print()?,
+            // Another node starting on the same database created it first.
+            Err(crate::store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    let metering = Metering::new(Arc::new(Hub::new(HUB_CAPACITY)), config.entitlements.ttl_ms);
-    let writer = Arc::new(Writer::spawn(
-        write_conn,
-        config.storage.writer_queue,
-        config.storage.max_commit_events,
-        metering,
-    ));
-    let state = AppState::new(config.clone(), store.clone(), writer.clone(), metrics.clone());
     if let Some(catalog) = &config.catalog {
         let summary = catalog
             .apply(&store, Publish::Hub(&state.hub), config.entitlements.ttl_ms)
@@ -189,8 +231,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             rate_limits.forget_idle();
         }
     });
-    let checkpoints = {
-        let store = store.clone();
+    let checkpoints = store.sqlite().cloned().map(|store| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -200,7 +241,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
                 }
             }
         })
-    };
+    });
 
     let listener = tokio::net::TcpListener::bind(config.server.bind).await?;
     let addr = listener.local_addr()?;
@@ -209,7 +250,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         writeln!(out, "meterline-server listening on http://{addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, database = %config.storage.database_url, "listening");
+    tracing::info!(%addr, database = %crate::store::redact_url(&config.storage.database_url), "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let limits = crate::listener::ConnectionLimits {
@@ -237,10 +278,15 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             }
         }
     }
-    writer.shutdown().await;
+    if let Some(writer) = writer {
+        writer.shutdown().await;
+    }
     drop(stream_upkeep);
+    drop(followers);
     upkeep.abort();
-    checkpoints.abort();
+    if let Some(checkpoints) = checkpoints {
+        checkpoints.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

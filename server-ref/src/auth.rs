@@ -33,7 +33,7 @@ use crate::{
     app::AppState,
     browser::CorsGrant,
     error::ApiError,
-    store::{NewKey, Store},
+    store::{NewKey, Storage},
 };
 
 /// Length of a minted key's id part.
@@ -275,7 +275,7 @@ impl KeyVerifier {
 
     /// Checks a key's text (`ml_…`) and returns the caller (without a token subject), or
     /// `401 unauthorized` for a malformed, unknown or revoked key.
-    pub async fn verify_key(&self, store: &Store, text: &str) -> Result<Caller, ApiError> {
+    pub async fn verify_key(&self, store: &Storage, text: &str) -> Result<Caller, ApiError> {
         let key = ApiKey::parse(text).map_err(|e| ApiError::from_core(&e))?;
         let presented = hash_secret(key.secret());
         let unknown = || ApiError::unauthorized(format!("unknown API key {key}"));
@@ -327,6 +327,12 @@ impl KeyVerifier {
     pub fn evict(&self, key_id: &str) {
         self.lock().remove(key_id);
         self.signers.lock().unwrap_or_else(|p| p.into_inner()).remove(key_id);
+    }
+
+    /// Forgets every cached key and signer (another node's changes may have been missed).
+    pub fn evict_all(&self) {
+        self.lock().clear();
+        self.signers.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     fn cached(&self, key_id: &str) -> Option<CachedKey> {

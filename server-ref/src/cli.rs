@@ -15,7 +15,7 @@ use crate::{
         change::Collection,
     },
     settings::{Settings, SettingsChange, apply_from_cli},
-    store::{Store, StoreError},
+    store::{Storage, StoreError},
 };
 
 /// meterline's reference server.
@@ -25,9 +25,16 @@ pub struct Cli {
     /// Config file; a missing file is fine unless named explicitly.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Database URL (overrides `storage.database_url`), e.g. sqlite://meterline.db.
+    /// Database URL (overrides `storage.database_url`), e.g. sqlite://meterline.db or
+    /// postgres://user:password@host:5432/meterline.
     #[arg(long, global = true, value_name = "URL", env = "METERLINE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// PostgreSQL: most pooled connections (overrides `storage.max_connections`).
+    #[arg(long, global = true, value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// PostgreSQL: statement timeout in ms, 0 = none (overrides `storage.statement_timeout_ms`).
+    #[arg(long, global = true, value_name = "MS")]
+    pub statement_timeout_ms: Option<u64>,
     /// Address to listen on (overrides `server.bind`); port 0 picks a free one.
     #[arg(long, global = true, value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
@@ -201,6 +208,12 @@ impl Cli {
         if let Some(url) = &self.database_url {
             config.storage.database_url = url.clone();
         }
+        if let Some(n) = self.max_connections {
+            config.storage.max_connections = n;
+        }
+        if let Some(ms) = self.statement_timeout_ms {
+            config.storage.statement_timeout_ms = ms;
+        }
         if let Some(bind) = self.bind {
             config.server.bind = bind;
         }
@@ -232,7 +245,7 @@ pub enum AdminError {
 /// Runs an `admin` command against the configured database, printing to stdout.
 pub async fn run_admin(config: &Config, command: AdminCommand) -> Result<(), AdminError> {
     use std::io::Write;
-    let store = Store::open_for_cli(&config.storage).await?;
+    let store = Storage::open_for_cli(&config.storage).await?;
     let result = async {
         let mut out = std::io::stdout().lock();
         match command {
@@ -324,7 +337,7 @@ fn print_settings(out: &mut impl std::io::Write, settings: &Settings) -> std::io
     writeln!(out, "{text}")
 }
 
-async fn find_project(store: &Store, name: &str) -> Result<crate::store::Project, AdminError> {
+async fn find_project(store: &Storage, name: &str) -> Result<crate::store::Project, AdminError> {
     store
         .project_by_name(name)
         .await?

@@ -77,7 +77,8 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `sqlite://PATH` (the file is created when missing).
+    /// `sqlite://PATH` (the file is created when missing) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (several nodes may share it).
     pub database_url: String,
     /// SQLite `synchronous` in WAL mode: `full` (default) or `normal`.
     pub synchronous: Synchronous,
@@ -93,6 +94,29 @@ pub struct StorageConfig {
     /// (SQLite's `journal_size_limit`). SQLite otherwise keeps the file at the largest size a
     /// burst grew it to; `0` cuts it to nothing each time.
     pub wal_size_limit_bytes: u64,
+    /// PostgreSQL: most connections of the node's pool.
+    pub max_connections: u32,
+    /// PostgreSQL: how long a request waits for a pooled connection (and for a new
+    /// connection to be made), ms.
+    pub acquire_timeout_ms: u64,
+    /// PostgreSQL: `statement_timeout` of every connection, ms; 0 = none.
+    pub statement_timeout_ms: u64,
+}
+
+impl StorageConfig {
+    /// Whether `database_url` names a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+
+    /// The PostgreSQL pool settings.
+    pub fn pg_settings(&self) -> crate::store::PgSettings {
+        crate::store::PgSettings {
+            max_connections: self.max_connections,
+            acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -105,6 +129,9 @@ impl Default for StorageConfig {
             writer_queue: 256,
             max_commit_events: 16_384,
             wal_size_limit_bytes: 64 * 1024 * 1024,
+            max_connections: 16,
+            acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
         }
     }
 }
@@ -242,6 +269,8 @@ impl Config {
             ("storage.read_connections", self.storage.read_connections as usize),
             ("storage.writer_queue", self.storage.writer_queue),
             ("storage.max_commit_events", self.storage.max_commit_events),
+            ("storage.max_connections", self.storage.max_connections as usize),
+            ("storage.acquire_timeout_ms", self.storage.acquire_timeout_ms as usize),
             ("ingest.max_body_bytes", self.ingest.max_body_bytes),
             ("ingest.max_decompressed_bytes", self.ingest.max_decompressed_bytes),
             ("ingest.max_events_per_batch", self.ingest.max_events_per_batch),
@@ -260,10 +289,10 @@ impl Config {
         if let Some(catalog) = &self.catalog {
             catalog.check().map_err(ConfigError)?;
         }
-        if !self.storage.database_url.starts_with("sqlite:") {
+        if !self.storage.database_url.starts_with("sqlite:") && !self.storage.is_postgres() {
             return Err(ConfigError(format!(
-                "`storage.database_url` must be a sqlite:// URL (PostgreSQL support comes later), got {:?}",
-                self.storage.database_url
+                "`storage.database_url` must be a sqlite:// or postgres:// URL, got {:?}",
+                crate::store::redact_url(&self.storage.database_url)
             )));
         }
         Ok(())
@@ -325,6 +354,32 @@ mod tests {
         assert_eq!((c.limits.requests_per_second, c.limits.burst), (5, 7));
         assert_eq!(c.stream.idle_timeout_ms, 300);
         assert_eq!(c.stream.max_subjects, 1000, "unset keys keep their defaults");
+    }
+
+    #[test]
+    fn postgres_urls_and_pool_settings() {
+        let c: Config = "[storage]\ndatabase_url = \"postgres://u:pw@db:5432/m\"\nmax_connections = 4\n\
+                         acquire_timeout_ms = 250\nstatement_timeout_ms = 0\n"
+            .parse()
+            .unwrap();
+        assert!(c.storage.is_postgres());
+        let pg = c.storage.pg_settings();
+        assert_eq!(
+            (pg.max_connections, pg.acquire_timeout, pg.statement_timeout),
+            (4, Duration::from_millis(250), Duration::ZERO)
+        );
+        let defaults = StorageConfig::default().pg_settings();
+        assert_eq!(defaults, crate::store::PgSettings::default());
+        let err = "[storage]\ndatabase_url = \"mysql://u:pw@db/m\"\n"
+            .parse::<Config>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.database_url") && !err.contains("pw"), "{err}");
+        let err = "[storage]\nmax_connections = 0\n"
+            .parse::<Config>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.max_connections"), "{err}");
     }
 
     #[test]

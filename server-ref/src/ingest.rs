@@ -152,7 +152,7 @@ async fn store_events(
 
     let total = parsed.total;
     let outcome = state
-        .writer
+        .store
         .write(WriteBatch {
             project_id: caller.project_id,
             received_at: received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -30,7 +30,7 @@ use crate::{
     app::AppState,
     auth::{Caller, Scope},
     error::ApiError,
-    store::{SchemaChange, SchemaOutcome, SchemaRecord, Store},
+    store::{SchemaChange, SchemaOutcome, SchemaRecord, Storage},
 };
 
 /// A project's schemas, compiled for validation and as served by `GET /v1/schema`.
@@ -96,16 +96,16 @@ impl SchemaCache {
     }
 
     /// The project's schemas, loading and compiling them on first use.
-    pub async fn get(&self, store: &Store, project_id: i64) -> Result<Arc<ProjectSchemas>, ApiError> {
+    pub async fn get(&self, store: &Storage, project_id: i64) -> Result<Arc<ProjectSchemas>, ApiError> {
         Ok(self.load(store, project_id).await?.schemas)
     }
 
     /// What a publishable key may do in the project (its settings and filtered schemas).
-    pub async fn client(&self, store: &Store, project_id: i64) -> Result<Arc<ClientAccess>, ApiError> {
+    pub async fn client(&self, store: &Storage, project_id: i64) -> Result<Arc<ClientAccess>, ApiError> {
         Ok(self.load(store, project_id).await?.client)
     }
 
-    async fn load(&self, store: &Store, project_id: i64) -> Result<CachedProject, ApiError> {
+    async fn load(&self, store: &Storage, project_id: i64) -> Result<CachedProject, ApiError> {
         if let Some(found) = self.lock().get(&project_id)
             && found.loaded_at.elapsed() < self.ttl
         {
@@ -150,6 +150,13 @@ impl SchemaCache {
         let mut projects = self.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
         projects.remove(&project_id);
+    }
+
+    /// Drops every project's compiled schemas and settings.
+    pub fn invalidate_all(&self) {
+        let mut projects = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        projects.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CachedProject>> {
@@ -216,7 +223,10 @@ pub(crate) async fn apply_change(
         .await
         .map_err(|e| ApiError::internal("storing the schema change failed", e))?;
     state.schemas.invalidate(project_id);
-    order.publish(changed.frame.into_iter().collect());
+    // On PostgreSQL every node's stream follower publishes it, this one's included.
+    if state.store.publishes_locally() {
+        order.publish(changed.frame.into_iter().collect());
+    }
     Ok(changed.outcome)
 }
 

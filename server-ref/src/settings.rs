@@ -21,7 +21,7 @@ use crate::{
     auth::{Caller, Scope},
     error::ApiError,
     schemas::apply_change,
-    store::{Project, SchemaChange, SettingsUpdate, Store},
+    store::{Project, SchemaChange, SettingsUpdate, Storage},
 };
 
 /// Most entries of `client_event_types`.
@@ -223,7 +223,7 @@ async fn apply_here(state: &AppState, project_id: i64, update: &SettingsUpdate) 
 /// Applies a checked change from another process (the CLI, or the server's start before it
 /// serves): the `schema.updated` message, if the ETag changed, is marked for the running
 /// server to relay. Returns the settings after the change.
-pub async fn apply_from_cli(store: &Store, project_id: i64, update: &SettingsUpdate) -> Result<Settings, String> {
+pub async fn apply_from_cli(store: &Storage, project_id: i64, update: &SettingsUpdate) -> Result<Settings, String> {
     store
         .change_schema(
             project_id,

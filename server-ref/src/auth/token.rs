@@ -25,7 +25,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::KeyVerifier;
-use crate::{error::ApiError, store::Store};
+use crate::{error::ApiError, store::Storage};
 
 /// The HTTP header that carries a customer token next to a publishable key.
 pub const CUSTOMER_TOKEN_HEADER: &str = "x-meterline-customer-token";
@@ -83,7 +83,7 @@ impl KeyVerifier {
     /// (both with `leeway`). `401 invalid_token` or `401 token_expired` otherwise.
     pub async fn verify_token(
         &self,
-        store: &Store,
+        store: &Storage,
         project_id: i64,
         token: &str,
         leeway: Duration,
@@ -154,7 +154,7 @@ impl KeyVerifier {
     }
 
     /// The signing key of secret key `kid` in `project_id`, from the cache or the store.
-    async fn signing_key(&self, store: &Store, project_id: i64, kid: &str) -> Result<[u8; 32], ApiError> {
+    async fn signing_key(&self, store: &Storage, project_id: i64, kid: &str) -> Result<[u8; 32], ApiError> {
         let shown: String = kid.chars().take(64).collect();
         let unknown = || {
             invalid_token(format!(

@@ -16,7 +16,7 @@ const LEEWAY: Duration = Duration::from_secs(30);
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: Store,
+    store: crate::store::Storage,
     keys: KeyVerifier,
     project: i64,
     secret: MintedKey,
@@ -28,13 +28,13 @@ async fn fixture() -> Fixture {
         database_url: format!("sqlite://{}", dir.path().join("t.db").display()),
         ..StorageConfig::default()
     };
-    let (store, writer) = Store::open(&config).await.unwrap();
+    let (store, writer) = crate::store::Store::open(&config).await.unwrap();
     drop(writer);
     let secret = mint(KeyKind::Secret);
     let project = store.create_project("p", &[secret.to_new_key()]).await.unwrap().id;
     Fixture {
         _dir: dir,
-        store,
+        store: crate::store::Storage::Sqlite(store, None),
         keys: KeyVerifier::new(Duration::from_secs(5)),
         project,
         secret,

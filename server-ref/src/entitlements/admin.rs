@@ -26,7 +26,7 @@ use crate::{
     auth::{Caller, Scope},
     config::Config,
     error::ApiError,
-    store::Store,
+    store::Storage,
 };
 
 /// Items per list page when `limit` is not given, and the most a page holds.
@@ -243,7 +243,7 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CommandError {
 /// Runs a catalog command against the configured database, printing to `out`. The change's
 /// stream messages are marked for a running server to publish (`entitlements.relay_poll_ms`).
 pub async fn run_command(
-    store: &Store,
+    store: &Storage,
     config: &Config,
     collection: Collection,
     command: CatalogCommand,

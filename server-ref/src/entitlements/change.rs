@@ -11,7 +11,7 @@ use super::catalog::{
 };
 use crate::{
     error::ApiError,
-    store::{Store, StoreError, StreamFrame},
+    store::{Storage, StoreError, StreamFrame},
     stream::Hub,
 };
 
@@ -181,7 +181,7 @@ pub enum Publish<'a> {
 /// `entitlements.updated` message (answers computed with `ttl_ms`) for every customer whose
 /// answer changes, then publishes them as `publish` says.
 pub async fn apply(
-    store: &Store,
+    store: &Storage,
     publish: Publish<'_>,
     project_id: i64,
     change: Change,

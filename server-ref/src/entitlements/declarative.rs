@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::change::{self, Change, Collection, Outcome, Publish};
-use crate::{settings::SettingsChange, store::Store};
+use crate::{settings::SettingsChange, store::Storage};
 
 /// `[catalog]`: the items to create or replace, by collection and key.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -145,7 +145,7 @@ impl CatalogFile {
     /// Applies the file to its project, publishing the messages of what changed on the
     /// hub; an unknown reference (a plan naming a feature that neither the file nor the
     /// database has) is an error naming the TOML key.
-    pub async fn apply(&self, store: &Store, publish: Publish<'_>, ttl_ms: u64) -> Result<Summary, String> {
+    pub async fn apply(&self, store: &Storage, publish: Publish<'_>, ttl_ms: u64) -> Result<Summary, String> {
         let project = store
             .project_by_name(&self.project)
             .await

@@ -7,7 +7,7 @@
 //! - Migrations are the checked-in files of `migrations/`, applied in order at open.
 //! - [`PgStore`] (`pg.rs`, `pg_stream.rs`) keeps the same tables on PostgreSQL
 //!   (`migrations/postgres/`) for several nodes; [`EventLog`] is the event path both
-//!   backends implement.
+//!   backends implement; [`Storage`] is the one store the server holds, over either.
 //! - The entitlement catalog ([`catalog`], changes in `catalog_change.rs`) and the daily
 //!   usage counters ([`usage`]) that the writer keeps in step with the events.
 
@@ -16,10 +16,14 @@ pub mod catalog;
 mod catalog_change;
 mod keys;
 mod pg;
+mod pg_config;
+mod pg_keys;
+mod pg_schemas;
 mod pg_stream;
 mod relay;
 mod schema_change;
 mod sqlite;
+mod storage;
 mod stream_log;
 pub mod usage;
 mod writer;
@@ -30,6 +34,7 @@ pub use backend::{EventLog, SqliteEventLog};
 pub use catalog::CustomerRecord;
 pub use keys::{NewKey, TokenSigner};
 pub use pg::{PgSettings, PgStore, newest_migration as newest_pg_migration, redact_url};
+pub use pg_config::{ConfigFollower, ConfigNotice};
 pub use pg_stream::{StreamFollower, append_message as pg_append_message, reserve_seqs as pg_reserve_seqs};
 pub use schema_change::{SchemaChange, SchemaChanged, SchemaOutcome, SettingsUpdate};
 pub use sqlite::{EventFilter, KeyRecord, Project, SchemaRecord, StoredEvent};
@@ -37,6 +42,7 @@ use sqlx::{
     Connection, Executor, SqliteConnection, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+pub use storage::{CATALOG_ON_POSTGRES, Storage};
 pub use stream_log::{LogRead, StreamFrame, append_message};
 pub use writer::{EventRow, WriteBatch, WriteError, WriteOutcome, Writer};
 

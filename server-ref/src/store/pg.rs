@@ -117,6 +117,14 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// The `statement_timeout` a pooled connection runs with, as PostgreSQL shows it
+    /// (`30s`, `250ms`, `0`).
+    pub async fn statement_timeout(&self) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Whether the database answers (`/readyz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -361,7 +369,7 @@ pub fn newest_migration() -> i64 {
     MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
 }
 
-fn project_from_row(row: &PgRow) -> Result<Project, sqlx::Error> {
+pub(super) fn project_from_row(row: &PgRow) -> Result<Project, sqlx::Error> {
     let list = |column: &str| -> Result<Vec<String>, sqlx::Error> {
         let text: String = row.try_get(column)?;
         serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(format!("projects.{column}: {e}").into()))

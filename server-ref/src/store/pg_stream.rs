@@ -15,7 +15,7 @@
 //! [`StreamFollower`] reads the frames themselves from the log, from the last seq it
 //! delivered, so a lost or coalesced notification costs latency, never a message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use meterline_core::stream::ServerMessage;
 use sqlx::{PgConnection, Row, postgres::PgListener};
@@ -145,28 +145,43 @@ impl PgStore {
 #[derive(Debug)]
 pub struct StreamFollower {
     store: PgStore,
-    listener: PgListener,
+    /// The listening connection; `None` after it failed, until it is made again.
+    listener: Option<PgListener>,
     /// Per project, the last seq delivered.
     delivered: HashMap<i64, u64>,
+    /// Projects notified but not read yet (a read failed): read first on the next call.
+    pending: BTreeSet<i64>,
 }
 
 impl PgStore {
     /// Starts following the stream log of every project from its current seq: later
     /// messages, committed through any node, come out of [`StreamFollower::next`].
     pub async fn follow(&self) -> Result<StreamFollower, StoreError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(CHANNEL).await?;
+        let listener = self.listen(CHANNEL).await?;
         // Read after LISTEN: a message committed in between is both notified and above
         // the recorded seq, one committed before is below it.
+        let delivered = self.stream_seqs().await?.into_iter().collect();
+        Ok(StreamFollower {
+            store: self.clone(),
+            listener: Some(listener),
+            delivered,
+            pending: BTreeSet::new(),
+        })
+    }
+
+    /// A new connection listening on `channel`.
+    pub(super) async fn listen(&self, channel: &str) -> Result<PgListener, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(channel).await?;
+        Ok(listener)
+    }
+
+    /// Every project's current stream seq.
+    async fn stream_seqs(&self) -> Result<Vec<(i64, u64)>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT project_id, seq FROM stream_seq")
             .fetch_all(&self.pool)
             .await?;
-        let delivered = rows.into_iter().map(|(p, s)| (p, s.max(0) as u64)).collect();
-        Ok(StreamFollower {
-            store: self.clone(),
-            listener,
-            delivered,
-        })
+        Ok(rows.into_iter().map(|(p, s)| (p, s.max(0) as u64)).collect())
     }
 
     /// Up to [`READ_LIMIT`] frames of the project after `after`, oldest first, all subjects.
@@ -185,33 +200,28 @@ impl PgStore {
 
 impl StreamFollower {
     /// Waits for the next committed messages and returns them, in seq order per project.
-    /// After the listening connection was lost (it reconnects by itself), every project
-    /// it knows is read again from its last delivered seq, so nothing committed meanwhile
-    /// is missed.
+    /// After the listening connection failed (it is made again on the next call), every
+    /// project whose seq moved past what was delivered is read again, so nothing
+    /// committed meanwhile is missed. A failed read is retried on the next call.
     pub async fn next(&mut self) -> Result<Vec<StreamFrame>, StoreError> {
         loop {
-            let projects: Vec<i64> = match self.listener.try_recv().await? {
-                Some(notification) => {
-                    let project = notification
-                        .payload()
-                        .split_once(':')
-                        .and_then(|(p, _)| p.parse().ok())
-                        .ok_or_else(|| {
-                            StoreError::Conflict(format!("unexpected stream notification {:?}", notification.payload()))
-                        })?;
-                    vec![project]
-                }
-                None => {
-                    tracing::warn!("the stream's LISTEN connection was lost; reading the log again");
-                    self.delivered.keys().copied().collect()
-                }
-            };
+            if self.pending.is_empty() {
+                self.wait().await?;
+            }
             let mut out = Vec::new();
-            for project in projects {
+            // A project stays pending until its read succeeds.
+            while let Some(&project) = self.pending.first() {
                 let after = self.delivered.get(&project).copied().unwrap_or(0);
                 let frames = self.store.frames_after(project, after).await?;
+                self.pending.remove(&project);
                 if let Some(last) = frames.last() {
                     self.delivered.insert(project, last.seq);
+                    if frames.len() as i64 == READ_LIMIT {
+                        // More of this project: hand out what we have first.
+                        self.pending.insert(project);
+                        out.extend(frames);
+                        break;
+                    }
                 }
                 out.extend(frames);
             }
@@ -219,5 +229,50 @@ impl StreamFollower {
                 return Ok(out);
             }
         }
+    }
+
+    /// Waits for a notification (or a lost connection) and marks what to read.
+    async fn wait(&mut self) -> Result<(), StoreError> {
+        let listener = match &mut self.listener {
+            Some(listener) => listener,
+            None => {
+                let listener = self.store.listen(CHANNEL).await?;
+                tracing::info!("listening for stream messages again; reading what was missed");
+                self.listener = Some(listener);
+                return self.mark_missed().await;
+            }
+        };
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                let project = notification
+                    .payload()
+                    .split_once(':')
+                    .and_then(|(p, _)| p.parse().ok())
+                    .ok_or_else(|| {
+                        StoreError::Conflict(format!("unexpected stream notification {:?}", notification.payload()))
+                    })?;
+                self.pending.insert(project);
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::warn!("the stream's LISTEN connection was lost; reading the log again");
+                self.mark_missed().await
+            }
+            Err(e) => {
+                // sqlx reconnects only after some I/O errors: start over with a new listener.
+                self.listener = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Marks every project whose seq is past what was delivered.
+    async fn mark_missed(&mut self) -> Result<(), StoreError> {
+        for (project, seq) in self.store.stream_seqs().await? {
+            if seq > self.delivered.get(&project).copied().unwrap_or(0) {
+                self.pending.insert(project);
+            }
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod follow;
 pub mod hub;
 pub mod socket;
 pub mod subscription;

@@ -42,7 +42,7 @@ async fn sqlite() -> (SqliteEventLog, tempfile::TempDir) {
 }
 
 /// The URL of a new, empty database on the test cluster.
-async fn pg_database() -> String {
+pub(crate) async fn pg_database() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let admin = std::env::var("METERLINE_TEST_DATABASE_URL")
         .expect("METERLINE_TEST_DATABASE_URL is not set: run the PostgreSQL cases with make test-postgres");
@@ -62,7 +62,7 @@ async fn pg_database() -> String {
 }
 
 /// A node's store on `url`.
-async fn pg_node(url: &str) -> PgStore {
+pub(crate) async fn pg_node(url: &str) -> PgStore {
     PgStore::open(url, &PgSettings::default()).await.unwrap()
 }
 

@@ -42,7 +42,12 @@ impl InProcess {
         config.storage.database_url = super::db_url(dir.path());
         let metrics = health::install_metrics();
         let (store, write_conn) = Store::open(&config.storage).await.unwrap();
-        let keys = create_project(&store, "default").await.unwrap();
+        let keys = create_project(
+            &meterline_server::store::Storage::Sqlite(store.clone(), None),
+            "default",
+        )
+        .await
+        .unwrap();
         let project_id = store.project_by_name("default").await.unwrap().unwrap().id;
         let metering = Metering::new(Arc::new(Hub::new(HUB_CAPACITY)), config.entitlements.ttl_ms);
         let writer = Arc::new(Writer::spawn(

@@ -50,13 +50,25 @@ impl Server {
 
     /// [`Server::start_bound`] with `RUST_LOG` = `rust_log` (the log is `server.log`).
     pub fn start_logging(dir: Arc<tempfile::TempDir>, bind: &str, extra: &[&str], rust_log: &str) -> Server {
+        let url = db_url(dir.path());
+        Server::start_on(dir, &url, bind, extra, rust_log)
+    }
+
+    /// A server on the database at `database_url` (e.g. PostgreSQL), logging to `dir`.
+    pub fn start_on(
+        dir: Arc<tempfile::TempDir>,
+        database_url: &str,
+        bind: &str,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Server {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path().join("server.log"))
             .unwrap();
         let mut child = Command::new(BIN)
-            .args(["--bind", bind, "--database-url", &db_url(dir.path())])
+            .args(["--bind", bind, "--database-url", database_url])
             .args(extra)
             .current_dir(dir.path())
             .env("RUST_LOG", rust_log)
