@@ -31,7 +31,8 @@ describe('meterline-web page lifecycle in Chromium', { skip: missing ?? false },
       await stack.context.setOffline(true);
       await eventually(() => tab.evaluate(() => navigator.onLine === false), 'navigator.onLine false');
       const ids = await trackViews(tab, 20, { prefix: '/offline' });
-      const flushed = tab.evaluate(() => window.meterline.client.flush(15_000).then(() => Date.now()));
+      // Settles once online; a rejection is kept to be reported below, not thrown mid-test.
+      const flushed = tab.evaluate(() => window.meterline.client.flush(15_000).then(() => Date.now())).catch((e) => e);
       // Past the flush interval and two backoff ceilings: a client that kept trying would
       // have sent by now.
       await new Promise((r) => setTimeout(r, 2500));
@@ -40,6 +41,7 @@ describe('meterline-web page lifecycle in Chromium', { skip: missing ?? false },
       const online = Date.now();
       await stack.context.setOffline(false);
       const delivered = await flushed;
+      assert.equal(typeof delivered, 'number', `flush: ${delivered}`);
       assert.ok(delivered - online < 2000, `delivered ${delivered - online} ms after online`);
       assert.deepEqual(notOnce(ids, await storedEvents(stack.server, { type: 'page.view' })), []);
       const stats = await tab.evaluate(() => window.meterline.client.stats());
