@@ -29,6 +29,10 @@ describe('meterline-web persisted outbox in Chromium', { skip: missing ?? false 
       await stack.server.stop();
       const ids = await trackViews(tab, 30, { prefix: '/reload' });
       await eventually(async () => (await stack.persisted(tab)).length === 30, '30 events persisted');
+      await eventually(
+        () => tab.evaluate(() => window.meterline.client.stats().spoolLength === 30),
+        'stats().spoolLength 30',
+      );
       await tab.reload();
       await ready(tab);
       await stack.server.start();
@@ -42,6 +46,10 @@ describe('meterline-web persisted outbox in Chromium', { skip: missing ?? false 
       assert.equal(stats.sent, 30, `the reloaded page sent them: ${JSON.stringify(stats)}`);
       assert.equal(stats.duplicates, 0);
       await eventually(async () => (await stack.persisted(tab)).length === 0, 'acknowledged events removed');
+      await eventually(
+        () => tab.evaluate(() => window.meterline.client.stats().spoolLength === 0),
+        'stats().spoolLength 0',
+      );
     }));
 
   test('the server stopped and restarted while the page tracks: nothing lost, nothing twice', () =>

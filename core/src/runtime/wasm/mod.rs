@@ -308,6 +308,7 @@ impl Client {
             stale_answers: counters.stale,
             fallback_answers: counters.fallback,
             opted_out: self.inner.opted_out_events.get(),
+            spool_length: self.inner.persist.length(),
             ..self.inner.outbox.borrow().stats()
         }
     }

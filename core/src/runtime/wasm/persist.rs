@@ -31,7 +31,7 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     rc::Rc,
 };
 
@@ -54,6 +54,8 @@ pub(crate) struct Persist {
     /// Open once this page holds its session lock: writes wait until then.
     db: RefCell<Option<IdbDatabase>>,
     pending: RefCell<Pending>,
+    /// Sequence numbers of this session's events the store holds (committed).
+    stored: RefCell<BTreeSet<u64>>,
     write_queued: Cell<bool>,
     /// The store failed once: nothing more is written (reported once).
     failed: Cell<bool>,
@@ -93,6 +95,7 @@ impl Persist {
             key_id: key_id.to_owned(),
             db: RefCell::new(None),
             pending: RefCell::new(Pending::default()),
+            stored: RefCell::new(BTreeSet::new()),
             write_queued: Cell::new(false),
             failed: Cell::new(false),
         }
@@ -106,6 +109,12 @@ impl Persist {
 
     fn active(&self) -> bool {
         self.host.is_some() && !self.failed.get()
+    }
+
+    /// Events persisted or about to be (`stats().spool_length`): this page's, taken-over
+    /// ones included.
+    pub fn length(&self) -> u64 {
+        (self.stored.borrow().len() + self.pending.borrow().puts.len()) as u64
     }
 
     fn database(&self) -> String {
@@ -197,8 +206,18 @@ async fn write(inner: &Rc<Inner>) {
         }
         idb::next_event(&tx, "complete", &["error", "abort"]).await
     };
-    if let Err(why) = written.await {
-        fail(inner, &format!("a write failed ({why})"));
+    match written.await {
+        Ok(()) => {
+            let mut stored = persist.stored.borrow_mut();
+            stored.extend(pending.puts.keys());
+            for &(first, count) in &pending.forget {
+                let gone: Vec<u64> = stored.range(first..first + count).copied().collect();
+                for seq in gone {
+                    stored.remove(&seq);
+                }
+            }
+        }
+        Err(why) => fail(inner, &format!("a write failed ({why})")),
     }
 }
 
@@ -206,6 +225,7 @@ async fn write(inner: &Rc<Inner>) {
 fn fail(inner: &Rc<Inner>, why: &str) {
     if !inner.persist.failed.replace(true) {
         *inner.persist.pending.borrow_mut() = Pending::default();
+        inner.persist.stored.borrow_mut().clear();
         inner.report(Error::Spool(format!(
             "IndexedDB {:?}: {why}; this page's events are no longer persisted (they are still sent)",
             inner.persist.database()
