@@ -7,6 +7,9 @@
 # - test/browser.test.mjs, test/bad_input.test.mjs: headless Chromium (playwright-core with
 #   executablePath, never a browser download) on examples/browser-quickstart/ against a real
 #   meterline-server on 127.0.0.1.
+# - test/persist.test.mjs, test/lifecycle.test.mjs: the IndexedDB outbox (reload, server
+#   restart, tabs sharing it), offline/online and pagehide/hidden beacons, each test on a
+#   server of its own that it stops and starts again.
 # Prints and appends "browser: N passed, N failed, N skipped" to the file named by $1.
 set -euo pipefail
 cd "$(dirname "$0")/.."

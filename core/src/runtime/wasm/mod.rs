@@ -6,13 +6,19 @@
 //! `spawn_local` tasks on the page's one thread. `meterline-wasm` only converts JavaScript
 //! values and Promises.
 //!
-//! Not here yet: the realtime stream, IndexedDB persistence, the pagehide beacon (events not
-//! yet sent when a tab closes are lost), the token provider, `identify`/`reset`.
+//! Events not yet acknowledged are persisted in IndexedDB and sent by the next page load
+//! ([`persist`]); the page's `pagehide`, `visibilitychange`, `online` and `offline` events
+//! are followed ([`lifecycle`]).
+//!
+//! Not here yet: the realtime stream, the token provider, `identify`/`reset`.
 
 mod consent;
 mod entitlements;
 mod host;
 mod http;
+mod idb;
+mod lifecycle;
+mod persist;
 mod schemas;
 mod sender;
 
@@ -76,6 +82,8 @@ pub(crate) struct Inner {
     opted_out: Cell<bool>,
     /// Events `track()` refused or the queue discarded while opted out.
     opted_out_events: Cell<u64>,
+    /// The outbox persisted in IndexedDB.
+    persist: persist::Persist,
 }
 
 impl Inner {
@@ -114,6 +122,7 @@ impl Client {
             credentials.push((CUSTOMER_TOKEN_HEADER, token.clone()));
         }
         credentials.push((SdkHeader::MeterlineSdk.name(), sdk_header_value(&config.sdk)));
+        let persist = persist::Persist::new(&key.id);
         let outbox = Outbox::new(
             OutboxSettings {
                 rules: BatchRules {
@@ -125,7 +134,9 @@ impl Client {
                 overflow: config.overflow,
                 max_in_flight: config.max_in_flight,
                 retry: config.retry,
-                keep_undelivered: false,
+                // As with a disk spool: given up on for a failure that may pass, a batch
+                // stays persisted for the next page load.
+                keep_undelivered: persist.available(),
             },
             host::monotonic_ms(),
         );
@@ -144,8 +155,11 @@ impl Client {
             on_error,
             closed: Cell::new(false),
             config,
+            persist,
         });
         schemas::start(&inner);
+        persist::start(&inner);
+        lifecycle::install(&inner);
         Ok(Client { inner })
     }
 
@@ -192,12 +206,17 @@ impl Client {
         };
         let seq = match pushed {
             Pushed::Queued { seq, wake } => {
+                persist::remember(inner, seq);
                 if wake {
                     sender::wake(inner);
                 }
                 seq
             }
-            Pushed::Evicted { seq, .. } => seq,
+            Pushed::Evicted { seq, evicted_seq } => {
+                persist::forget(inner, evicted_seq, 1);
+                persist::remember(inner, seq);
+                seq
+            }
             Pushed::Dropped(refusal) => return self.refused(refusal),
             Pushed::Full(_) => unreachable!("a full queue was refused above"),
         };
@@ -289,6 +308,7 @@ impl Client {
             stale_answers: counters.stale,
             fallback_answers: counters.fallback,
             opted_out: self.inner.opted_out_events.get(),
+            spool_length: self.inner.persist.length(),
             ..self.inner.outbox.borrow().stats()
         }
     }
