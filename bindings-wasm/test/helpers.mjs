@@ -66,9 +66,10 @@ export async function settings(server, body) {
 /**
  * The whole setup: server, publishable key, the quick-start page served for `bundle`
  * (`default` or `full`), its origin allowed and `page.view` a client type, and Chromium.
+ * `server`: a server already started (else a fresh one).
  */
-export async function startStack({ bundle = 'default' } = {}) {
-  const server = await startServer();
+export async function startStack({ bundle = 'default', server: given } = {}) {
+  const server = given ?? (await startServer());
   const pk = await publishableKey(server);
   const page = await startExample({
     endpoint: server.url,

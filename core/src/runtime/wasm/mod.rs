@@ -6,15 +6,29 @@
 //! `spawn_local` tasks on the page's one thread. `meterline-wasm` only converts JavaScript
 //! values and Promises.
 //!
-//! Not here yet: the realtime stream, IndexedDB persistence, the pagehide beacon (events not
-//! yet sent when a tab closes are lost), the token provider, `identify`/`reset`.
+//! The realtime stream ([`stream`]) keeps the cache current over the page's `WebSocket`,
+//! driven by the core's [`StreamSession`](crate::stream_session::StreamSession); the
+//! customer token comes from the core's [`TokenState`](crate::credentials::TokenState)
+//! ([`credentials`]: token provider, `token_expired` retries) per user ([`identity`]:
+//! `identify`/`reset`).
+//!
+//! Not here yet: IndexedDB persistence, the pagehide beacon (events not yet sent when a tab
+//! closes are lost).
 
 mod consent;
+mod credentials;
 mod entitlements;
 mod host;
 mod http;
+mod identity;
 mod schemas;
 mod sender;
+mod stream;
+
+pub use self::{
+    credentials::{TokenAnswer, TokenProvider},
+    stream::{ConnectionCallback, StreamCallbacks, UsageThresholdCallback},
+};
 
 use std::{
     cell::{Cell, RefCell},
@@ -68,6 +82,10 @@ pub(crate) struct Inner {
     outbox: RefCell<Outbox>,
     sender: RefCell<sender::SenderState>,
     entitlements: entitlements::EntitlementState,
+    /// The realtime stream (see [`stream`]).
+    stream: stream::StreamState,
+    /// The customer tokens, per user (see [`credentials`]).
+    identity: credentials::Credentials,
     on_error: Option<ErrorCallback>,
     closed: Cell<bool>,
     /// The `localStorage` entry holding the consent choice (`consent`).
@@ -98,7 +116,22 @@ impl Client {
     /// Starts a client. Fails with `invalid_config` naming the option that is wrong
     /// (`spool_dir` is refused: the browser has no disk spool).
     pub fn new(config: Config, on_error: Option<ErrorCallback>) -> Result<Client, Error> {
-        let key = config.validate()?;
+        Self::with_token_provider(config, on_error, None)
+    }
+
+    /// [`Client::new`] with a token provider (a publishable key then needs no
+    /// `customer_token`: the provider gives the first one).
+    pub fn with_token_provider(
+        config: Config,
+        on_error: Option<ErrorCallback>,
+        token_provider: Option<TokenProvider>,
+    ) -> Result<Client, Error> {
+        let key = config.validate_for(token_provider.is_some())?;
+        let identity = credentials::Credentials::new(
+            config.customer_token.as_deref(),
+            token_provider,
+            key.kind == crate::key::KeyKind::Publishable,
+        )?;
         if config.spool_dir.is_some() {
             return Err(Error::config(
                 "spool_dir",
@@ -139,6 +172,8 @@ impl Client {
             outbox: RefCell::new(outbox),
             sender: RefCell::new(sender::SenderState::default()),
             entitlements: entitlements::EntitlementState::new(&config),
+            stream: stream::StreamState::new(&config),
+            identity,
             credentials,
             key,
             on_error,
@@ -169,6 +204,9 @@ impl Client {
         if inner.opted_out.get() {
             inner.opted_out_events.set(inner.opted_out_events.get() + 1);
             return Ok(None);
+        }
+        if inner.identity.anonymous.get() {
+            return Err(identity::no_identity());
         }
         let data = TrackData::from_json_text(data)?;
         let rules = BuildRules {
@@ -269,6 +307,7 @@ impl Client {
     pub async fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
         let inner = &self.inner;
         inner.closed.set(true);
+        stream::close(inner);
         let target = inner.outbox.borrow_mut().drain(host::monotonic_ms());
         sender::drive(inner);
         let done = sender::wait_settled(inner, target, timeout).await;
@@ -289,6 +328,8 @@ impl Client {
             stale_answers: counters.stale,
             fallback_answers: counters.fallback,
             opted_out: self.inner.opted_out_events.get(),
+            stream_connected: self.inner.stream.connected(),
+            token_provider_failures: self.inner.identity.failures(),
             ..self.inner.outbox.borrow().stats()
         }
     }

@@ -10,8 +10,10 @@ use futures_util::future::{Either, select};
 use gloo_timers::{callback::Timeout, future::TimeoutFuture};
 
 use super::{
-    Bodies, Inner, host,
-    http::{self, Call, Failure},
+    Bodies, Inner,
+    credentials::{Sent, Whose},
+    host,
+    http::{Call, Failure},
 };
 use crate::{
     codec::{compress, encode_batch},
@@ -87,7 +89,7 @@ pub(crate) fn drive(inner: &Rc<Inner>) {
         inner.sender.borrow_mut().sending += 1;
         let inner = inner.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let attempted = attempt(&inner, &body).await;
+            let attempted = attempt(&inner, first_seq, &body).await;
             inner.sender.borrow_mut().sending -= 1;
             attempted.settle(&inner, first_seq);
             drive(&inner);
@@ -233,8 +235,8 @@ fn settle(inner: &Rc<Inner>, first_seq: u64, answer: Answer<'_>, error: Option<E
     super::entitlements::refetch_settled(inner);
 }
 
-/// One POST of a batch body.
-async fn attempt(inner: &Inner, body: &[u8]) -> Attempted {
+/// One POST of a batch body, with the customer token of the user who tracked it.
+async fn attempt(inner: &Rc<Inner>, first_seq: u64, body: &[u8]) -> Attempted {
     let encoding = inner.config.compression.as_str();
     let headers = inner.headers(&[
         ("content-type", "application/cloudevents-batch+json"),
@@ -247,7 +249,21 @@ async fn attempt(inner: &Inner, body: &[u8]) -> Attempted {
         body: Some(body),
         keepalive: false,
     };
-    match http::send(call, inner.config.request_timeout).await {
+    let sent = match super::credentials::send(inner, Whose::Batch(first_seq), call).await {
+        Sent::Answered(reply) => Ok(reply),
+        Sent::Failed(failure) => Err(failure),
+        // No token to send: waits and tries again, as for an unreachable server (the
+        // events are kept, not dropped).
+        Sent::NoToken(error) => {
+            return Attempted::Failed {
+                status: 0,
+                timeout: false,
+                retry_after: None,
+                error,
+            };
+        }
+    };
+    match sent {
         Ok(reply) if (200..300).contains(&reply.status) => {
             match serde_json::from_slice::<IngestResponse>(&reply.body) {
                 Ok(parsed) if reply.status == 202 => Attempted::Counted(parsed),
