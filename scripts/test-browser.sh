@@ -6,7 +6,10 @@
 # - test/package.test.mjs: `npm pack` installed into a fresh project, both entry points;
 # - test/browser.test.mjs, test/bad_input.test.mjs: headless Chromium (playwright-core with
 #   executablePath, never a browser download) on examples/browser-quickstart/ against a real
-#   meterline-server on 127.0.0.1.
+#   meterline-server on 127.0.0.1;
+# - test/stream.test.mjs, test/identity.test.mjs: the realtime stream (admin changes, a
+#   server restart), the token provider and identify()/reset(), in Chromium;
+# - test/vectors_page.test.mjs: the events/options/errors vectors in Chromium, both builds.
 # Prints and appends "browser: N passed, N failed, N skipped" to the file named by $1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
