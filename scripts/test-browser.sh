@@ -9,7 +9,9 @@
 #   meterline-server on 127.0.0.1;
 # - test/stream.test.mjs, test/identity.test.mjs: the realtime stream (admin changes, a
 #   server restart), the token provider and identify()/reset(), in Chromium;
-# - test/vectors_page.test.mjs: the events/options/errors vectors in Chromium, both builds.
+# - test/vectors_page.test.mjs: the events/options/errors vectors in Chromium, both builds;
+# - test/vite.test.mjs: the packed package in a fresh project, the quick start built with Vite
+#   and loaded under a strict Content-Security-Policy.
 # Prints and appends "browser: N passed, N failed, N skipped" to the file named by $1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
