@@ -9,6 +9,7 @@
 #   meterline-server on 127.0.0.1;
 # - test/stream.test.mjs, test/identity.test.mjs: the realtime stream (admin changes, a
 #   server restart), the token provider and identify()/reset(), in Chromium;
+# - test/stream_hostile.test.mjs: garbage from a stream endpoint never thrown into the page;
 # - test/vectors_page.test.mjs: the events/options/errors vectors in Chromium, both builds;
 # - test/vite.test.mjs: the packed package in a fresh project, the quick start built with Vite
 #   and loaded under a strict Content-Security-Policy.
