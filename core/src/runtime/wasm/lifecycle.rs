@@ -26,7 +26,7 @@ use js_sys::Reflect;
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use web_sys::EventTarget;
 
-use super::{Inner, host, sender};
+use super::{Inner, credentials::Whose, host, sender};
 use crate::{key::KeyKind, outbox::Dispatch};
 
 /// Most bytes a keepalive request (or a beacon) carries: browsers refuse more in flight.
@@ -97,8 +97,16 @@ const MIN_PIECE_BYTES: usize = 4 * 1024;
 /// ([`continue_unload`]). A page that is gone leaves the rest in its persisted outbox, for
 /// the next page load.
 fn unload(inner: &Rc<Inner>) {
-    let beacon = (inner.key.kind == KeyKind::Publishable).then(|| beacon_envelope(inner));
-    let envelope = beacon.as_ref().map_or(0, |(head, tail)| head.len() + tail.len());
+    let beacon = inner.key.kind == KeyKind::Publishable;
+    // Room for the longest envelope: each piece goes with its own user's token (at least
+    // as long as `null`, for none).
+    let envelope = if beacon {
+        let longest = "t".repeat(inner.identity.longest_token().max(4));
+        let (head, tail) = beacon_envelope(inner, Some(&longest));
+        head.len() + tail.len()
+    } else {
+        0
+    };
     loop {
         let room = KEEPALIVE_MAX_BYTES.saturating_sub(inner.sender.borrow().keepalive_bytes);
         if room < envelope + MIN_PIECE_BYTES {
@@ -112,8 +120,10 @@ fn unload(inner: &Rc<Inner>) {
         let Some(Dispatch::Send { first_seq, events }) = taken else {
             break;
         };
-        let body = beacon.as_ref().map(|(head, tail)| {
-            let mut body = head.clone().into_bytes();
+        let body = beacon.then(|| {
+            let token = inner.identity.token_now(Whose::Batch(first_seq));
+            let (head, tail) = beacon_envelope(inner, token.as_deref());
+            let mut body = head.into_bytes();
             body.extend_from_slice(&crate::codec::encode_batch(events.iter().map(|e| &e[..])));
             body.extend_from_slice(tail.as_bytes());
             body
@@ -135,10 +145,11 @@ pub(crate) fn continue_unload(inner: &Rc<Inner>) {
     }
 }
 
-/// The beacon body around the events array: `{"key":…,"token":…,"events":` and `}`.
-fn beacon_envelope(inner: &Inner) -> (String, String) {
+/// The beacon body around the events array: `{"key":…,"token":…,"events":` and `}`, with
+/// the customer token of the batch's user.
+fn beacon_envelope(inner: &Inner, token: Option<&str>) -> (String, String) {
     let text = |s: &str| serde_json::Value::from(s).to_string();
-    let token = inner.config.customer_token.as_deref().map_or("null".to_owned(), text);
+    let token = token.map_or("null".to_owned(), text);
     (
         format!("{{\"key\":{},\"token\":{token},\"events\":", text(&inner.key.expose())),
         "}".to_owned(),

@@ -10,17 +10,29 @@
 //! ([`persist`]); the page's `pagehide`, `visibilitychange`, `online` and `offline` events
 //! are followed ([`lifecycle`]).
 //!
-//! Not here yet: the realtime stream, the token provider, `identify`/`reset`.
+//! The realtime stream ([`stream`]) keeps the cache current over the page's `WebSocket`,
+//! driven by the core's [`StreamSession`](crate::stream_session::StreamSession); the
+//! customer token comes from the core's [`TokenState`](crate::credentials::TokenState)
+//! ([`credentials`]: token provider, `token_expired` retries) per user ([`identity`]:
+//! `identify`/`reset`).
 
 mod consent;
+mod credentials;
 mod entitlements;
 mod host;
 mod http;
 mod idb;
+mod identity;
 mod lifecycle;
 mod persist;
 mod schemas;
 mod sender;
+mod stream;
+
+pub use self::{
+    credentials::{TokenAnswer, TokenProvider},
+    stream::{ConnectionCallback, StreamCallbacks, UsageThresholdCallback},
+};
 
 use std::{
     cell::{Cell, RefCell},
@@ -74,6 +86,10 @@ pub(crate) struct Inner {
     outbox: RefCell<Outbox>,
     sender: RefCell<sender::SenderState>,
     entitlements: entitlements::EntitlementState,
+    /// The realtime stream (see [`stream`]).
+    stream: stream::StreamState,
+    /// The customer tokens, per user (see [`credentials`]).
+    identity: credentials::Credentials,
     on_error: Option<ErrorCallback>,
     closed: Cell<bool>,
     /// The `localStorage` entry holding the consent choice (`consent`).
@@ -106,7 +122,22 @@ impl Client {
     /// Starts a client. Fails with `invalid_config` naming the option that is wrong
     /// (`spool_dir` is refused: the browser has no disk spool).
     pub fn new(config: Config, on_error: Option<ErrorCallback>) -> Result<Client, Error> {
-        let key = config.validate()?;
+        Self::with_token_provider(config, on_error, None)
+    }
+
+    /// [`Client::new`] with a token provider (a publishable key then needs no
+    /// `customer_token`: the provider gives the first one).
+    pub fn with_token_provider(
+        config: Config,
+        on_error: Option<ErrorCallback>,
+        token_provider: Option<TokenProvider>,
+    ) -> Result<Client, Error> {
+        let key = config.validate_for(token_provider.is_some())?;
+        let identity = credentials::Credentials::new(
+            config.customer_token.as_deref(),
+            token_provider,
+            key.kind == crate::key::KeyKind::Publishable,
+        )?;
         if config.spool_dir.is_some() {
             return Err(Error::config(
                 "spool_dir",
@@ -150,6 +181,8 @@ impl Client {
             outbox: RefCell::new(outbox),
             sender: RefCell::new(sender::SenderState::default()),
             entitlements: entitlements::EntitlementState::new(&config),
+            stream: stream::StreamState::new(&config),
+            identity,
             credentials,
             key,
             on_error,
@@ -183,6 +216,9 @@ impl Client {
         if inner.opted_out.get() {
             inner.opted_out_events.set(inner.opted_out_events.get() + 1);
             return Ok(None);
+        }
+        if inner.identity.anonymous.get() {
+            return Err(identity::no_identity());
         }
         let data = TrackData::from_json_text(data)?;
         let rules = BuildRules {
@@ -288,6 +324,7 @@ impl Client {
     pub async fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
         let inner = &self.inner;
         inner.closed.set(true);
+        stream::close(inner);
         let target = inner.outbox.borrow_mut().drain(host::monotonic_ms());
         sender::drive(inner);
         let done = sender::wait_settled(inner, target, timeout).await;
@@ -309,6 +346,8 @@ impl Client {
             fallback_answers: counters.fallback,
             opted_out: self.inner.opted_out_events.get(),
             spool_length: self.inner.persist.length(),
+            stream_connected: self.inner.stream.connected(),
+            token_provider_failures: self.inner.identity.failures(),
             ..self.inner.outbox.borrow().stats()
         }
     }

@@ -10,7 +10,9 @@ use futures_util::future::{Either, select};
 use gloo_timers::{callback::Timeout, future::TimeoutFuture};
 
 use super::{
-    Bodies, Inner, host,
+    Bodies, Inner,
+    credentials::{Sent, Whose},
+    host,
     http::{self, Call, Failure},
 };
 use crate::{
@@ -90,7 +92,7 @@ pub(crate) fn drive(inner: &Rc<Inner>) {
         inner.sender.borrow_mut().sending += 1;
         let inner = inner.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let attempted = attempt(&inner, &body, false).await;
+            let attempted = attempt(&inner, first_seq, &body, false).await;
             inner.sender.borrow_mut().sending -= 1;
             attempted.settle(&inner, first_seq);
             drive(&inner);
@@ -276,9 +278,9 @@ pub(crate) fn send_keepalive(inner: &Rc<Inner>, first_seq: u64, events: &[Vec<u8
                     body: Some(beacon),
                     keepalive: true,
                 };
-                exchange(&inner, call).await
+                beacon_exchange(&inner, call).await
             }
-            None => attempt(&inner, &body, true).await,
+            None => attempt(&inner, first_seq, &body, true).await,
         };
         {
             let mut state = inner.sender.borrow_mut();
@@ -292,8 +294,8 @@ pub(crate) fn send_keepalive(inner: &Rc<Inner>, first_seq: u64, events: &[Vec<u8
     });
 }
 
-/// One POST of a batch body.
-async fn attempt(inner: &Inner, body: &[u8], keepalive: bool) -> Attempted {
+/// One POST of a batch body, with the customer token of the user who tracked it.
+async fn attempt(inner: &Rc<Inner>, first_seq: u64, body: &[u8], keepalive: bool) -> Attempted {
     let encoding = inner.config.compression.as_str();
     let headers = inner.headers(&[
         ("content-type", "application/cloudevents-batch+json"),
@@ -306,12 +308,33 @@ async fn attempt(inner: &Inner, body: &[u8], keepalive: bool) -> Attempted {
         body: Some(body),
         keepalive,
     };
-    exchange(inner, call).await
+    let sent = match super::credentials::send(inner, Whose::Batch(first_seq), call).await {
+        Sent::Answered(reply) => Ok(reply),
+        Sent::Failed(failure) => Err(failure),
+        // No token to send: waits and tries again, as for an unreachable server (the
+        // events are kept, not dropped).
+        Sent::NoToken(error) => {
+            return Attempted::Failed {
+                status: 0,
+                timeout: false,
+                retry_after: None,
+                error,
+            };
+        }
+    };
+    read_answer(inner, sent)
 }
 
-/// One request to an ingest route, read as what the outbox needs to hear.
-async fn exchange(inner: &Inner, call: Call<'_>) -> Attempted {
-    match http::send(call, inner.config.request_timeout).await {
+/// The beacon route: its credentials are in the body, so the request goes as it is (no
+/// customer-token header, which would need a preflight).
+async fn beacon_exchange(inner: &Inner, call: Call<'_>) -> Attempted {
+    let sent = http::send(call, inner.config.request_timeout).await;
+    read_answer(inner, sent)
+}
+
+/// A request to an ingest route, read as what the outbox needs to hear.
+fn read_answer(inner: &Inner, sent: Result<http::Reply, Failure>) -> Attempted {
+    match sent {
         Ok(reply) if (200..300).contains(&reply.status) => {
             match serde_json::from_slice::<IngestResponse>(&reply.body) {
                 Ok(parsed) if reply.status == 202 => Attempted::Counted(parsed),
