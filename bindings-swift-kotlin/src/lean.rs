@@ -40,22 +40,29 @@ thread_local! {
 /// `client.track(type, subject, data, id, time)` with the arguments packed in `buf[..len]`;
 /// the answer is written to `buf[..cap]` (see the module's documentation).
 ///
-/// # Safety (the caller's contract)
+/// # Safety
 /// `client` is a live uniffi handle of a [`Client`] (the Kotlin object keeps it alive for
 /// the call), and `buf` points to `cap >= len >= 0` bytes, writable, used by nothing else
 /// during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn meterline_track_packed(client: u64, buf: *mut u8, len: i32, cap: i32) -> i32 {
-    meterline_track_packed_repeat(client, buf, len, cap, 1)
+pub unsafe extern "C" fn meterline_track_packed(client: u64, buf: *mut u8, len: i32, cap: i32) -> i32 {
+    // SAFETY: the same contract, passed on.
+    unsafe { meterline_track_packed_repeat(client, buf, len, cap, 1) }
 }
 
 /// A bench floor: [`meterline_track_packed`] `times` times over from Rust, in one crossing
 /// (the core's own `track()` with the lane's unpacking, without the JVM); answers the last.
 ///
-/// # Safety (the caller's contract)
+/// # Safety
 /// As for [`meterline_track_packed`].
 #[unsafe(no_mangle)]
-pub extern "C" fn meterline_track_packed_repeat(client: u64, buf: *mut u8, len: i32, cap: i32, times: i32) -> i32 {
+pub unsafe extern "C" fn meterline_track_packed_repeat(
+    client: u64,
+    buf: *mut u8,
+    len: i32,
+    cap: i32,
+    times: i32,
+) -> i32 {
     let (Ok(len), Ok(cap)) = (usize::try_from(len), usize::try_from(cap)) else {
         return MALFORMED;
     };
@@ -108,10 +115,10 @@ fn track(client: &Client, packed: &[u8]) -> Option<Result<Option<String>, Meterl
 /// Copies the error [`meterline_track_packed`] kept (it was larger than that call's buffer)
 /// into `buf[..cap]` and returns its length, or [`MALFORMED`] when it does not fit either.
 ///
-/// # Safety (the caller's contract)
+/// # Safety
 /// `buf` points to `cap >= 0` writable bytes used by nothing else during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn meterline_track_error(buf: *mut u8, cap: i32) -> i32 {
+pub unsafe extern "C" fn meterline_track_error(buf: *mut u8, cap: i32) -> i32 {
     let Ok(cap) = usize::try_from(cap) else {
         return MALFORMED;
     };
@@ -135,10 +142,10 @@ pub extern "C" fn meterline_track_error(buf: *mut u8, cap: i32) -> i32 {
 /// A bench floor: reads packed arguments as [`meterline_track_packed`] does and returns
 /// their total length in bytes, tracking nothing (the cost of the lane without the core).
 ///
-/// # Safety (the caller's contract)
+/// # Safety
 /// `buf` points to `len >= 0` readable bytes.
 #[unsafe(no_mangle)]
-pub extern "C" fn meterline_packed_floor(buf: *const u8, len: i32) -> i32 {
+pub unsafe extern "C" fn meterline_packed_floor(buf: *const u8, len: i32) -> i32 {
     let Ok(len) = usize::try_from(len) else {
         return MALFORMED;
     };
@@ -246,21 +253,13 @@ mod tests {
         assert_eq!(answer_error(err.clone(), &mut small), -(expected.len() as i32) - 2);
         assert_eq!(small, [0u8; 64], "nothing written where it does not fit");
         let mut large = vec![0u8; expected.len()];
-        assert_eq!(
-            meterline_track_error(large.as_mut_ptr(), 10),
-            MALFORMED,
-            "still too small"
-        );
-        assert_eq!(
-            meterline_track_error(large.as_mut_ptr(), large.len() as i32),
-            expected.len() as i32
-        );
+        let cap = large.len() as i32;
+        let mut take = |cap: i32| unsafe { meterline_track_error(large.as_mut_ptr(), cap) };
+        assert_eq!(take(10), MALFORMED, "still too small");
+        assert_eq!(take(cap), expected.len() as i32);
+        assert_eq!(take(cap), 0, "taken once");
+        // The second take wrote nothing (0 bytes): `large` holds the first one's copy.
         assert_eq!(large, expected);
-        assert_eq!(
-            meterline_track_error(large.as_mut_ptr(), large.len() as i32),
-            0,
-            "taken once"
-        );
         let mut room = vec![0u8; expected.len() + 1];
         assert_eq!(answer_error(err, &mut room), -(expected.len() as i32) - 2);
         assert_eq!(room[..expected.len()], expected[..], "written in place where it fits");
@@ -269,7 +268,8 @@ mod tests {
     #[test]
     fn the_floor_reads_what_track_reads() {
         let packed = pack([Some("api.call"), Some("c-42"), Some("{}"), None, None]);
-        assert_eq!(meterline_packed_floor(packed.as_ptr(), packed.len() as i32), 14);
-        assert_eq!(meterline_packed_floor(packed.as_ptr(), 3), MALFORMED);
+        let floor = |len: usize| unsafe { meterline_packed_floor(packed.as_ptr(), len as i32) };
+        assert_eq!(floor(packed.len()), 14);
+        assert_eq!(floor(3), MALFORMED);
     }
 }
