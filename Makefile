@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin test-postgres demo-browser
+.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin test-postgres demo-browser bench-kotlin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ test-kotlin: ## the Kotlin package: uniffi library (release), generated sources,
 
 demo-browser: ## the browser quick start: page + Node token route on a server it starts; headless Chromium run without a display
 	@scripts/demo-browser.sh
+
+bench-kotlin: ## Kotlin track() per call beside its floors, posthog-java and Segment analytics-java (one JVM run)
+	@scripts/bench-kotlin.sh
 
 demo-kotlin: ## the Kotlin quick start (JVM) from the installed jar, on METERLINE_ENDPOINT or a server it starts
 	@scripts/demo-kotlin.sh

@@ -3,13 +3,13 @@
 # propagation benches, the instruction counts, and — when the bindings are present — the peer
 # comparisons. Each writes its figures to bench/results/<id>.json (scripts/results.py, with
 # the command, date, commit and load), and bench/RESULTS.md is rendered from them at the end.
-# BENCH_ONLY="core server instructions python node" picks some of them.
+# BENCH_ONLY="core server instructions python node kotlin" picks some of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_rust
 
-only=${BENCH_ONLY:-core server instructions python node}
+only=${BENCH_ONLY:-core server instructions python node kotlin}
 wants() { [[ " $only " == *" $1 "* ]]; }
 logs=target/bench-logs
 mkdir -p "$logs"
@@ -122,6 +122,10 @@ if wants node && [ -f bench/node_peers.mjs ]; then
   step "Node: entitlement cache hit"
   $cmd | tee "$logs/node-entitlement.txt"
   results node-entitlement "$logs/node-entitlement.txt" "$cmd"
+fi
+if wants kotlin && [ -x scripts/bench-kotlin.sh ]; then
+  step "Kotlin: track() per call beside its floors, posthog-java and Segment analytics-java"
+  scripts/bench-kotlin.sh
 fi
 
 step "bench/RESULTS.md"

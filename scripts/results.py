@@ -12,6 +12,7 @@ the table of bench/RESULTS.md.
     scripts/results.py propagation LOG ...        ... from server-ref/benches/propagation.rs
     scripts/results.py python-peers JSON ...      ... from bench/python_peers.py
     scripts/results.py node-peers JSON ...        ... from bench/node_peers.mjs
+    scripts/results.py kotlin-peers JSON ...      ... from scripts/bench-kotlin.sh (TrackBench)
 
 `record` stamps the file with today's date (UTC), the commit of the work tree (with
 `-dirty` when tracked files differ from it) and the 1-minute load average. The format is
@@ -458,6 +459,64 @@ def from_outage(log: str, command: str) -> None:
     )
 
 
+def from_kotlin_peers(path: str, command: str) -> None:
+    """scripts/bench-kotlin.sh's bench/out/kotlin_peers.json: track() beside floors and peers."""
+    doc = json.loads(pathlib.Path(path).read_text())
+    ns = {m["id"]: m["ns"] for m in doc["measures"]}
+    cpu = {m["id"]: m["cpu_ns"] for m in doc["measures"]}
+    missing = {"jna-direct", "uniffi-three-strings", "packed-lane", "core", "track"} - ns.keys()
+    if missing:
+        raise ResultError(f"{path}: no measure {sorted(missing)}: did TrackBench finish?")
+    track = ns["track"]
+    lo, hi = min(doc["load"]), max(doc["load"])
+    load = f"{lo:.1f}" if round(lo, 1) == round(hi, 1) else f"{lo:.1f}–{hi:.1f}"
+    busy = " — measured under load (other builds on the 2 cores)" if hi > 1.5 else ""
+    conditions = (
+        f"one JVM run: JDK {doc['jvm']}, JNA {doc['jna']}; {doc['calls']:,} calls per run after "
+        f"{doc['calls'] // 10:,} warm-up, median of 3 (wall time; the calling thread's CPU time "
+        "in brackets); the packed lane (DR: one packed call); nothing sent during the calls "
+        f"(endpoint refusing connections){busy}"
+    )
+    record(
+        "kotlin-track-per-call",
+        metric="Kotlin `track()` per call on the JVM, schema-validated, beside its floors",
+        target="≤ 1 µs",
+        value=round(track),
+        unit="ns",
+        ratio=f"{track / ns['core']:.2f}× the core's own `track()` repeated inside Rust "
+        f"({ns['core']:,.0f} ns [{cpu['core']:,.0f}]; Kotlin {track:,.0f} ns "
+        f"[{cpu['track']:,.0f}]); the packed lane without the core {ns['packed-lane']:,.0f} ns "
+        f"[{cpu['packed-lane']:,.0f}], a JNA call without arguments {ns['jna-direct']:,.0f} ns "
+        f"[{cpu['jna-direct']:,.0f}], a bare uniffi call with the same three strings "
+        f"{ns['uniffi-three-strings']:,.0f} ns [{cpu['uniffi-three-strings']:,.0f}]",
+        met=track <= 1000,
+        conditions=conditions,
+        load=load,
+        command=command,
+    )
+    if "posthog" in ns and "segment" in ns:
+        record(
+            "kotlin-peers-per-call",
+            metric="Kotlin `track()` per call vs posthog-java `capture()` and Segment "
+            "analytics-java `enqueue()`",
+            value=round(track),
+            unit="ns",
+            ratio=f"{ns['posthog'] / track:.1f}× lower than posthog-java 1.2.0 "
+            f"({ns['posthog']:,.0f} ns [{cpu['posthog']:,.0f}]), "
+            f"{ns['segment'] / track:.1f}× lower than Segment analytics-java 3.5.1 "
+            f"({ns['segment']:,.0f} ns [{cpu['segment']:,.0f}]); in the calling thread's CPU "
+            f"time posthog's `capture()` is {cpu['track'] / cpu['posthog']:.1f}× lower "
+            "(no schema validation; its wall time is its GC and its sender thread)",
+            conditions=conditions.replace(
+                "nothing sent during the calls (endpoint refusing connections)",
+                "meterline sends nothing during the calls (schema-validated); "
+                "the peers send to a local sink from their own threads",
+            ),
+            load=load,
+            command=command,
+        )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -490,7 +549,7 @@ def main(argv: list[str]) -> int:
         log = sub.add_parser(name, help=f"record from the output of the {name} bench")
         log.add_argument("log")
         log.add_argument("command")
-    for name in ("python-peers", "node-peers"):
+    for name in ("python-peers", "node-peers", "kotlin-peers"):
         peers = sub.add_parser(name, help=f"record from {name.replace('-', '_')} JSON")
         peers.add_argument("json")
         peers.add_argument("command")
@@ -551,6 +610,8 @@ def main(argv: list[str]) -> int:
             from_python_peers(args.json, args.command)
         elif args.what == "node-peers":
             from_node_peers(args.json, args.command)
+        elif args.what == "kotlin-peers":
+            from_kotlin_peers(args.json, args.command)
     except ResultError as e:
         print(f"results: {e}", file=sys.stderr)
         return 1
