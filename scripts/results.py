@@ -345,14 +345,22 @@ def from_faults(path: str, command: str, conditions: str) -> None:
     """The fault run's summary (FAULT_SUMMARY of server-ref/tests/it/sdk_delivery/faults.rs)."""
     d = json.loads(pathlib.Path(path).read_text())
     faults = ", ".join(f"{name} {count:,}" for name, count in sorted(d["faults"].items()))
-    ok = d["lost"] == 0 and d["stored_twice"] == 0 and d["stored_under_faults"] == d["accepted"]
+    unanswered = d["settled_without_whole_answer"]
+    ok = (
+        d["lost"] == 0
+        and d["stored_twice"] == 0
+        and d["stored_under_faults"] == d["accepted"]
+        and unanswered == 0
+    )
     record(
         "server-fault-run",
         metric="fault run: events through injected faults for the whole run, stored once",
         target="0 lost, 0 stored twice, resends only after a failed attempt, "
-        "every event stored while faults are active",
+        "every event stored while faults are active, "
+        "none counted delivered without a whole 2xx",
         value=f"{d['stored']:,} of {d['accepted']:,} stored once; "
-        f"{d['stored_under_faults']:,} stored while faults were active",
+        f"{d['stored_under_faults']:,} stored while faults were active; "
+        f"{unanswered:,} counted delivered without a whole 2xx",
         ratio=f"{d['sent']:,} sent for {d['accepted']:,} "
         f"({d['resent_ids']:,} ids sent more than once, "
         f"{d['deduplicated']:,} deduplicated by the server, {d['retries']:,} SDK retries)",
