@@ -12,6 +12,7 @@ the table of bench/RESULTS.md.
     scripts/results.py propagation LOG ...        ... from server-ref/benches/propagation.rs
     scripts/results.py python-peers JSON ...      ... from bench/python_peers.py
     scripts/results.py node-peers JSON ...        ... from bench/node_peers.mjs
+    scripts/results.py --dry-run KIND ...         parse and check, print instead of writing
 
 `record` stamps the file with today's date (UTC), the commit of the work tree (with
 `-dirty` when tracked files differ from it) and the 1-minute load average. The format is
@@ -31,6 +32,9 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TABLE = ROOT / "bench" / "RESULTS.md"
+# `--dry-run`: `record` checks and prints the result instead of writing its file (used by
+# scripts/test-bench-output.sh to see that each bench's real output still parses).
+DRY_RUN = False
 
 REQUIRED = ("metric", "value", "conditions", "command", "date", "commit")
 OPTIONAL = ("target", "ratio", "met", "unit", "load", "note")
@@ -92,6 +96,12 @@ def load(path: pathlib.Path) -> dict:
         raise ResultError(f"{path}: not JSON ({e})") from e
     if not isinstance(doc, dict):
         raise ResultError(f"{path}: must be one JSON object")
+    check(doc, path)
+    return doc
+
+
+def check(doc: dict, path: pathlib.Path) -> None:
+    """A result's keys and values by the format; the message names the file and key."""
     for key in REQUIRED:
         if doc.get(key) in (None, ""):
             raise ResultError(f"{path}: missing required key '{key}'")
@@ -110,7 +120,6 @@ def load(path: pathlib.Path) -> dict:
         raise ResultError(f"{path}: 'met' must be true, false or null, got {doc['met']!r}")
     if not isinstance(doc["value"], (str, int, float)):
         raise ResultError(f"{path}: 'value' must be a number or a string")
-    return doc
 
 
 def number(value: float) -> str:
@@ -185,6 +194,10 @@ def record(result_id: str, **fields: object) -> pathlib.Path:
     doc = {k: v for k, v in fields.items() if v is not None}
     doc.update({k: v for k, v in stamp().items() if k not in doc or doc[k] is None})
     path = RESULTS / f"{result_id}.json"
+    if DRY_RUN:
+        check(doc, path)
+        print(f"parsed {result_id}: {doc['metric']} = {doc['value']} (dry run, not written)")
+        return path
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     load(path)
@@ -260,15 +273,22 @@ def from_propagation(log: str, command: str) -> None:
 
     p50, p99 = p50_p99("shared override, raw stream connections")
     floor50, floor99 = p50_p99("Kernel floor")
+    observers = re.search(
+        r"(\d+) raw stream connections \+ (\d+) real core Clients subscribed", text
+    )
+    if not observers:
+        raise ResultError(f"{log}: no 'N raw stream connections + N real core Clients' line")
+    raw, clients = (int(n) for n in observers.groups())
     record(
         "server-propagation-fanout",
         metric="propagation of one change to every subscribed connection (p50 / p99)",
         target="p99 ≤ 10 ms to 1,000 clients",
         value=f"{p50:.1f} / {p99:.1f} ms",
         ratio=f"{p99 / floor99:.1f}× the kernel floor's p99 ({floor50:.1f} / {floor99:.1f} ms)",
-        met=p99 <= 10,
-        conditions="1,000 raw stream connections + 20 core Clients on loopback, shared override "
-        "(1 customer held by every observer), SQLite synchronous=full",
+        # The target is for 1,000 connections: a smaller run says nothing about it.
+        met=p99 <= 10 if raw >= 1_000 else None,
+        conditions=f"{raw:,} raw stream connections + {clients} core Clients on loopback, "
+        "shared override (1 customer held by every observer), SQLite synchronous=full",
         command=command,
     )
 
@@ -468,6 +488,9 @@ def from_outage(log: str, command: str) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dry-run", action="store_true", help="parse and check; print instead of writing"
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("render", help="bench/results/*.json -> bench/RESULTS.md")
     sub.add_parser("check", help="fail when bench/RESULTS.md is not the rendering of the files")
@@ -503,6 +526,8 @@ def main(argv: list[str]) -> int:
         peers.add_argument("json")
         peers.add_argument("command")
     args = parser.parse_args(argv)
+    global DRY_RUN
+    DRY_RUN = args.dry_run
     try:
         if args.what == "render":
             TABLE.write_text(rendering())
