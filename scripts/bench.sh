@@ -88,7 +88,7 @@ if wants server; then
   BENCH_METERED=features $cmd 2>&1 | tee "$logs/ingest-metered.txt"
   results ingest "$logs/ingest-metered.txt" server-ingest-metered \
     "durable ingest with usage counting (\`BENCH_METERED=features\`)" \
-    "`synchronous = full`, 200,000 events, 8 connections, 1,000 subjects, SQLite under target/ on this machine's disk; count + sum features on the ingested type" "BENCH_METERED=features $cmd"
+    "\`synchronous = full\`, 200,000 events, 8 connections, 1,000 subjects, SQLite under target/ on this machine's disk; count + sum features on the ingested type" "BENCH_METERED=features $cmd"
 
   cmd="cargo bench --locked -p meterline-server --bench propagation"
   step "server: admin change -> subscribed clients (1,000 stream connections + 20 core Clients)"

@@ -20,6 +20,7 @@
 //! Times are milliseconds on a monotonic clock the runtime chooses (the vectors use their
 //! own); a `Retry-After` date is resolved with the wall-clock time given to [`Outbox::answer`].
 
+mod acknowledgement;
 pub mod conformance;
 mod messages;
 mod page;
@@ -29,7 +30,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-pub use self::messages::{Answer, Dispatch, Pushed, Refusal, Settled};
+pub use self::{
+    acknowledgement::Acknowledgement,
+    messages::{Answer, Dispatch, Pushed, Refusal, Settled},
+};
 use crate::{
     config::OverflowPolicy,
     queue::{BatchRules, EventQueue, Push},
@@ -444,6 +448,8 @@ impl Outbox {
             }
             Answer::Unsendable => return Some(self.give_up(first_seq, count, true)),
             Answer::Aborted => return Some(self.give_up(first_seq, count, false)),
+            // The answer broke off: as a connection that broke (its backoff, an outage).
+            Answer::Unclear => Outcome::Network,
             Answer::Failed(outcome) => outcome,
         };
         let decision = if self.aborted {

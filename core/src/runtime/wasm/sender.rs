@@ -18,9 +18,9 @@ use super::{
 use crate::{
     codec::{compress, encode_batch},
     error::Error,
-    outbox::{Answer, Dispatch, Settled},
+    outbox::{Acknowledgement, Answer, Dispatch, Settled},
     retry::Outcome,
-    wire::{IngestResponse, Rejection},
+    wire::Rejection,
 };
 
 /// The sender's own state: its timer, the bodies of unsettled batches and who waits.
@@ -174,8 +174,8 @@ fn encode(inner: &Inner, events: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
 
 /// What one attempt came back with.
 enum Attempted {
-    Counted(IngestResponse),
-    Uncounted,
+    /// A 2xx, read by the core's rules: whole (with or without counts) or unclear.
+    Acknowledged(Acknowledgement),
     Failed {
         status: u16,
         timeout: bool,
@@ -187,15 +187,13 @@ enum Attempted {
 impl Attempted {
     fn settle(self, inner: &Rc<Inner>, first_seq: u64) {
         match self {
-            Attempted::Counted(resp) => {
-                let answer = Answer::Counted {
-                    accepted: resp.accepted,
-                    duplicates: resp.duplicates,
-                    rejected: resp.rejected.len() as u64,
+            Attempted::Acknowledged(ack) => {
+                let error = match &ack {
+                    Acknowledgement::Unclear(why) => Some(Error::Network(why.clone())),
+                    _ => None,
                 };
-                settle(inner, first_seq, answer, None, &resp.rejected);
+                settle(inner, first_seq, ack.answer(), error, ack.rejections());
             }
-            Attempted::Uncounted => settle(inner, first_seq, Answer::Delivered, None, &[]),
             Attempted::Failed {
                 status,
                 timeout,
@@ -335,12 +333,14 @@ async fn beacon_exchange(inner: &Inner, call: Call<'_>) -> Attempted {
 /// A request to an ingest route, read as what the outbox needs to hear.
 fn read_answer(inner: &Inner, sent: Result<http::Reply, Failure>) -> Attempted {
     match sent {
-        Ok(reply) if (200..300).contains(&reply.status) => {
-            match serde_json::from_slice::<IngestResponse>(&reply.body) {
-                Ok(parsed) if reply.status == 202 => Attempted::Counted(parsed),
-                _ => Attempted::Uncounted,
-            }
-        }
+        // `fetch` rejects a body cut short, and its `Content-Length` counts the bytes before
+        // decompression: no length to compare here.
+        Ok(reply) if (200..300).contains(&reply.status) => Attempted::Acknowledged(Acknowledgement::read(
+            reply.status,
+            reply.header("content-type").as_deref(),
+            None,
+            Ok(&reply.body),
+        )),
         Ok(reply) => Attempted::Failed {
             status: reply.status,
             timeout: false,
