@@ -162,7 +162,11 @@ pub async fn create_project(store: &Storage, name: &str) -> Result<NewProjectKey
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = health::install_metrics();
     let (state, writer, followers) = if config.storage.is_postgres() {
-        let store = PgStore::open(&config.storage.database_url, &config.storage.pg_settings()).await?;
+        let settings = crate::store::PgSettings {
+            answer_ttl_ms: config.entitlements.ttl_ms,
+            ..config.storage.pg_settings()
+        };
+        let store = PgStore::open(&config.storage.database_url, &settings).await?;
         let state = AppState::on_postgres(config.clone(), store.clone(), metrics.clone());
         // Following starts before serving: every message committed from here on reaches
         // this node's hub, whichever node committed it.

@@ -20,6 +20,7 @@ mod pg_catalog;
 mod pg_catalog_change;
 mod pg_config;
 mod pg_keys;
+mod pg_metering;
 mod pg_schemas;
 mod pg_stream;
 mod relay;

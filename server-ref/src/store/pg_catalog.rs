@@ -88,6 +88,22 @@ pub(super) async fn customer(
     text.as_deref().map(CustomerRecord::from_text).transpose()
 }
 
+/// The customers among `subjects`.
+pub(super) async fn customers_among(
+    conn: &mut PgConnection,
+    project_id: i64,
+    subjects: &[&str],
+) -> Result<Vec<(String, CustomerRecord)>, StoreError> {
+    let rows = sqlx::query("SELECT subject, definition FROM customers WHERE project_id = $1 AND subject = ANY($2)")
+        .bind(project_id)
+        .bind(subjects)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, CustomerRecord::from_text(r.try_get::<&str, _>(1)?)?)))
+        .collect()
+}
+
 /// The subject's entitlement version (the seq of its latest `entitlements.updated`), 0 when
 /// it never had one.
 async fn version(conn: &mut PgConnection, project_id: i64, subject: &str) -> Result<u64, StoreError> {
@@ -191,11 +207,12 @@ pub(super) async fn emit_updates(
         });
     }
     write_frames(conn, project_id, &frames).await?;
+    record_versions(conn, project_id, &frames).await?;
     Ok(frames)
 }
 
-/// Stores frames (log rows and their subjects' versions, one statement each) and notifies
-/// every node of the last seq, delivered at commit.
+/// Stores frames in the log (one statement) and notifies every node of the last seq,
+/// delivered at commit.
 pub(super) async fn write_frames(
     conn: &mut PgConnection,
     project_id: i64,
@@ -218,6 +235,23 @@ pub(super) async fn write_frames(
     .bind(Utc::now().timestamp_millis())
     .execute(&mut *conn)
     .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(STREAM_CHANNEL)
+        .bind(format!("{project_id}:{}", last.seq))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records each `entitlements.updated` frame's seq as its subject's version (one subject
+/// once in `frames`).
+pub(super) async fn record_versions(
+    conn: &mut PgConnection,
+    project_id: i64,
+    frames: &[StreamFrame],
+) -> Result<(), StoreError> {
+    let seqs: Vec<i64> = frames.iter().map(|f| f.seq as i64).collect();
+    let subjects: Vec<Option<&str>> = frames.iter().map(|f| f.subject.as_deref()).collect();
     sqlx::query(
         "INSERT INTO entitlement_versions (project_id, subject, version)
          SELECT $1, r.subject, r.version FROM UNNEST($2::text[], $3::int8[]) AS r(subject, version)
@@ -228,11 +262,6 @@ pub(super) async fn write_frames(
     .bind(&seqs)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(STREAM_CHANNEL)
-        .bind(format!("{project_id}:{}", last.seq))
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 

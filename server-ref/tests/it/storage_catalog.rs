@@ -336,3 +336,94 @@ async fn catalog_changes_through_two_nodes_take_one_order() {
         assert_eq!(answer, frame_json(last)["data"], "{subject}");
     }
 }
+
+/// One `api.call` event of `subject` at `time`, id `id`.
+fn call_at(project_id: i64, id: &str, subject: &str, time: chrono::DateTime<chrono::Utc>) -> WriteBatch {
+    let mut batch = calls(project_id, id, subject, 1);
+    batch.rows[0].time = Some(time.to_rfc3339());
+    batch.rows[0].time_us = time.timestamp_micros();
+    batch
+}
+
+/// Two nodes count one customer at once, on two days of one period (so no usage row is
+/// shared): each of the 16 thresholds — one every 2 events — is told exactly once, with
+/// the usage at which it was crossed, with the answer at that usage. Without the per-customer lock
+/// two transactions each miss the other's event and a crossing is lost (or told twice).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (make test-postgres)"]
+async fn two_nodes_counting_one_customer_tell_each_crossing_once() {
+    let url = pg_database().await;
+    let (a, b) = (
+        Storage::Postgres(pg_node(&url).await),
+        Storage::Postgres(pg_node(&url).await),
+    );
+    let p = a.create_project("p", &[]).await.unwrap().id;
+    let now = chrono::Utc::now();
+    let anchor = (now - chrono::Duration::days(2)).to_rfc3339();
+    put(
+        &a,
+        p,
+        Collection::Features,
+        "calls",
+        json!({"kind": "metered", "event_type": "api.call"}),
+    )
+    .await
+    .unwrap();
+    let thresholds: Vec<f64> = (1..=16).map(|i| f64::from(i) * 0.125).collect();
+    let plan = json!({"features": {"calls": {"limit": 16, "period": "month", "thresholds": thresholds}}});
+    put(&a, p, Collection::Plans, "pro", plan).await.unwrap();
+    put(
+        &a,
+        p,
+        Collection::Customers,
+        "c1",
+        json!({"plan": "pro", "billing_anchor": anchor}),
+    )
+    .await
+    .unwrap();
+    let start = a.stream_seq(p).await.unwrap();
+    let mut writers = Vec::new();
+    for (n, node) in [a.clone(), b.clone()].into_iter().enumerate() {
+        for w in 0..2 {
+            let node = node.clone();
+            // Node A's events today, node B's yesterday: both in the current period.
+            let time = now - chrono::Duration::days(n as i64);
+            writers.push(tokio::spawn(async move {
+                for i in 0..8 {
+                    node.write(call_at(p, &format!("n{n}-w{w}-{i}"), "c1", time))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let LogRead::Covered { frames, .. } = a.stream_since(p, start, &["c1".into()], 1000).await.unwrap() else {
+        panic!("the log covers the start");
+    };
+    let told: Vec<Value> = frames.iter().map(frame_json).collect();
+    let mut crossed: Vec<(f64, f64)> = told
+        .iter()
+        .filter(|m| m["type"] == "usage.threshold")
+        .map(|m| {
+            (
+                m["data"]["threshold"].as_f64().unwrap(),
+                m["data"]["usage"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    crossed.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let want: Vec<(f64, f64)> = thresholds.iter().map(|t| (*t, t * 16.0)).collect();
+    assert_eq!(crossed, want, "each threshold once, at its usage");
+    // Each answer sent says what its usage allows.
+    for m in told.iter().filter(|m| m["type"] == "entitlements.updated") {
+        let calls = &m["data"]["entitlements"]["calls"];
+        let usage = calls["usage"].as_f64().unwrap();
+        assert_eq!(calls["has_access"], usage < 16.0, "{m}");
+    }
+    let answer = b.entitlements(p, "c1", TTL_MS).await.unwrap();
+    assert_eq!(answer.entitlements["calls"].usage, Some(32.0));
+    assert_eq!(answer.version, frames.last().unwrap().seq);
+}
