@@ -440,7 +440,8 @@ async fn the_admin_cli_on_postgres_reaches_running_nodes() {
 
 /// The catalog on two nodes: the `[catalog]` of the config file is applied at start (the
 /// second node finds it applied); a plan change made through node A reaches a subscriber on
-/// node B and B's entitlement answer at once, with the usage of events ingested through both.
+/// node B and B's entitlement answer at once, with the usage of events ingested through both;
+/// the thresholds that events through A cross reach B's subscriber.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs PostgreSQL (make test-postgres)"]
 async fn a_plan_change_through_one_node_reaches_the_other() {
@@ -511,5 +512,35 @@ billing_anchor = 2026-01-15T00:00:00Z
         listed["plans"][0]["features"]["api_calls"]["limit"].as_f64(),
         Some(10.0),
         "{listed}"
+    );
+
+    // 5 more calls through A cross 80 % and the limit: B's subscriber hears both, then the
+    // answer without access, in seq order.
+    assert_eq!(post_until_accepted(&a, &sk, &events(5, 5)).await["accepted"], 5);
+    let told: Vec<Value> = [
+        recv_json(&mut ws).await,
+        recv_json(&mut ws).await,
+        recv_json(&mut ws).await,
+    ]
+    .into();
+    let kinds: Vec<(u64, &str, f64)> = told
+        .iter()
+        .map(|m| {
+            let detail = m["data"]["threshold"].as_f64().unwrap_or(-1.0);
+            (m["seq"].as_u64().unwrap(), m["type"].as_str().unwrap(), detail)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (3, "usage.threshold", 0.8),
+            (4, "usage.threshold", 1.0),
+            (5, "entitlements.updated", -1.0)
+        ],
+        "{told:?}"
+    );
+    assert_eq!(
+        told[2]["data"]["entitlements"]["api_calls"]["has_access"], false,
+        "{told:?}"
     );
 }
