@@ -37,7 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migra
 const MIGRATION_LOCK: i64 = 0x6d65_7465_726c_696e;
 
 /// How many times a transaction that lost a deadlock or serialization race is retried.
-const RETRIES: usize = 5;
+pub(super) const RETRIES: usize = 5;
 
 /// Connection settings of the PostgreSQL store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,7 +364,7 @@ async fn add_usage(
 
 /// A deadlock (40P01) or serialization failure (40001): the transaction was rolled back and
 /// may simply run again.
-fn is_retryable(e: &sqlx::Error) -> bool {
+pub(super) fn is_retryable(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|code| code == "40P01" || code == "40001")

@@ -16,6 +16,7 @@ use super::{
     catalog::{decode, encode, view},
     catalog_change::{Changed, check_grants, kind_name, still_customers},
     now_rfc3339,
+    pg::{RETRIES, is_retryable},
     pg_catalog::{self as read, emit_updates, load_catalog},
     pg_stream::reserve_seqs,
     usage::Meter,
@@ -31,7 +32,27 @@ impl PgStore {
     /// Applies one catalog change in a transaction, with the `entitlements.updated`
     /// messages of every customer it affects (answers built with `ttl_ms`); every node's
     /// stream follower delivers them after the commit.
+    /// A change that loses a deadlock (an event transaction holding usage rows it rebuilds,
+    /// see DR-108) is retried.
     pub async fn apply_catalog_change(
+        &self,
+        project_id: i64,
+        change: Change,
+        ttl_ms: u64,
+    ) -> Result<Applied, CatalogError> {
+        let mut attempt = 0;
+        loop {
+            match self.apply_catalog_change_once(project_id, change.clone(), ttl_ms).await {
+                Err(CatalogError::Store(StoreError::Database(e))) if attempt < RETRIES && is_retryable(&e) => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "catalog change lost a race; retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn apply_catalog_change_once(
         &self,
         project_id: i64,
         change: Change,
