@@ -507,15 +507,23 @@ async fn a_node_follows_messages_committed_through_another() {
     }
 }
 
-/// PostgreSQL restarted (`pg_ctl restart -m fast`) under four writers that retry a failed
-/// batch the way clients do: the pool reconnects by itself, writes succeed again, and every
-/// batch that was acknowledged is stored, once. Run alone by scripts/test-postgres.sh (the
-/// restart would cut the other cases' connections), which sets the restart command.
+/// PostgreSQL stopped (`pg_ctl stop -m fast`) for 3 s and started again under four writers
+/// that retry a failed batch the way clients do: the pool reconnects by itself, writes
+/// succeed again, and every batch that was acknowledged is stored, once. The outage outlasts
+/// the pool's 2 s acquire timeout, so writes must fail during it (a quick `restart` could
+/// fall between writes and test nothing). Run alone by scripts/test-postgres.sh (the stop
+/// would cut the other cases' connections), which sets the stop and start commands.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs PostgreSQL (make test-postgres)"]
 async fn acknowledged_writes_survive_a_database_restart() {
-    let restart = std::env::var("METERLINE_TEST_PG_RESTART")
-        .expect("METERLINE_TEST_PG_RESTART is not set: run this case with make test-postgres");
+    let command = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run this case with make test-postgres"))
+    };
+    let restart = format!(
+        "{} && sleep 3 && {}",
+        command("METERLINE_TEST_PG_STOP"),
+        command("METERLINE_TEST_PG_START")
+    );
     let url = pg_database().await;
     let settings = PgSettings {
         acquire_timeout: Duration::from_secs(2),
