@@ -29,6 +29,13 @@
 //! on this VM is ≈ 2 ms faster per change because no thread has gone to sleep). Talks only to
 //! 127.0.0.1 and stops by itself.
 //!
+//! `BENCH_CHANGE=schema` measures another change, one every store has (the entitlement
+//! catalog is not on PostgreSQL yet): each round `PUT`s a new event schema, and every raw
+//! connection (no real Clients) sees its `schema.updated` frame. With it,
+//! `BENCH_DATABASE_URL=postgres://…` runs on a fresh PostgreSQL database and `BENCH_NODES=2`
+//! starts a second node on it: the connections subscribe on node B, the changes are made
+//! through node A (the path between nodes: the stream log, `NOTIFY`, B's follower).
+//!
 //! The kernel floor (`floor/mod.rs`) runs last, once the server is gone: the same number of
 //! bare loopback TCP connections, each sent one message as long as the real frame per round,
 //! nothing else in the way. The shared override is printed against it as a ratio: what is
@@ -145,6 +152,7 @@ async fn put(http: &reqwest::Client, base: &str, admin: &str, path: &str, body: 
 struct Observed<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
+    seq: Option<u64>,
     data: Option<ObservedAnswer>,
 }
 
@@ -191,6 +199,10 @@ async fn raw_observer(url: String, key: String, subjects: Vec<String>, index: us
         };
         if observed.kind == "subscribed" {
             seen.record((index, 0, at));
+        } else if observed.kind == "schema.updated" {
+            // `BENCH_CHANGE=schema`: the frame's seq marks the round.
+            FRAME_BYTES.store(text.len(), Ordering::Relaxed);
+            seen.record((index, observed.seq.unwrap_or(0), at));
         } else if observed.kind == "entitlements.updated" {
             FRAME_BYTES.store(text.len(), Ordering::Relaxed);
             if let Some(seats) = observed.data.and_then(|d| d.entitlements?.tier?.value).map(|v| v.seats) {
@@ -216,6 +228,9 @@ fn main() {
     let shared_plan_rounds = knob("BENCH_SHARED_PLAN_ROUNDS", shared_rounds);
     let floor_rounds = knob("BENCH_FLOOR_ROUNDS", 30);
     let gap = Duration::from_millis(knob("BENCH_GAP_MS", 5) as u64);
+    if std::env::var("BENCH_CHANGE").as_deref() == Ok("schema") {
+        return schema_changes(raw, rounds, floor_rounds, gap);
+    }
     let observers = raw + clients;
 
     let server = BenchServer::start(observers);
@@ -474,6 +489,80 @@ fn main() {
         }
     }
     // A lost update is a failure of what this measures, not a slow sample.
+    assert_eq!(
+        missing, 0,
+        "{missing} expected sightings never arrived (counted as timeouts above)"
+    );
+}
+
+/// `BENCH_CHANGE=schema`: `rounds` schema `PUT`s through the first node, each seen by `raw`
+/// stream connections on the last node (`BENCH_NODES`, on `BENCH_DATABASE_URL` or SQLite),
+/// then the kernel floor.
+fn schema_changes(raw: usize, rounds: usize, floor_rounds: usize, gap: Duration) {
+    let database = std::env::var("BENCH_DATABASE_URL")
+        .ok()
+        .map(|url| common::fresh_pg_database(&url));
+    let nodes = knob("BENCH_NODES", 1).max(1);
+    assert!(
+        nodes == 1 || database.is_some(),
+        "BENCH_NODES={nodes} needs BENCH_DATABASE_URL (several nodes share a PostgreSQL database)"
+    );
+    let servers: Vec<BenchServer> = (0..nodes)
+        .map(|_| BenchServer::start_on(raw, database.as_deref()))
+        .collect();
+    let (changed, watched) = (&servers[0], &servers[nodes - 1]);
+    let store = if database.is_some() { "PostgreSQL" } else { "SQLite" };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = Sightings::default();
+    for i in 0..raw {
+        let url = watched.stream_url();
+        runtime.spawn(raw_observer(
+            url,
+            changed.secret.clone(),
+            vec![format!("customer-{i}")],
+            i,
+            seen.clone(),
+        ));
+    }
+    let subscribed = seen.wait(raw, Duration::from_secs(60), |&(_, seq, _)| seq == 0);
+    assert_eq!(subscribed.len(), raw, "raw connections subscribe");
+    println!("{raw} raw stream connections subscribed on node {nodes} of {nodes} ({store}); changes through node 1");
+    let http = reqwest::Client::new();
+    let mut ms = Vec::with_capacity(rounds * raw);
+    for round in 0..rounds {
+        std::thread::sleep(gap);
+        let schema = json!({"type": "object", "properties": {"n": {"const": round}}});
+        let sent = Instant::now();
+        let path = format!("schemas/bench.e{round}");
+        runtime.block_on(put(&http, &changed.base, &changed.admin, &path, schema));
+        // The project's only messages are these: round r's is seq r + 1.
+        let seq = round as u64 + 1;
+        for (_, _, at) in seen.wait(raw, SIGHTING_TIMEOUT, |&(_, s, _)| s == seq) {
+            ms.push(at.saturating_duration_since(sent).as_secs_f64() * 1e3);
+        }
+    }
+    let expected = rounds * raw;
+    let mut missing = expected.saturating_sub(ms.len());
+    report(
+        &format!("schema change, raw stream connections ({store}, {nodes} node(s), {rounds} rounds)"),
+        ms,
+        expected,
+    );
+    drop(runtime);
+    drop(servers);
+    let bytes = FRAME_BYTES.load(Ordering::Relaxed);
+    if floor_rounds > 0 && bytes > 0 {
+        let ms = floor::measure(raw, bytes, floor_rounds, gap);
+        let label = format!(
+            "Kernel floor (bare loopback TCP, {raw} connections, one {bytes}-byte message each, {floor_rounds} rounds)"
+        );
+        missing += (floor_rounds * raw).saturating_sub(ms.len());
+        report(&label, ms, floor_rounds * raw);
+    }
     assert_eq!(
         missing, 0,
         "{missing} expected sightings never arrived (counted as timeouts above)"
