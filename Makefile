@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin test-postgres bench-postgres
+.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin test-postgres demo-browser bench-kotlin test-bench-output bench-postgres
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ bench: ## the benches; each writes bench/results/<id>.json, then bench/RESULTS.m
 
 bench-postgres: ## durable ingest on PostgreSQL (one node, two nodes) beside SQLite, on a throwaway cluster
 	@scripts/bench-postgres.sh
+
+test-bench-output: ## each bench in a small run, its real output parsed by scripts/results.py (nothing recorded)
+	@scripts/test-bench-output.sh
 
 results: ## render bench/RESULTS.md from bench/results/*.json without re-running anything
 	@python3 scripts/results.py render
@@ -63,6 +66,12 @@ test-browser: ## meterline-web: the bundles in headless Chromium against a real 
 
 test-kotlin: ## the Kotlin package: uniffi library (release), generated sources, mvn test against a real server, mvn install + quick start, Swift (where `swift` exists)
 	@scripts/test-kotlin.sh target/test-logs/kotlin-summary.txt
+
+demo-browser: ## the browser quick start: page + Node token route on a server it starts; headless Chromium run without a display
+	@scripts/demo-browser.sh
+
+bench-kotlin: ## Kotlin track() per call beside its floors, posthog-java and Segment analytics-java (one JVM run)
+	@scripts/bench-kotlin.sh
 
 demo-kotlin: ## the Kotlin quick start (JVM) from the installed jar, on METERLINE_ENDPOINT or a server it starts
 	@scripts/demo-kotlin.sh

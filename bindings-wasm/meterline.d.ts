@@ -141,6 +141,43 @@ export interface ClientOptions {
   // END options
   /** Receives errors that happen in the background (rejected events, batches given up on, fetch failures). */
   onError?: (error: MeterlineError) => void;
+  /**
+   * A metered feature's usage crossed a threshold (a `usage.threshold` stream message). A
+   * message may come again after a reconnect: dedupe by `seq`. Runs as a task of its own.
+   */
+  onUsageThreshold?: (event: UsageThresholdEvent) => void;
+  /** The realtime stream connected (`true`, `'connected'`) or was lost (`false`, why). */
+  onConnectionChange?: (connected: boolean, reason: string) => void;
+  /**
+   * With a publishable key: returns a fresh customer token (or a promise of one), e.g. from
+   * your backend. Called when there is no token yet (then `customerToken` may be left out),
+   * ahead of the current one's expiry (at 80 % of its life or 60 s before `exp`), and once
+   * when the server answers `token_expired` (the request is retried with the same event ids,
+   * the stream reconnected). A throw, a rejection, a non-string or a token for another subject
+   * is reported to `onError` (`AuthError`, rate-limited) and counted in
+   * `stats().tokenProviderFailures`; never thrown into `track()`.
+   */
+  tokenProvider?: () => string | Promise<string>;
+}
+
+/** A `usage.threshold` stream message. */
+export interface UsageThresholdEvent {
+  /** The message's seq (dedupe by it). */
+  seq: number;
+  subject: string;
+  feature: string;
+  /** The threshold crossed, as a fraction of the limit (0.8, 1). */
+  threshold: number;
+  usage: number;
+  limit: number;
+}
+
+/** Where the realtime stream is (`streamState()`). */
+export interface StreamState {
+  /** `idle` (nothing cached yet), `connecting`, `open`, `waiting` (to reconnect), `paused` (refused), `stopped`. */
+  state: 'idle' | 'connecting' | 'open' | 'waiting' | 'paused' | 'stopped';
+  /** Reconnect attempts since the last connection that worked. */
+  attempt: number;
 }
 
 /**
@@ -192,6 +229,8 @@ export interface Stats {
   streamConnected: boolean;
   /** Events not kept because the user opted out (refused by `track()` or discarded from the queue). */
   optedOut: number;
+  /** Token provider calls that failed or returned no customer token. */
+  tokenProviderFailures: number;
 }
 
 /** Sends usage events to a meterline server from a page (publishable key + customer token). */
@@ -211,6 +250,18 @@ export class Client {
   cachedEntitlement(subject: string, feature: string): Entitlement;
   /** Whether the client keeps no timer and has no request out. */
   idle(): boolean;
+  /** The realtime stream's state and reconnect attempts. */
+  streamState(): StreamState;
+  /**
+   * Acts for `subject` from now on, with its customer `token` (publishable keys). Events
+   * tracked before are still delivered under the previous user's token, never in a batch with
+   * the next user's; its cached entitlements and stream subscription are dropped.
+   * @throws {ArgumentError} a subject or token that is not a string, a token that is not a customer token for `subject`.
+   * @throws {ConfigError} the client has a secret key.
+   */
+  identify(subject: string, token: string): void;
+  /** Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`. */
+  reset(): void;
   /**
    * The user withdrew consent: `track()` keeps nothing and sends nothing (returns `null`,
    * counted in `stats().optedOut`), and events queued but not sent are discarded. Recorded in

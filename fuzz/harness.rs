@@ -1,5 +1,5 @@
 //! The bodies of the core's client-side fuzz targets, shared by the targets
-//! (`fuzz_targets/*.rs`) and the replay of kept inputs in `core/tests/fuzz_inputs.rs`
+//! (`fuzz_targets/*.rs`) and the replay of kept inputs in `core/tests/it/fuzz_inputs.rs`
 //! (each includes this file with `#[path]`), so a replayed input runs exactly the calls and
 //! checks the fuzzer ran. Each must never panic on any input; each returns whether the input
 //! reached the interesting part (for the replay's "the seeds are valid" checks).

@@ -3,14 +3,14 @@
 # propagation benches, the instruction counts, and — when the bindings are present — the peer
 # comparisons. Each writes its figures to bench/results/<id>.json (scripts/results.py, with
 # the command, date, commit and load), and bench/RESULTS.md is rendered from them at the end.
-# BENCH_ONLY="core server postgres instructions python node" picks some of them (postgres:
-# scripts/bench-postgres.sh, ingest on a throwaway PostgreSQL cluster).
+# BENCH_ONLY="core server postgres instructions python node kotlin" picks some of them
+# (postgres: scripts/bench-postgres.sh, ingest on a throwaway PostgreSQL cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_rust
 
-only=${BENCH_ONLY:-core server postgres instructions python node}
+only=${BENCH_ONLY:-core server postgres instructions python node kotlin}
 wants() { [[ " $only " == *" $1 "* ]]; }
 logs=target/bench-logs
 mkdir -p "$logs"
@@ -89,7 +89,7 @@ if wants server; then
   BENCH_METERED=features $cmd 2>&1 | tee "$logs/ingest-metered.txt"
   results ingest "$logs/ingest-metered.txt" server-ingest-metered \
     "durable ingest with usage counting (\`BENCH_METERED=features\`)" \
-    "`synchronous = full`, 200,000 events, 8 connections, 1,000 subjects, SQLite under target/ on this machine's disk; count + sum features on the ingested type" "BENCH_METERED=features $cmd"
+    "\`synchronous = full\`, 200,000 events, 8 connections, 1,000 subjects, SQLite under target/ on this machine's disk; count + sum features on the ingested type" "BENCH_METERED=features $cmd"
 
   cmd="cargo bench --locked -p meterline-server --bench propagation"
   step "server: admin change -> subscribed clients (1,000 stream connections + 20 core Clients)"
@@ -127,6 +127,10 @@ if wants node && [ -f bench/node_peers.mjs ]; then
   step "Node: entitlement cache hit"
   $cmd | tee "$logs/node-entitlement.txt"
   results node-entitlement "$logs/node-entitlement.txt" "$cmd"
+fi
+if wants kotlin && [ -x scripts/bench-kotlin.sh ]; then
+  step "Kotlin: track() per call beside its floors, posthog-java and Segment analytics-java"
+  scripts/bench-kotlin.sh
 fi
 
 step "bench/RESULTS.md"

@@ -4,7 +4,7 @@
 # its tool is present:
 # - Debian's rustc-web + wasm-ld (scripts/install-wasm-toolchain.sh);
 # - wasm-bindgen-cli, pinned to the crate's wasm-bindgen version, into target/tools;
-# - npm packages of bindings-wasm (binaryen's wasm-opt, playwright-core) with `npm ci`;
+# - npm packages of bindings-wasm (binaryen's wasm-opt, playwright-core, vite) with `npm ci`;
 # - Debian's chromium for the browser tests (unless BROWSER_TOOLCHAIN_NO_CHROMIUM=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,8 @@ if [[ $("$tools/bin/wasm-bindgen" --version 2>/dev/null) != "wasm-bindgen $WASM_
 fi
 echo "install-browser-toolchain: $("$tools/bin/wasm-bindgen" --version)"
 
-if [[ ! -x bindings-wasm/node_modules/.bin/wasm-opt || ! -d bindings-wasm/node_modules/playwright-core ]]; then
+if [[ ! -x bindings-wasm/node_modules/.bin/wasm-opt || ! -d bindings-wasm/node_modules/playwright-core ||
+  ! -x bindings-wasm/node_modules/.bin/vite ]]; then
   echo "install-browser-toolchain: npm ci in bindings-wasm"
   (cd bindings-wasm && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -12,6 +12,8 @@ the table of bench/RESULTS.md.
     scripts/results.py propagation LOG ...        ... from server-ref/benches/propagation.rs
     scripts/results.py python-peers JSON ...      ... from bench/python_peers.py
     scripts/results.py node-peers JSON ...        ... from bench/node_peers.mjs
+    scripts/results.py kotlin-peers JSON ...      ... from scripts/bench-kotlin.sh (TrackBench)
+    scripts/results.py --dry-run KIND ...         parse and check, print instead of writing
 
 `record` stamps the file with today's date (UTC), the commit of the work tree (with
 `-dirty` when tracked files differ from it) and the 1-minute load average. The format is
@@ -31,6 +33,9 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TABLE = ROOT / "bench" / "RESULTS.md"
+# `--dry-run`: `record` checks and prints the result instead of writing its file (used by
+# scripts/test-bench-output.sh to see that each bench's real output still parses).
+DRY_RUN = False
 
 REQUIRED = ("metric", "value", "conditions", "command", "date", "commit")
 OPTIONAL = ("target", "ratio", "met", "unit", "load", "note")
@@ -92,6 +97,12 @@ def load(path: pathlib.Path) -> dict:
         raise ResultError(f"{path}: not JSON ({e})") from e
     if not isinstance(doc, dict):
         raise ResultError(f"{path}: must be one JSON object")
+    check(doc, path)
+    return doc
+
+
+def check(doc: dict, path: pathlib.Path) -> None:
+    """A result's keys and values by the format; the message names the file and key."""
     for key in REQUIRED:
         if doc.get(key) in (None, ""):
             raise ResultError(f"{path}: missing required key '{key}'")
@@ -110,7 +121,6 @@ def load(path: pathlib.Path) -> dict:
         raise ResultError(f"{path}: 'met' must be true, false or null, got {doc['met']!r}")
     if not isinstance(doc["value"], (str, int, float)):
         raise ResultError(f"{path}: 'value' must be a number or a string")
-    return doc
 
 
 def number(value: float) -> str:
@@ -185,6 +195,10 @@ def record(result_id: str, **fields: object) -> pathlib.Path:
     doc = {k: v for k, v in fields.items() if v is not None}
     doc.update({k: v for k, v in stamp().items() if k not in doc or doc[k] is None})
     path = RESULTS / f"{result_id}.json"
+    if DRY_RUN:
+        check(doc, path)
+        print(f"parsed {result_id}: {doc['metric']} = {doc['value']} (dry run, not written)")
+        return path
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     load(path)
@@ -260,15 +274,22 @@ def from_propagation(log: str, command: str) -> None:
 
     p50, p99 = p50_p99("shared override, raw stream connections")
     floor50, floor99 = p50_p99("Kernel floor")
+    observers = re.search(
+        r"(\d+) raw stream connections \+ (\d+) real core Clients subscribed", text
+    )
+    if not observers:
+        raise ResultError(f"{log}: no 'N raw stream connections + N real core Clients' line")
+    raw, clients = (int(n) for n in observers.groups())
     record(
         "server-propagation-fanout",
         metric="propagation of one change to every subscribed connection (p50 / p99)",
         target="p99 ≤ 10 ms to 1,000 clients",
         value=f"{p50:.1f} / {p99:.1f} ms",
         ratio=f"{p99 / floor99:.1f}× the kernel floor's p99 ({floor50:.1f} / {floor99:.1f} ms)",
-        met=p99 <= 10,
-        conditions="1,000 raw stream connections + 20 core Clients on loopback, shared override "
-        "(1 customer held by every observer), SQLite synchronous=full",
+        # The target is for 1,000 connections: a smaller run says nothing about it.
+        met=p99 <= 10 if raw >= 1_000 else None,
+        conditions=f"{raw:,} raw stream connections + {clients} core Clients on loopback, "
+        "shared override (1 customer held by every observer), SQLite synchronous=full",
         command=command,
     )
 
@@ -345,14 +366,22 @@ def from_faults(path: str, command: str, conditions: str) -> None:
     """The fault run's summary (FAULT_SUMMARY of server-ref/tests/it/sdk_delivery/faults.rs)."""
     d = json.loads(pathlib.Path(path).read_text())
     faults = ", ".join(f"{name} {count:,}" for name, count in sorted(d["faults"].items()))
-    ok = d["lost"] == 0 and d["stored_twice"] == 0 and d["stored_under_faults"] == d["accepted"]
+    unanswered = d["settled_without_whole_answer"]
+    ok = (
+        d["lost"] == 0
+        and d["stored_twice"] == 0
+        and d["stored_under_faults"] == d["accepted"]
+        and unanswered == 0
+    )
     record(
         "server-fault-run",
         metric="fault run: events through injected faults for the whole run, stored once",
         target="0 lost, 0 stored twice, resends only after a failed attempt, "
-        "every event stored while faults are active",
+        "every event stored while faults are active, "
+        "none counted delivered without a whole 2xx",
         value=f"{d['stored']:,} of {d['accepted']:,} stored once; "
-        f"{d['stored_under_faults']:,} stored while faults were active",
+        f"{d['stored_under_faults']:,} stored while faults were active; "
+        f"{unanswered:,} counted delivered without a whole 2xx",
         ratio=f"{d['sent']:,} sent for {d['accepted']:,} "
         f"({d['resent_ids']:,} ids sent more than once, "
         f"{d['deduplicated']:,} deduplicated by the server, {d['retries']:,} SDK retries)",
@@ -458,8 +487,69 @@ def from_outage(log: str, command: str) -> None:
     )
 
 
+def from_kotlin_peers(path: str, command: str) -> None:
+    """scripts/bench-kotlin.sh's bench/out/kotlin_peers.json: track() beside floors and peers."""
+    doc = json.loads(pathlib.Path(path).read_text())
+    ns = {m["id"]: m["ns"] for m in doc["measures"]}
+    cpu = {m["id"]: m["cpu_ns"] for m in doc["measures"]}
+    missing = {"jna-direct", "uniffi-three-strings", "packed-lane", "core", "track"} - ns.keys()
+    if missing:
+        raise ResultError(f"{path}: no measure {sorted(missing)}: did TrackBench finish?")
+    track = ns["track"]
+    lo, hi = min(doc["load"]), max(doc["load"])
+    load = f"{lo:.1f}" if round(lo, 1) == round(hi, 1) else f"{lo:.1f}–{hi:.1f}"
+    busy = " — measured under load (other builds on the 2 cores)" if hi > 1.5 else ""
+    conditions = (
+        f"one JVM run: JDK {doc['jvm']}, JNA {doc['jna']}; {doc['calls']:,} calls per run after "
+        f"{doc['calls'] // 10:,} warm-up, median of 3 (wall time; the calling thread's CPU time "
+        "in brackets); the packed lane (DR: one packed call); nothing sent during the calls "
+        f"(endpoint refusing connections){busy}"
+    )
+    record(
+        "kotlin-track-per-call",
+        metric="Kotlin `track()` per call on the JVM, schema-validated, beside its floors",
+        target="≤ 1 µs",
+        value=round(track),
+        unit="ns",
+        ratio=f"{track / ns['core']:.2f}× the core's own `track()` repeated inside Rust "
+        f"({ns['core']:,.0f} ns [{cpu['core']:,.0f}]; Kotlin {track:,.0f} ns "
+        f"[{cpu['track']:,.0f}]); the packed lane without the core {ns['packed-lane']:,.0f} ns "
+        f"[{cpu['packed-lane']:,.0f}], a JNA call without arguments {ns['jna-direct']:,.0f} ns "
+        f"[{cpu['jna-direct']:,.0f}], a bare uniffi call with the same three strings "
+        f"{ns['uniffi-three-strings']:,.0f} ns [{cpu['uniffi-three-strings']:,.0f}]",
+        met=track <= 1000,
+        conditions=conditions,
+        load=load,
+        command=command,
+    )
+    if "posthog" in ns and "segment" in ns:
+        record(
+            "kotlin-peers-per-call",
+            metric="Kotlin `track()` per call vs posthog-java `capture()` and Segment "
+            "analytics-java `enqueue()`",
+            value=round(track),
+            unit="ns",
+            ratio=f"{ns['posthog'] / track:.1f}× lower than posthog-java 1.2.0 "
+            f"({ns['posthog']:,.0f} ns [{cpu['posthog']:,.0f}]), "
+            f"{ns['segment'] / track:.1f}× lower than Segment analytics-java 3.5.1 "
+            f"({ns['segment']:,.0f} ns [{cpu['segment']:,.0f}]); in the calling thread's CPU "
+            f"time posthog's `capture()` is {cpu['track'] / cpu['posthog']:.1f}× lower "
+            "(no schema validation; its wall time is its GC and its sender thread)",
+            conditions=conditions.replace(
+                "nothing sent during the calls (endpoint refusing connections)",
+                "meterline sends nothing during the calls (schema-validated); "
+                "the peers send to a local sink from their own threads",
+            ),
+            load=load,
+            command=command,
+        )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dry-run", action="store_true", help="parse and check; print instead of writing"
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("render", help="bench/results/*.json -> bench/RESULTS.md")
     sub.add_parser("check", help="fail when bench/RESULTS.md is not the rendering of the files")
@@ -490,11 +580,13 @@ def main(argv: list[str]) -> int:
         log = sub.add_parser(name, help=f"record from the output of the {name} bench")
         log.add_argument("log")
         log.add_argument("command")
-    for name in ("python-peers", "node-peers"):
+    for name in ("python-peers", "node-peers", "kotlin-peers"):
         peers = sub.add_parser(name, help=f"record from {name.replace('-', '_')} JSON")
         peers.add_argument("json")
         peers.add_argument("command")
     args = parser.parse_args(argv)
+    global DRY_RUN
+    DRY_RUN = args.dry_run
     try:
         if args.what == "render":
             TABLE.write_text(rendering())
@@ -551,6 +643,8 @@ def main(argv: list[str]) -> int:
             from_python_peers(args.json, args.command)
         elif args.what == "node-peers":
             from_node_peers(args.json, args.command)
+        elif args.what == "kotlin-peers":
+            from_kotlin_peers(args.json, args.command)
     except ResultError as e:
         print(f"results: {e}", file=sys.stderr)
         return 1

@@ -6,7 +6,16 @@
 # - test/package.test.mjs: `npm pack` installed into a fresh project, both entry points;
 # - test/browser.test.mjs, test/bad_input.test.mjs: headless Chromium (playwright-core with
 #   executablePath, never a browser download) on examples/browser-quickstart/ against a real
-#   meterline-server on 127.0.0.1.
+#   meterline-server on 127.0.0.1;
+# - test/persist.test.mjs, test/lifecycle.test.mjs: the IndexedDB outbox (reload, server
+#   restart, tabs sharing it), offline/online and pagehide/hidden beacons, each test on a
+#   server of its own that it stops and starts again;
+# - test/stream.test.mjs, test/identity.test.mjs: the realtime stream (admin changes, a
+#   server restart), the token provider and identify()/reset(), in Chromium;
+# - test/stream_hostile.test.mjs: garbage from a stream endpoint never thrown into the page;
+# - test/vectors_page.test.mjs: the events/options/errors vectors in Chromium, both builds;
+# - test/vite.test.mjs: the packed package in a fresh project, the quick start built with Vite
+#   and loaded under a strict Content-Security-Policy.
 # Prints and appends "browser: N passed, N failed, N skipped" to the file named by $1.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -43,6 +43,9 @@ for lang in python node kotlin browser; do
   fi
 done
 
+# Each bench's real output, from a small run, still parses (results.py --dry-run).
+run_suite bench-output scripts/test-bench-output.sh "$summary"
+
 # Instruction counts of the core's hot paths against bench/instructions.json (callgrind).
 run_suite instructions scripts/bench-instructions.sh "$summary"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the uniffi library (release) and uniffi-bindgen, and generates the Kotlin and Swift
 # sources from the built library:
-#   Kotlin → bindings-swift-kotlin/kotlin/target/generated-sources/uniffi (package dev.meterline),
+#   Kotlin → bindings-swift-kotlin/kotlin/target/generated-sources/uniffi (package dev.meterline;
+#            `Client.track()` routed through the packed lane by scripts/lean-track.py),
 #            and the library → bindings-swift-kotlin/kotlin/target/native/linux-x86-64/ (the
 #            jar's resource, where JNA finds it);
 #   Swift  → bindings-swift-kotlin/swift/Sources/{Meterline,meterlineFFI}.
@@ -25,6 +26,9 @@ pkg=bindings-swift-kotlin
 kt_out=$pkg/kotlin/target/generated-sources/uniffi
 rm -rf "$kt_out"
 "$bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$kt_out" >&2
+# Client.track() through the packed lane (one JNA call; docs/decisions.md, "Kotlin `track()`:
+# one packed call"): the generated method's body is replaced, its signature kept.
+python3 $pkg/scripts/lean-track.py "$kt_out/dev/meterline/meterline.kt"
 mkdir -p $pkg/kotlin/target/native/linux-x86-64
 cp "$lib" $pkg/kotlin/target/native/linux-x86-64/
 

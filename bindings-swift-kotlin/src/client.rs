@@ -112,9 +112,7 @@ impl Client {
         id: Option<String>,
         time: Option<String>,
     ) -> Result<Option<String>, MeterlineError> {
-        let data: &RawValue = serde_json::from_str(&data)
-            .map_err(|e| ValidationError::invalid_event("/data", format!("`data` is not one JSON value: {e}")))?;
-        Ok(self.inner.track_json(&r#type, &subject, data, id, time)?)
+        self.track_text(&r#type, &subject, &data, id, time)
     }
 
     /// Sends everything queued so far and waits (at most `timeout` seconds, default 10) until
@@ -139,6 +137,22 @@ impl Client {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.inner.stats().into()
+    }
+}
+
+impl Client {
+    /// `track()` of both lanes: uniffi's (above) and the JVM's packed one ([`crate::lean`]).
+    pub(crate) fn track_text(
+        &self,
+        event_type: &str,
+        subject: &str,
+        data: &str,
+        id: Option<String>,
+        time: Option<String>,
+    ) -> Result<Option<String>, MeterlineError> {
+        let data: &RawValue = serde_json::from_str(data)
+            .map_err(|e| ValidationError::invalid_event("/data", format!("`data` is not one JSON value: {e}")))?;
+        Ok(self.inner.track_json(event_type, subject, data, id, time)?)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod client;
 pub mod entitlements;
 pub mod error;
 pub mod identity;
+pub mod lean;
 pub mod options;
 pub mod stats;
 

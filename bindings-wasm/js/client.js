@@ -63,12 +63,69 @@ export class Client {
         return new ConfigError(`invalid option \`${where}\`: ${detail}`, { option: 'fallbacks', path });
       });
     }
+    const { onUsageThreshold, onConnectionChange, tokenProvider, ...coreOptions } = options;
+    if (tokenProvider !== undefined && tokenProvider !== null && typeof tokenProvider !== 'function') {
+      throw new ConfigError(`invalid option \`tokenProvider\`: must be a function, got ${describe(tokenProvider)}`, {
+        option: 'tokenProvider',
+      });
+    }
+    for (const [name, value] of [
+      ['onUsageThreshold', onUsageThreshold],
+      ['onConnectionChange', onConnectionChange],
+    ]) {
+      if (value !== undefined && typeof value !== 'function') {
+        throw new ConfigError(`\`${name}\` must be a function, got ${describe(value)}`, { option: name });
+      }
+    }
     const report = onError === undefined ? undefined : (r) => onError(fromReport(r));
     try {
-      this.#native = new native.NativeClient(options, report);
+      this.#native =
+        typeof tokenProvider === 'function'
+          ? native.NativeClient.withTokenProvider(coreOptions, report, tokenProvider)
+          : new native.NativeClient(coreOptions, report);
     } catch (e) {
       throw toError(e);
     }
+    this.#native.setStreamCallbacks(
+      onUsageThreshold === undefined ? undefined : (json) => onUsageThreshold(JSON.parse(json)),
+      onConnectionChange,
+    );
+  }
+
+  /**
+   * Acts for `subject` from now on, with its customer `token` (publishable keys). Events
+   * tracked before are still delivered under the previous user's token (never in a batch with
+   * the next user's); its cached entitlements and stream subscription are dropped. With a
+   * `tokenProvider`, later tokens come from it and must be for `subject`. Throws
+   * `ArgumentError` for a subject or token of the wrong type, a token that is not a customer
+   * token for `subject`; `ConfigError` with a secret key; `ClosedError` after shutdown.
+   */
+  identify(subject, token) {
+    checkName('subject', subject);
+    checkName('token', token);
+    try {
+      this.#native.identify(subject, token);
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`. */
+  reset() {
+    try {
+      this.#native.reset();
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /**
+   * The realtime stream's state (`idle` before any entitlement is cached, `connecting`,
+   * `open`, `waiting` to reconnect, `paused` after a refusal, `stopped`) and its reconnect
+   * attempts since the last healthy connection.
+   */
+  streamState() {
+    return JSON.parse(this.#native.streamState());
   }
 
   /**

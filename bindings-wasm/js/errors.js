@@ -120,6 +120,10 @@ export const ERROR_CLASSES = {
   SpoolError,
 };
 
+// A bundler's minifier renames classes (Vite's turns `ValidationError` into `n`): each class
+// keeps its own name, so `error.name` and the check below read the same after minification.
+for (const [name, Class] of Object.entries(ERROR_CLASSES)) Object.defineProperty(Class, 'name', { value: name });
+
 /** Throws unless the classes above are the core's list (`errorClasses()` of the wasm). */
 export function checkAgainstCore(coreList) {
   const problems = [];

@@ -6,11 +6,13 @@ use std::rc::Rc;
 use js_sys::{Function, Promise};
 use meterline_core::{
     Error as CoreError, arguments,
-    runtime::wasm::{Client, ErrorCallback},
+    runtime::wasm::{
+        Client, ConnectionCallback, ErrorCallback, StreamCallbacks, TokenAnswer, TokenProvider, UsageThresholdCallback,
+    },
     sdk::Sdk,
 };
-use wasm_bindgen::{JsValue, prelude::wasm_bindgen};
-use wasm_bindgen_futures::future_to_promise;
+use wasm_bindgen::{JsCast, JsValue, prelude::wasm_bindgen};
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use crate::{config::config_from_js, error};
 
@@ -26,20 +28,18 @@ impl NativeClient {
     /// report objects.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, on_error: Option<Function>) -> Result<NativeClient, JsValue> {
-        let mut config = config_from_js(&options)?;
-        config.sdk = Sdk {
-            name: "meterline-web".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            runtime: user_agent(),
-        };
-        let on_error: Option<ErrorCallback> = on_error.map(|f| -> ErrorCallback {
-            Rc::new(move |err: &CoreError| {
-                // An exception in the application's handler is the application's.
-                let _ = f.call1(&JsValue::NULL, &error::report(err));
-            })
-        });
-        let client = Client::new(config, on_error).map_err(|e| error::report(&e))?;
-        Ok(NativeClient { client })
+        Self::start(options, on_error, None)
+    }
+
+    /// [`NativeClient::new`] with a token provider: a function returning a customer token or
+    /// a Promise of one (the JS layer has checked it is a function).
+    #[wasm_bindgen(js_name = withTokenProvider)]
+    pub fn with_token_provider(
+        options: JsValue,
+        on_error: Option<Function>,
+        provider: Function,
+    ) -> Result<NativeClient, JsValue> {
+        Self::start(options, on_error, Some(token_provider(provider)))
     }
 
     /// `track()` with `data` as JSON text (the JS layer's `JSON.stringify`): the id, or
@@ -126,6 +126,105 @@ impl NativeClient {
     /// Whether the client keeps no timer and has no request out.
     pub fn idle(&self) -> bool {
         self.client.idle()
+    }
+
+    /// Acts for `subject` from now on with its customer `token` (publishable keys).
+    pub fn identify(&self, subject: &str, token: &str) -> Result<(), JsValue> {
+        self.client.identify(subject, token).map_err(|e| error::report(&e))
+    }
+
+    /// Drops the identity (sign-out): `track()` fails with `forbidden` until `identify()`.
+    pub fn reset(&self) -> Result<(), JsValue> {
+        self.client.reset().map_err(|e| error::report(&e))
+    }
+
+    /// The stream callbacks: `on_usage_threshold(eventJson)` and
+    /// `on_connection_change(connected, reason)`. An exception in them is the application's.
+    #[wasm_bindgen(js_name = setStreamCallbacks)]
+    pub fn set_stream_callbacks(&self, on_usage_threshold: Option<Function>, on_connection_change: Option<Function>) {
+        let on_usage_threshold = on_usage_threshold.map(|f| -> UsageThresholdCallback {
+            Rc::new(move |event| {
+                let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&camel_json(event)));
+            })
+        });
+        let on_connection_change = on_connection_change.map(|f| -> ConnectionCallback {
+            Rc::new(move |connected, reason| {
+                let _ = f.call2(
+                    &JsValue::NULL,
+                    &JsValue::from_bool(connected),
+                    &JsValue::from_str(reason),
+                );
+            })
+        });
+        self.client.set_stream_callbacks(StreamCallbacks {
+            on_usage_threshold,
+            on_connection_change,
+        });
+    }
+
+    /// The stream session's state and reconnect attempts, as JSON (`{state, attempt}`).
+    #[wasm_bindgen(js_name = streamState)]
+    pub fn stream_state(&self) -> String {
+        let (state, attempt) = self.client.stream_state();
+        serde_json::json!({ "state": state, "attempt": attempt }).to_string()
+    }
+}
+
+/// The page's token provider as the core's: called without arguments; a string, or a
+/// Promise (any thenable) of one. A throw, a rejection or anything but a string is an `Err`
+/// naming what came back (the core counts and reports it).
+fn token_provider(f: Function) -> TokenProvider {
+    Rc::new(move || -> TokenAnswer {
+        let called = f.call0(&JsValue::NULL);
+        Box::pin(async move {
+            let value = called.map_err(|e| format!("it threw {}", describe(&e)))?;
+            let value = JsFuture::from(Promise::resolve(&value))
+                .await
+                .map_err(|e| format!("its promise rejected with {}", describe(&e)))?;
+            value
+                .as_string()
+                .ok_or_else(|| format!("it returned {}, not a string", describe(&value)))
+        })
+    })
+}
+
+/// A JavaScript value in words, for error messages (never a token: only what is not one).
+fn describe(value: &JsValue) -> String {
+    if let Some(err) = value.dyn_ref::<js_sys::Error>() {
+        return format!("{}: {}", String::from(err.name()), String::from(err.message()));
+    }
+    if value.is_null() {
+        return "null".to_owned();
+    }
+    if let Some(s) = value.as_string() {
+        return format!("the string {s:?}");
+    }
+    value
+        .js_typeof()
+        .as_string()
+        .map_or_else(|| "a value".to_owned(), |t| format!("a {t}"))
+}
+
+impl NativeClient {
+    fn start(
+        options: JsValue,
+        on_error: Option<Function>,
+        provider: Option<TokenProvider>,
+    ) -> Result<NativeClient, JsValue> {
+        let mut config = config_from_js(&options, provider.is_some())?;
+        config.sdk = Sdk {
+            name: "meterline-web".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            runtime: user_agent(),
+        };
+        let on_error: Option<ErrorCallback> = on_error.map(|f| -> ErrorCallback {
+            Rc::new(move |err: &CoreError| {
+                // An exception in the application's handler is the application's.
+                let _ = f.call1(&JsValue::NULL, &error::report(err));
+            })
+        });
+        let client = Client::with_token_provider(config, on_error, provider).map_err(|e| error::report(&e))?;
+        Ok(NativeClient { client })
     }
 }
 

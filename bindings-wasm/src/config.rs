@@ -12,8 +12,9 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::report_as_named;
 
-/// Reads the options object; errors are report objects (`ConfigError`).
-pub fn config_from_js(options: &JsValue) -> Result<Config, JsValue> {
+/// Reads the options object; errors are report objects (`ConfigError`). With
+/// `has_token_provider` a publishable key needs no `customerToken`.
+pub fn config_from_js(options: &JsValue, has_token_provider: bool) -> Result<Config, JsValue> {
     let bad = |name: &str, message: String| report_as_named(&CoreError::config(name.to_owned(), message));
     let Some(object) = options
         .dyn_ref::<Object>()
@@ -55,7 +56,8 @@ pub fn config_from_js(options: &JsValue) -> Result<Config, JsValue> {
         };
         given.push((name, host));
     }
-    options::config_from_host(given, Spelling::CamelMs, &["onError"]).map_err(|e| report_as_named(&e))
+    options::config_from_host_with_provider(given, Spelling::CamelMs, &["onError"], has_token_provider)
+        .map_err(|e| report_as_named(&e))
 }
 
 /// A JavaScript number: whole ones (within 2^53, where a double is exact) are integers.

@@ -66,15 +66,18 @@ export async function settings(server, body) {
 /**
  * The whole setup: server, publishable key, the quick-start page served for `bundle`
  * (`default` or `full`), its origin allowed and `page.view` a client type, and Chromium.
+ * `server`: a server already started (else a fresh one); `root`: the folder served as the
+ * page (default: examples/browser-quickstart/).
  */
-export async function startStack({ bundle = 'default' } = {}) {
-  const server = await startServer();
+export async function startStack({ bundle = 'default', server: given, root } = {}) {
+  const server = given ?? (await startServer());
   const pk = await publishableKey(server);
   const page = await startExample({
     endpoint: server.url,
     publishableKey: pk,
     mintToken: (subject) => mintToken(server.secretKey, subject),
     bundle: join(packageDir, 'dist', bundle),
+    root,
   });
   await settings(server, { client_event_types: ['page.view'], allowed_origins: [page.url] });
   const profile = mkdtempSync(join(tmpdir(), 'meterline-chromium-'));

@@ -450,13 +450,21 @@ impl StreamSession {
         }
     }
 
-    /// The client shuts down: closes an open connection with 1000 and stops.
+    /// The client shuts down: closes an open connection with 1000 (and tells the
+    /// application it is no longer connected, as every other end of a connection does) and
+    /// stops.
     pub fn close(&mut self) {
         match self.state {
-            SessionState::Open => self.actions.push_back(Action::Close {
-                code: 1000,
-                reason: "client shutdown",
-            }),
+            SessionState::Open => {
+                self.actions.push_back(Action::Close {
+                    code: 1000,
+                    reason: "client shutdown",
+                });
+                self.actions.push_back(Action::ConnectionChange {
+                    connected: false,
+                    reason: "client shutdown".to_owned(),
+                });
+            }
             SessionState::Connecting => self.actions.push_back(Action::Abandon),
             _ => {}
         }

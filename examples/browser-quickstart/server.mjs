@@ -19,10 +19,20 @@ const TYPES = {
 
 /**
  * Starts the page's server. `mintToken(subject)` returns a customer token; `bundle` is the
- * folder served as /meterline/ (a meterline-web dist folder). Resolves to `{ url, close() }`.
+ * folder served as /meterline/ (a meterline-web dist folder); `root` the folder served as /
+ * (default: this page; a bundler's output folder for a built copy of it). Resolves to
+ * `{ url, close() }`.
  */
-export async function startExample({ endpoint, publishableKey, mintToken, bundle, subject = 'c1', port = 0 }) {
-  const roots = { '/meterline/': resolve(bundle), '/': here };
+export async function startExample({
+  endpoint,
+  publishableKey,
+  mintToken,
+  bundle,
+  root = here,
+  subject = 'c1',
+  port = 0,
+}) {
+  const roots = { '/meterline/': resolve(bundle), '/': resolve(root) };
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://x');
     try {

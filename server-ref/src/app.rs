@@ -98,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/admin/keys", post(admin::post_key).get(admin::list_keys))
         .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
-        .merge(entitlements::routes().route_layer(middleware::from_fn_with_state(state.clone(), catalog_needs_sqlite)))
+        .merge(entitlements::routes())
         .route("/v1/stream", get(stream::socket::get_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -117,25 +117,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(health::track_request))
         .layer(TraceLayer::new_for_http().make_span_with(browser::RequestSpan))
         .with_state(state)
-}
-
-/// The entitlement routes answer `501 not_implemented` on PostgreSQL (not served there yet).
-async fn catalog_needs_sqlite(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if state.store.sqlite().is_some() {
-        next.run(request).await
-    } else {
-        error::ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            crate::store::CATALOG_ON_POSTGRES,
-        )
-        .into_response()
-    }
 }
 
 /// Keys printed once when a project is created.
@@ -181,7 +162,11 @@ pub async fn create_project(store: &Storage, name: &str) -> Result<NewProjectKey
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = health::install_metrics();
     let (state, writer, followers) = if config.storage.is_postgres() {
-        let store = PgStore::open(&config.storage.database_url, &config.storage.pg_settings()).await?;
+        let settings = crate::store::PgSettings {
+            answer_ttl_ms: config.entitlements.ttl_ms,
+            ..config.storage.pg_settings()
+        };
+        let store = PgStore::open(&config.storage.database_url, &settings).await?;
         let state = AppState::on_postgres(config.clone(), store.clone(), metrics.clone());
         // Following starts before serving: every message committed from here on reaches
         // this node's hub, whichever node committed it.

@@ -115,6 +115,7 @@ impl StorageConfig {
             max_connections: self.max_connections,
             acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
             statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+            ..Default::default()
         }
     }
 }

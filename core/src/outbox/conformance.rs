@@ -155,14 +155,15 @@ impl VectorOutbox {
     }
 }
 
-/// `{"accepted", "duplicates", "rejected"}`, `"delivered"`, `"network"`, `"timeout"`,
-/// `{"status", "retry_after"}`, `"unsendable"` or `"aborted"`.
+/// `{"accepted", "duplicates", "rejected"}`, `"delivered"`, `"unclear"`, `"network"`,
+/// `"timeout"`, `{"status", "retry_after"}`, `"unsendable"` or `"aborted"`.
 fn parse_answer(v: &Value) -> Result<Answer<'_>, String> {
     let count = |key: &str| v[key].as_u64().unwrap_or(0);
     Ok(match v {
         Value::String(s) => match s.as_str() {
             "delivered" => Answer::Delivered,
             "network" => Answer::Failed(Outcome::Network),
+            "unclear" => Answer::Unclear,
             "timeout" => Answer::Failed(Outcome::Timeout),
             "unsendable" => Answer::Unsendable,
             "aborted" => Answer::Aborted,

@@ -79,6 +79,11 @@ pub enum Answer<'a> {
     Delivered,
     /// The attempt failed: a connection failure, a timeout or an error status.
     Failed(Outcome<'a>),
+    /// A 2xx that did not arrive whole or could not be read
+    /// ([`Acknowledgement::Unclear`](super::Acknowledgement::Unclear)): the server may have
+    /// stored the batch or not. Sent again with the same ids, as after a connection failure;
+    /// nothing is counted as delivered.
+    Unclear,
     /// The body could not be encoded: sending it again cannot help.
     Unsendable,
     /// Shutdown's deadline cut the attempt off.
@@ -96,7 +101,7 @@ impl Answer<'_> {
         match *self {
             Answer::Counted { .. } | Answer::Delivered | Answer::Unsendable => true,
             Answer::Failed(outcome) => super::is_permanent(outcome),
-            Answer::Aborted => false,
+            Answer::Unclear | Answer::Aborted => false,
         }
     }
 }

@@ -20,15 +20,20 @@
 //! Times are milliseconds on a monotonic clock the runtime chooses (the vectors use their
 //! own); a `Retry-After` date is resolved with the wall-clock time given to [`Outbox::answer`].
 
+mod acknowledgement;
 pub mod conformance;
 mod messages;
+mod page;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     time::{Duration, SystemTime},
 };
 
-pub use self::messages::{Answer, Dispatch, Pushed, Refusal, Settled};
+pub use self::{
+    acknowledgement::Acknowledgement,
+    messages::{Answer, Dispatch, Pushed, Refusal, Settled},
+};
 use crate::{
     config::OverflowPolicy,
     queue::{BatchRules, EventQueue, Push},
@@ -119,6 +124,9 @@ pub struct Outbox {
     outage: Option<Outage>,
     /// Sequence numbers where a new credential starts (`identify()`): no batch spans one.
     cuts: BTreeSet<u64>,
+    /// The host is offline (a browser's `offline` event): nothing is sent until it is back
+    /// (see `page.rs`).
+    offline: bool,
     counters: Counters,
     drop_reports: ErrorThrottle,
     drop_warnings: ErrorThrottle,
@@ -138,6 +146,7 @@ impl Outbox {
             interval_start: now,
             outage: None,
             cuts: BTreeSet::new(),
+            offline: false,
             counters: Counters::default(),
             drop_reports: ErrorThrottle::new(DROP_REPORT_WINDOW_MS),
             drop_warnings: ErrorThrottle::new(DROP_WARNING_WINDOW_MS),
@@ -355,7 +364,7 @@ impl Outbox {
     /// are due — up to `max_in_flight` requests, or one probe in an outage.
     pub fn poll(&mut self, now: u64) -> Vec<Dispatch> {
         let mut out = Vec::new();
-        if self.aborted {
+        if self.aborted || self.offline {
             return out;
         }
         if let Some(outage) = self.outage {
@@ -388,7 +397,7 @@ impl Outbox {
     /// `None` when only a push, an answer, a flush or shutdown can give it work — an idle
     /// client keeps no timer.
     pub fn next_wake(&self, now: u64) -> Option<u64> {
-        if self.aborted {
+        if self.aborted || self.offline {
             return None;
         }
         let waiting = self.in_flight.values().any(|b| !b.sending);
@@ -439,6 +448,8 @@ impl Outbox {
             }
             Answer::Unsendable => return Some(self.give_up(first_seq, count, true)),
             Answer::Aborted => return Some(self.give_up(first_seq, count, false)),
+            // The answer broke off: as a connection that broke (its backoff, an outage).
+            Answer::Unclear => Outcome::Network,
             Answer::Failed(outcome) => outcome,
         };
         let decision = if self.aborted {

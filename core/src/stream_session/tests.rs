@@ -147,14 +147,37 @@ fn shutdown_closes_an_open_connection_with_1000_and_stops() {
     s.close();
     assert!(matches!(
         &actions(&mut s)[..],
-        [Action::Close {
-            code: 1000,
-            reason: "client shutdown"
-        }]
+        [
+            Action::Close {
+                code: 1000,
+                reason: "client shutdown"
+            },
+            Action::ConnectionChange { connected: false, reason },
+        ] if reason == "client shutdown"
     ));
     assert_eq!((s.state(), s.next_wake()), (SessionState::Stopped, None));
     s.subscribe("c2", None, None, T0);
     assert!(actions(&mut s).is_empty(), "a stopped session opens nothing");
+}
+
+#[test]
+fn shutdown_after_the_connection_was_lost_reports_no_second_disconnect() {
+    let mut cache = EntitlementCache::new(CacheSettings::default());
+    let mut s = open(&mut cache);
+    s.lost(Disconnect::Network, "reset by peer", T0 + 1, 0.5);
+    let lost = actions(&mut s);
+    assert!(
+        lost.iter()
+            .any(|a| matches!(a, Action::ConnectionChange { connected: false, .. })),
+        "{lost:?}"
+    );
+    s.close();
+    let closed = actions(&mut s);
+    assert!(
+        !closed.iter().any(|a| matches!(a, Action::ConnectionChange { .. })),
+        "the application was told already: {closed:?}"
+    );
+    assert_eq!(s.state(), SessionState::Stopped);
 }
 
 #[test]

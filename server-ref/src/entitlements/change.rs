@@ -191,7 +191,10 @@ pub async fn apply(
         Publish::Hub(hub) => {
             let order = hub.sequence().await;
             let applied = store.apply_catalog_change(project_id, change, ttl_ms, false).await?;
-            order.publish(applied.frames);
+            // On PostgreSQL every node's stream follower publishes them, this one's included.
+            if store.publishes_locally() {
+                order.publish(applied.frames);
+            }
             Ok(applied.outcome)
         }
         Publish::Relay => Ok(store

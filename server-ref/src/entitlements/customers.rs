@@ -11,7 +11,7 @@ use axum::{
 use meterline_core::entitlement::UsageReport;
 use sha2::{Digest, Sha256};
 
-use super::{answer, change::Collection};
+use super::change::Collection;
 use crate::{app::AppState, auth::Caller, error::ApiError, schemas::etag_matches};
 
 /// The project's stream seq when an entitlement answer was read (see
@@ -36,12 +36,9 @@ pub async fn get_entitlements(
         .stream_seq(caller.project_id)
         .await
         .map_err(|e| ApiError::internal("reading the stream seq failed", e))?;
-    let mut conn = state
+    let answer = state
         .store
-        .read_connection()
-        .await
-        .map_err(|e| ApiError::internal("reading the entitlements failed", e))?;
-    let answer = answer::current(&mut conn, caller.project_id, &subject, state.config.entitlements.ttl_ms)
+        .entitlements(caller.project_id, &subject, state.config.entitlements.ttl_ms)
         .await
         .map_err(|e| ApiError::internal("reading the entitlements failed", e))?;
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::internal("encoding the entitlements failed", e))?;
@@ -76,12 +73,9 @@ pub async fn get_usage(
 ) -> Result<Json<UsageReport>, ApiError> {
     caller.require_subject(&subject)?;
     Collection::Customers.check_id(&subject)?;
-    let mut conn = state
+    let report = state
         .store
-        .read_connection()
-        .await
-        .map_err(|e| ApiError::internal("reading the usage failed", e))?;
-    let report = answer::usage_report(&mut conn, caller.project_id, &subject, chrono::Utc::now())
+        .usage_report(caller.project_id, &subject, chrono::Utc::now())
         .await
         .map_err(|e| ApiError::internal("reading the usage failed", e))?;
     Ok(Json(report))

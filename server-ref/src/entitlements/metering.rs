@@ -21,7 +21,7 @@ use sqlx::SqliteConnection;
 use super::{answer::Catalog, catalog::Grant, period};
 use crate::{
     store::{
-        StoreError, StreamFrame, WriteBatch, append_message,
+        CustomerRecord, StoreError, StreamFrame, WriteBatch, append_message,
         catalog::{self as read, emit_update},
         usage::{self, DayUsage, Meter},
     },
@@ -176,6 +176,60 @@ impl Metering {
         project: &ProjectCatalog,
         added: &[((&str, &str), Vec<DayUsage>)],
     ) -> Result<Vec<StreamFrame>, StoreError> {
+        let subjects = subjects_of(added);
+        let customers = read::customers_among(conn, project_id, &subjects).await?;
+        let checks = Checks::of(&project.catalog, &customers, added, Utc::now());
+        let mut totals: Vec<HashMap<String, f64>> = Vec::with_capacity(checks.ranges.len());
+        for (meter_index, range, group_subjects) in &checks.ranges {
+            let meter = added[*meter_index].0;
+            let found = usage::usage_of_subjects(conn, project_id, meter, group_subjects, *range).await?;
+            totals.push(found.into_iter().collect());
+        }
+        let mut frames = Vec::new();
+        for (customer_index, crossed) in checks.crossed(&customers, &totals) {
+            let (subject, customer) = &customers[customer_index];
+            for data in crossed {
+                let message = |seq| ServerMessage::UsageThreshold {
+                    seq,
+                    subject: subject.clone(),
+                    data,
+                };
+                frames.push(append_message(conn, project_id, Some(subject), message).await?);
+            }
+            frames.push(emit_update(conn, project_id, subject, Some(customer), &project.catalog, self.ttl_ms).await?);
+        }
+        Ok(frames)
+    }
+}
+
+/// The distinct subjects of what a commit added.
+pub fn subjects_of<'a>(added: &'a [(Meter<'_>, Vec<DayUsage>)]) -> Vec<&'a str> {
+    let mut subjects: Vec<&str> = added
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|r| r.subject.as_str()))
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    subjects
+}
+
+/// The usage reads a commit's threshold checks need, and the checks (both backends).
+#[derive(Debug)]
+pub struct Checks<'c> {
+    checks: Vec<Check>,
+    /// (index into `added`, day range, subjects): read each as one statement, in order.
+    pub ranges: Vec<(usize, (i64, i64), Vec<&'c str>)>,
+}
+
+impl<'c> Checks<'c> {
+    /// What to check: each limited metered feature of one of `customers` (the commit's
+    /// subjects that are customers) whose counter grew in the current period at `now`.
+    pub fn of(
+        catalog: &Catalog,
+        customers: &'c [(String, CustomerRecord)],
+        added: &[(Meter<'_>, Vec<DayUsage>)],
+        now: chrono::DateTime<Utc>,
+    ) -> Checks<'c> {
         // subject → (meter index, day, value)
         let mut by_subject: HashMap<&str, Vec<(usize, i64, f64)>> = HashMap::new();
         for (index, (_, rows)) in added.iter().enumerate() {
@@ -186,16 +240,11 @@ impl Metering {
                     .push((index, row.day, row.value));
             }
         }
-        let subjects: Vec<&str> = by_subject.keys().copied().collect();
-        let customers = read::customers_among(conn, project_id, &subjects).await?;
-        let now = Utc::now();
-        // What to check: each limited metered feature of a customer whose counter grew in
-        // the current period. Their usage is read in one statement per (counter, period).
         let mut checks: Vec<Check> = Vec::new();
         let mut ranges: Vec<(usize, (i64, i64), Vec<&str>)> = Vec::new();
         for (customer_index, (subject, customer)) in customers.iter().enumerate() {
             let days = by_subject.get(subject.as_str()).map(Vec::as_slice).unwrap_or_default();
-            for (key, r) in project.catalog.resolve(&customer.def) {
+            for (key, r) in catalog.resolve(&customer.def) {
                 let (Some(meter), Some(limit)) = (r.feature.meter(), r.grant.limit) else {
                     continue;
                 };
@@ -230,17 +279,22 @@ impl Metering {
                 });
             }
         }
-        let mut totals: Vec<HashMap<String, f64>> = Vec::with_capacity(ranges.len());
-        for (meter_index, range, group_subjects) in &ranges {
-            let meter = added[*meter_index].0;
-            let found = usage::usage_of_subjects(conn, project_id, meter, group_subjects, *range).await?;
-            totals.push(found.into_iter().collect());
-        }
-        let mut frames = Vec::new();
-        let mut checks = checks.into_iter().peekable();
+        Checks { checks, ranges }
+    }
+
+    /// The customers (index into `customers`) to send messages, each with the thresholds it
+    /// crossed (maybe none, when only its access flipped), given each range's usage totals
+    /// after this commit (`totals[i]` for `ranges[i]`, by subject).
+    pub fn crossed(
+        self,
+        customers: &[(String, CustomerRecord)],
+        totals: &[HashMap<String, f64>],
+    ) -> Vec<(usize, Vec<UsageThreshold>)> {
+        let mut out = Vec::new();
+        let mut checks = self.checks.into_iter().peekable();
         while let Some(first) = checks.next() {
             let customer_index = first.customer_index;
-            let (subject, customer) = &customers[customer_index];
+            let subject = &customers[customer_index].0;
             let mut crossed = Vec::new();
             let mut access_flipped = false;
             let mut check = Some(first);
@@ -258,24 +312,16 @@ impl Metering {
                 access_flipped |= (before < c.limit) != (after < c.limit);
                 check = checks.next_if(|next| next.customer_index == customer_index);
             }
-            if crossed.is_empty() && !access_flipped {
-                continue;
+            if !crossed.is_empty() || access_flipped {
+                out.push((customer_index, crossed));
             }
-            for data in crossed {
-                let message = |seq| ServerMessage::UsageThreshold {
-                    seq,
-                    subject: subject.clone(),
-                    data,
-                };
-                frames.push(append_message(conn, project_id, Some(subject), message).await?);
-            }
-            frames.push(emit_update(conn, project_id, subject, Some(customer), &project.catalog, self.ttl_ms).await?);
         }
-        Ok(frames)
+        out
     }
 }
 
 /// One limited metered feature of a customer whose usage grew in its current period.
+#[derive(Debug)]
 struct Check {
     /// Index into the commit's customers.
     customer_index: usize,

@@ -21,7 +21,7 @@ use crate::entitlements::{
 
 /// What a change did, and the customers whose answers it changes (in subject order) with
 /// their records as this transaction sees them (`None`: no longer a customer).
-type Changed = (Outcome, Vec<(String, Option<CustomerRecord>)>);
+pub(super) type Changed = (Outcome, Vec<(String, Option<CustomerRecord>)>);
 
 impl Store {
     /// Applies one catalog change in a transaction, with the `entitlements.updated`
@@ -154,7 +154,7 @@ async fn customers_using(
 }
 
 /// The affected list of customers that stay customers.
-fn still_customers(customers: Vec<(String, CustomerRecord)>) -> Vec<(String, Option<CustomerRecord>)> {
+pub(super) fn still_customers(customers: Vec<(String, CustomerRecord)>) -> Vec<(String, Option<CustomerRecord>)> {
     customers
         .into_iter()
         .map(|(subject, record)| (subject, Some(record)))
@@ -245,7 +245,7 @@ async fn put_feature(
 }
 
 /// Checks that every grant names a feature and suits its kind.
-fn check_grants(
+pub(super) fn check_grants(
     catalog: &Catalog,
     grants: &std::collections::BTreeMap<String, Grant>,
     owner: &str,
@@ -441,7 +441,7 @@ async fn delete(
     }
 }
 
-fn kind_name(def: &FeatureDef) -> String {
+pub(super) fn kind_name(def: &FeatureDef) -> String {
     match serde_json::to_value(def.kind) {
         Ok(Value::String(name)) => name,
         _ => String::new(),

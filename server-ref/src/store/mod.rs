@@ -5,7 +5,7 @@
 //! - A small pool serves reads and the rare admin writes (projects, keys, schemas), which
 //!   SQLite serialises with the writer through its lock and `busy_timeout`.
 //! - Migrations are the checked-in files of `migrations/`, applied in order at open.
-//! - [`PgStore`] (`pg.rs`, `pg_stream.rs`) keeps the same tables on PostgreSQL
+//! - [`PgStore`] (`pg.rs`, `pg_stream.rs`, the catalog in `pg_catalog*.rs`) keeps the same tables on PostgreSQL
 //!   (`migrations/postgres/`) for several nodes; [`EventLog`] is the event path both
 //!   backends implement; [`Storage`] is the one store the server holds, over either.
 //! - The entitlement catalog ([`catalog`], changes in `catalog_change.rs`) and the daily
@@ -16,8 +16,11 @@ pub mod catalog;
 mod catalog_change;
 mod keys;
 mod pg;
+mod pg_catalog;
+mod pg_catalog_change;
 mod pg_config;
 mod pg_keys;
+mod pg_metering;
 mod pg_schemas;
 mod pg_stream;
 mod relay;
@@ -42,7 +45,7 @@ use sqlx::{
     Connection, Executor, SqliteConnection, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
-pub use storage::{CATALOG_ON_POSTGRES, Storage};
+pub use storage::Storage;
 pub use stream_log::{LogRead, StreamFrame, append_message};
 pub use writer::{EventRow, WriteBatch, WriteError, WriteOutcome, Writer};
 

@@ -5,7 +5,9 @@
 //! - exactly-once: an event is inserted with `ON CONFLICT (project_id, source, id) DO
 //!   NOTHING`, so a resend through any node stores nothing and counts nothing;
 //! - usage counters are added in the transaction that stores the events, by an upsert that
-//!   adds to the latest committed value under the row's lock (no lost update);
+//!   adds to the latest committed value under the row's lock (no lost update), and the
+//!   threshold crossings they make are sent from that transaction too, under per-customer
+//!   locks (see [`super::pg_metering`]);
 //! - stream seqs are taken under the project's `stream_seq` row lock, held to commit, so
 //!   seqs become visible in order (see [`super::pg_stream`]).
 //!
@@ -22,7 +24,11 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
 };
 
-use super::{EventFilter, NewKey, Project, StoreError, StoredEvent, WriteBatch, WriteOutcome, now_rfc3339};
+use super::{
+    EventFilter, NewKey, Project, StoreError, StoredEvent, WriteBatch, WriteOutcome, now_rfc3339,
+    pg_metering::{lock_subjects, threshold_messages},
+    usage::{DayUsage, Meter},
+};
 
 /// The checked-in PostgreSQL migrations, in order: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
@@ -31,7 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migra
 const MIGRATION_LOCK: i64 = 0x6d65_7465_726c_696e;
 
 /// How many times a transaction that lost a deadlock or serialization race is retried.
-const RETRIES: usize = 5;
+pub(super) const RETRIES: usize = 5;
 
 /// Connection settings of the PostgreSQL store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +48,8 @@ pub struct PgSettings {
     pub acquire_timeout: Duration,
     /// `statement_timeout` of every connection; 0 = none.
     pub statement_timeout: Duration,
+    /// `ttl_ms` of the entitlement answers the event path's threshold messages carry.
+    pub answer_ttl_ms: u64,
 }
 
 impl Default for PgSettings {
@@ -50,6 +58,7 @@ impl Default for PgSettings {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            answer_ttl_ms: 60_000,
         }
     }
 }
@@ -58,6 +67,8 @@ impl Default for PgSettings {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(super) pool: PgPool,
+    /// `ttl_ms` of the answers in threshold messages.
+    answer_ttl_ms: u64,
 }
 
 /// `url` with any password replaced by `***`, for error messages and logs.
@@ -114,7 +125,10 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(|e| unusable(url, "cannot connect to PostgreSQL at", e))?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            answer_ttl_ms: settings.answer_ttl_ms,
+        })
     }
 
     /// The `statement_timeout` a pooled connection runs with, as PostgreSQL shows it
@@ -203,7 +217,7 @@ impl PgStore {
                  WITH ORDINALITY AS r(source, id, type, subject, time, time_us, datacontenttype, data, n)
              ORDER BY r.n
              ON CONFLICT (project_id, source, id) DO NOTHING
-             RETURNING seq, type",
+             RETURNING seq, type, subject",
         )
         .bind(batch.project_id)
         .bind(&batch.received_at)
@@ -219,16 +233,20 @@ impl PgStore {
         .await?;
         let accepted = inserted.len() as u64;
         if accepted > 0 {
-            let mut seqs = Vec::with_capacity(inserted.len());
-            let mut types: Vec<String> = Vec::new();
-            for row in &inserted {
-                seqs.push(row.try_get::<i64, _>(0)?);
-                let event_type: String = row.try_get(1)?;
-                if !types.contains(&event_type) {
-                    types.push(event_type);
-                }
+            let inserted: Vec<(i64, String, String)> = inserted
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            let (meters, rows): (Vec<(String, String)>, Vec<Vec<DayUsage>>) =
+                add_usage(&mut tx, batch.project_id, &inserted)
+                    .await?
+                    .into_iter()
+                    .unzip();
+            if !meters.is_empty() {
+                let added: Vec<(Meter<'_>, Vec<DayUsage>)> =
+                    meters.iter().map(|(t, p)| (t.as_str(), p.as_str())).zip(rows).collect();
+                threshold_messages(&mut tx, batch.project_id, &added, self.answer_ttl_ms).await?;
             }
-            add_usage(&mut tx, batch.project_id, &types, &seqs).await?;
         }
         tx.commit().await?;
         Ok(WriteOutcome {
@@ -280,45 +298,73 @@ impl PgStore {
     }
 }
 
-/// Adds the events stored in this transaction (`seqs`, of `types`) to every counter a
-/// metered feature of the project reads. Counters go in (type, property) order and rows in
+/// Adds the events stored in this transaction (`inserted`: seq, type, subject) to every
+/// counter a metered feature of the project reads, and returns what it added to each, by
+/// subject and day. First takes the per-subject locks of the metered events' subjects
+/// (see [`super::pg_metering`]); counters go in (type, property) order and rows in
 /// (subject, day) order, so two transactions lock shared rows in the same order (no
 /// deadlock between them); the upsert adds to the latest committed value under the row lock.
-async fn add_usage(conn: &mut PgConnection, project_id: i64, types: &[String], seqs: &[i64]) -> Result<(), StoreError> {
+async fn add_usage(
+    conn: &mut PgConnection,
+    project_id: i64,
+    inserted: &[(i64, String, String)],
+) -> Result<Vec<((String, String), Vec<DayUsage>)>, StoreError> {
+    let mut types: Vec<&str> = inserted.iter().map(|(_, t, _)| t.as_str()).collect();
+    types.sort_unstable();
+    types.dedup();
     let meters: Vec<(String, String)> = sqlx::query_as(
         "SELECT DISTINCT event_type, COALESCE(property, '') FROM features
          WHERE project_id = $1 AND event_type = ANY($2) ORDER BY 1, 2",
     )
     .bind(project_id)
-    .bind(types)
+    .bind(&types)
     .fetch_all(&mut *conn)
     .await?;
+    if meters.is_empty() {
+        return Ok(Vec::new());
+    }
+    let subjects: Vec<&str> = inserted
+        .iter()
+        .filter(|(_, t, _)| meters.iter().any(|(m, _)| m == t))
+        .map(|(_, _, s)| s.as_str())
+        .collect();
+    lock_subjects(conn, project_id, &subjects).await?;
+    let seqs: Vec<i64> = inserted.iter().map(|(seq, _, _)| *seq).collect();
+    let mut out = Vec::with_capacity(meters.len());
     for (event_type, property) in meters {
-        sqlx::query(
-            "INSERT INTO usage_daily (project_id, event_type, property, subject, day, value)
-             SELECT $1, $2, $3, subject,
-                 time_us / 86400000000 - (CASE WHEN time_us % 86400000000 < 0 THEN 1 ELSE 0 END) AS day,
-                 SUM(CASE WHEN $3 = '' THEN 1.0
-                          WHEN jsonb_typeof(data::jsonb -> $3) = 'number' THEN (data::jsonb ->> $3)::float8
-                          ELSE 0.0 END)
-             FROM events WHERE seq = ANY($4) AND type = $2
-             GROUP BY subject, day ORDER BY subject, day
-             ON CONFLICT (project_id, event_type, property, subject, day)
-             DO UPDATE SET value = usage_daily.value + excluded.value",
+        let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+            "WITH added AS (
+                 SELECT subject,
+                     time_us / 86400000000 - (CASE WHEN time_us % 86400000000 < 0 THEN 1 ELSE 0 END) AS day,
+                     SUM(CASE WHEN $3 = '' THEN 1.0
+                              WHEN jsonb_typeof(data::jsonb -> $3) = 'number' THEN (data::jsonb ->> $3)::float8
+                              ELSE 0.0 END) AS value
+                 FROM events WHERE seq = ANY($4) AND type = $2 GROUP BY subject, day),
+             counted AS (
+                 INSERT INTO usage_daily (project_id, event_type, property, subject, day, value)
+                 SELECT $1, $2, $3, subject, day, value FROM added ORDER BY subject, day
+                 ON CONFLICT (project_id, event_type, property, subject, day)
+                 DO UPDATE SET value = usage_daily.value + excluded.value)
+             SELECT subject, day, value FROM added",
         )
         .bind(project_id)
         .bind(&event_type)
         .bind(&property)
-        .bind(seqs)
-        .execute(&mut *conn)
+        .bind(&seqs)
+        .fetch_all(&mut *conn)
         .await?;
+        let rows = rows
+            .into_iter()
+            .map(|(subject, day, value)| DayUsage { subject, day, value })
+            .collect();
+        out.push(((event_type, property), rows));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// A deadlock (40P01) or serialization failure (40001): the transaction was rolled back and
 /// may simply run again.
-fn is_retryable(e: &sqlx::Error) -> bool {
+pub(super) fn is_retryable(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|code| code == "40P01" || code == "40001")

@@ -23,7 +23,7 @@ use sqlx::{PgConnection, Row, postgres::PgListener};
 use super::{LogRead, PgStore, StoreError, StreamFrame};
 
 /// The NOTIFY channel of committed stream messages.
-const CHANNEL: &str = "meterline_stream";
+pub(super) const CHANNEL: &str = "meterline_stream";
 
 /// Most frames one log read returns (the follower reads again while there are more).
 const READ_LIMIT: i64 = 1000;

@@ -4,12 +4,12 @@
 //!
 //! On PostgreSQL the stream hub is fed by the [`super::StreamFollower`], not by the code
 //! that commits a message (every node must see it, in seq order), so callers publish on the
-//! hub only what [`Storage::publishes_locally`] says. The entitlement catalog (features,
-//! plans, customers, overrides, metering thresholds) is served on SQLite only so far: on
-//! PostgreSQL its operations answer [`StoreError::Unusable`].
+//! hub only what [`Storage::publishes_locally`] says.
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use meterline_core::entitlement::{Entitlements, UsageReport};
 use serde_json::Value;
 
 use super::{
@@ -18,12 +18,11 @@ use super::{
 };
 use crate::{
     config::StorageConfig,
-    entitlements::change::{Applied, CatalogError, Change, Collection},
+    entitlements::{
+        answer,
+        change::{Applied, CatalogError, Change, Collection},
+    },
 };
-
-/// What the entitlement catalog's operations answer on PostgreSQL.
-pub const CATALOG_ON_POSTGRES: &str =
-    "the entitlement catalog (features, plans, customers) is not served on PostgreSQL yet; use SQLite";
 
 /// The database the server runs on. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -32,10 +31,6 @@ pub enum Storage {
     Sqlite(Store, Option<Arc<Writer>>),
     /// PostgreSQL, possibly shared by several nodes.
     Postgres(PgStore),
-}
-
-fn not_on_postgres() -> StoreError {
-    StoreError::Unusable(CATALOG_ON_POSTGRES.to_owned())
 }
 
 impl Storage {
@@ -247,7 +242,7 @@ impl Storage {
         }
     }
 
-    /// A page of a catalog collection (SQLite only so far).
+    /// A page of a catalog collection.
     pub async fn catalog_list(
         &self,
         project_id: i64,
@@ -257,11 +252,11 @@ impl Storage {
     ) -> Result<Vec<Value>, StoreError> {
         match self {
             Storage::Sqlite(s, _) => s.catalog_list(project_id, collection, after, limit).await,
-            Storage::Postgres(_) => Err(not_on_postgres()),
+            Storage::Postgres(p) => p.catalog_list(project_id, collection, after, limit).await,
         }
     }
 
-    /// One catalog item's admin view (SQLite only so far).
+    /// One catalog item's admin view.
     pub async fn catalog_get(
         &self,
         project_id: i64,
@@ -270,19 +265,39 @@ impl Storage {
     ) -> Result<Option<Value>, StoreError> {
         match self {
             Storage::Sqlite(s, _) => s.catalog_get(project_id, collection, id).await,
-            Storage::Postgres(_) => Err(not_on_postgres()),
+            Storage::Postgres(p) => p.catalog_get(project_id, collection, id).await,
         }
     }
 
-    /// A read connection for entitlement answers (SQLite only so far).
-    pub async fn read_connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+    /// The current entitlement answer of `subject` with its version, read together.
+    pub async fn entitlements(&self, project_id: i64, subject: &str, ttl_ms: u64) -> Result<Entitlements, StoreError> {
         match self {
-            Storage::Sqlite(s, _) => s.read_connection().await,
-            Storage::Postgres(_) => Err(not_on_postgres()),
+            Storage::Sqlite(s, _) => {
+                let mut conn = s.read_connection().await?;
+                answer::current(&mut conn, project_id, subject, ttl_ms).await
+            }
+            Storage::Postgres(p) => p.entitlements(project_id, subject, ttl_ms).await,
         }
     }
 
-    /// Applies a catalog change (SQLite only so far).
+    /// Every metered feature's usage in the current and the previous period at `now`.
+    pub async fn usage_report(
+        &self,
+        project_id: i64,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UsageReport, StoreError> {
+        match self {
+            Storage::Sqlite(s, _) => {
+                let mut conn = s.read_connection().await?;
+                answer::usage_report(&mut conn, project_id, subject, now).await
+            }
+            Storage::Postgres(p) => p.usage_report(project_id, subject, now).await,
+        }
+    }
+
+    /// Applies a catalog change with the `entitlements.updated` messages of the customers
+    /// it affects (see [`Store::apply_catalog_change`]; `relay` matters on SQLite only).
     pub async fn apply_catalog_change(
         &self,
         project_id: i64,
@@ -292,7 +307,7 @@ impl Storage {
     ) -> Result<Applied, CatalogError> {
         match self {
             Storage::Sqlite(s, _) => s.apply_catalog_change(project_id, change, ttl_ms, relay).await,
-            Storage::Postgres(_) => Err(CatalogError::Store(not_on_postgres())),
+            Storage::Postgres(p) => p.apply_catalog_change(project_id, change, ttl_ms).await,
         }
     }
 }

@@ -33,6 +33,7 @@ mod security;
 mod spool_crash;
 mod storage;
 mod storage_admin;
+mod storage_catalog;
 mod stream;
 mod stream_fanout;
 mod stream_hostile;

@@ -2,7 +2,8 @@
 //! real `meterline-server` nodes sharing one database — ingest through both stores each
 //! event once and counts it once, a stream subscriber on one node sees the changes made
 //! through the other in seq order (and resumes on either), a key revoked through one node
-//! is refused and its streams closed on the other at once.
+//! is refused and its streams closed on the other at once, a plan change through one node
+//! reaches the other's subscribers and entitlement answers.
 //!
 //! The cases needing a database are `#[ignore]`d in a plain `cargo test`; `make
 //! test-postgres` runs them on its throwaway cluster.
@@ -387,7 +388,7 @@ fn admin_cli(url: &str, args: &[&str]) -> std::process::Output {
 
 /// The admin CLI on PostgreSQL: a key it creates works on a running node at once, and a key
 /// it revokes is refused and its stream closed on that node at once (key cache and
-/// revocation poll set to a minute). Catalog commands say they need SQLite.
+/// revocation poll set to a minute); a catalog change it makes reaches that node's stream.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs PostgreSQL (make test-postgres)"]
 async fn the_admin_cli_on_postgres_reaches_running_nodes() {
@@ -413,8 +414,133 @@ async fn the_admin_cli_on_postgres_reaches_running_nodes() {
     assert_eq!(a.get("/v1/events?limit=1", &key).await.0, 401);
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 
+    // A customer the CLI creates: a subscriber on a running node hears it at once.
+    let mut ws = connect_key(&a.url, a.sk()).await;
+    subscribe(&mut ws, &["c9"], None).await;
+    for (collection, id, body) in [
+        ("features", "sso", r#"{"kind":"boolean"}"#),
+        ("plans", "pro", r#"{"features":{"sso":{}}}"#),
+        ("customers", "c9", r#"{"plan":"pro"}"#),
+    ] {
+        let out = admin_cli(&url, &[collection, "put", id, body, "--project", "default"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let started = Instant::now();
+    let frame = recv_json(&mut ws).await;
+    assert_eq!(
+        (frame["type"].as_str(), frame["subject"].as_str()),
+        (Some("entitlements.updated"), Some("c9"))
+    );
+    assert_eq!(frame["data"]["entitlements"]["sso"]["has_access"], true, "{frame}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     let out = admin_cli(&url, &["features", "list", "--project", "default"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not served on PostgreSQL"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("\"sso\""), "{stdout}");
+}
+
+/// The catalog on two nodes: the `[catalog]` of the config file is applied at start (the
+/// second node finds it applied); a plan change made through node A reaches a subscriber on
+/// node B and B's entitlement answer at once, with the usage of events ingested through both;
+/// the thresholds that events through A cross reach B's subscriber.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (make test-postgres)"]
+async fn a_plan_change_through_one_node_reaches_the_other() {
+    let config = r#"
+[catalog]
+project = "default"
+
+[catalog.features.api_calls]
+kind = "metered"
+event_type = "api.call"
+
+[catalog.plans.pro.features.api_calls]
+limit = 1000
+period = "month"
+
+[catalog.customers.c1]
+plan = "pro"
+billing_anchor = 2026-01-15T00:00:00Z
+"#;
+    let (a, b, _url) = two_nodes(config).await;
+    let (sk, ak) = (a.sk().to_owned(), a.ak().to_owned());
+    let now = chrono::Utc::now().to_rfc3339();
+    let events = |from: usize, n: usize| -> Vec<Value> {
+        (from..from + n)
+            .map(|i| call_event(&format!("e{i}"), "c1", &now, json!({})))
+            .collect()
+    };
+    assert_eq!(post_until_accepted(&a, &sk, &events(0, 3)).await["accepted"], 3);
+    assert_eq!(post_until_accepted(&b, &sk, &events(3, 2)).await["accepted"], 2);
+    let (status, before) = b.get("/v1/customers/c1/entitlements", &sk).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        before["entitlements"]["api_calls"]["usage"].as_f64(),
+        Some(5.0),
+        "{before}"
+    );
+    assert_eq!(before["version"], 1, "one message: the customer created at start");
+
+    let mut ws = connect_key(&b.url, &sk).await;
+    subscribe(&mut ws, &["c1"], None).await;
+    let plan = json!({"features": {"api_calls": {"limit": 10, "period": "month"}}});
+    let started = Instant::now();
+    let (status, body) = a.call("PUT", "/v1/admin/plans/pro", &ak, Some(plan)).await;
+    assert_eq!(status, 200, "{body}");
+    let frame = recv_json(&mut ws).await;
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(
+        (frame["type"].as_str(), frame["seq"].as_u64()),
+        (Some("entitlements.updated"), Some(2)),
+        "{frame}"
+    );
+    let told = &frame["data"]["entitlements"]["api_calls"];
+    assert_eq!(
+        (told["limit"].as_f64(), told["usage"].as_f64()),
+        (Some(10.0), Some(5.0)),
+        "{frame}"
+    );
+    let (_, after) = b.get("/v1/customers/c1/entitlements", &sk).await;
+    assert_eq!(after, frame["data"], "B answers what it sent");
+    let (_, usage) = b.get("/v1/customers/c1/usage", &sk).await;
+    assert_eq!(
+        usage["features"]["api_calls"]["current"]["usage"].as_f64(),
+        Some(5.0),
+        "{usage}"
+    );
+    let (_, listed) = b.get("/v1/admin/plans", &ak).await;
+    assert_eq!(
+        listed["plans"][0]["features"]["api_calls"]["limit"].as_f64(),
+        Some(10.0),
+        "{listed}"
+    );
+
+    // 5 more calls through A cross 80 % and the limit: B's subscriber hears both, then the
+    // answer without access, in seq order.
+    assert_eq!(post_until_accepted(&a, &sk, &events(5, 5)).await["accepted"], 5);
+    let told: Vec<Value> = [
+        recv_json(&mut ws).await,
+        recv_json(&mut ws).await,
+        recv_json(&mut ws).await,
+    ]
+    .into();
+    let kinds: Vec<(u64, &str, f64)> = told
+        .iter()
+        .map(|m| {
+            let detail = m["data"]["threshold"].as_f64().unwrap_or(-1.0);
+            (m["seq"].as_u64().unwrap(), m["type"].as_str().unwrap(), detail)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (3, "usage.threshold", 0.8),
+            (4, "usage.threshold", 1.0),
+            (5, "entitlements.updated", -1.0)
+        ],
+        "{told:?}"
+    );
+    assert_eq!(
+        told[2]["data"]["entitlements"]["api_calls"]["has_access"], false,
+        "{told:?}"
+    );
 }

@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::storage::{pg_database, pg_node};
 
 /// The SQLite store as the server runs it (with its writer).
-async fn sqlite() -> (Storage, tempfile::TempDir) {
+pub(crate) async fn sqlite() -> (Storage, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = meterline_server::config::StorageConfig {
         database_url: crate::common::db_url(dir.path()),
@@ -38,7 +38,7 @@ async fn sqlite() -> (Storage, tempfile::TempDir) {
     (Storage::Sqlite(store, Some(writer)), dir)
 }
 
-async fn postgres() -> Storage {
+pub(crate) async fn postgres() -> Storage {
     Storage::Postgres(pg_node(&pg_database().await).await)
 }
 
@@ -257,16 +257,6 @@ async fn schemas_settings_and_the_log_sqlite() {
 #[ignore = "needs PostgreSQL (make test-postgres)"]
 async fn schemas_settings_and_the_log_postgres() {
     schemas_settings_and_the_log(&postgres().await).await;
-}
-
-/// The catalog is not served on PostgreSQL yet: its operations say so instead of failing
-/// obscurely.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs PostgreSQL (make test-postgres)"]
-async fn the_catalog_says_it_needs_sqlite_postgres() {
-    let store = postgres().await;
-    let err = store.read_connection().await.unwrap_err().to_string();
-    assert!(err.contains("not served on PostgreSQL"), "{err}");
 }
 
 /// Node B hears, at commit, what node A changed: a revoked key and a project whose schemas

@@ -6,7 +6,7 @@
 use std::{collections::HashMap, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::mpsc;
 
 use super::{
@@ -16,17 +16,15 @@ use super::{
 use crate::{
     codec::{compress, encode_batch},
     error::Error,
-    outbox::{Answer, Dispatch, Settled},
+    outbox::{Acknowledgement, Answer, Dispatch, Settled},
     retry::Outcome,
-    wire::{ErrorBody, IngestResponse},
+    wire::ErrorBody,
 };
 
 /// What one attempt to send a batch came back with.
 enum Attempted {
-    /// 202 with per-event results.
-    Counted(IngestResponse),
-    /// 2xx without a body we understand (e.g. an OpenMeter-compatible 204).
-    Uncounted,
+    /// A 2xx, read by the core's rules: whole (with or without counts) or unclear.
+    Acknowledged(Acknowledgement),
     /// An error status, a connection failure or a timeout.
     Failed {
         /// 0: no status (connection failure or timeout, see `timeout`).
@@ -42,12 +40,7 @@ enum Attempted {
 impl Attempted {
     fn answer(&self) -> Answer<'_> {
         match self {
-            Attempted::Counted(resp) => Answer::Counted {
-                accepted: resp.accepted,
-                duplicates: resp.duplicates,
-                rejected: resp.rejected.len() as u64,
-            },
-            Attempted::Uncounted => Answer::Delivered,
+            Attempted::Acknowledged(ack) => ack.answer(),
             Attempted::Failed { timeout: true, .. } => Answer::Failed(Outcome::Timeout),
             Attempted::Failed {
                 status, retry_after, ..
@@ -121,11 +114,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         tokio::select! {
             Some((first_seq, attempted)) = answers.recv() => {
                 let closed = Error::Closed;
+                let unclear;
                 let (error, rejections) = match &attempted {
-                    Attempted::Counted(resp) => (None, &resp.rejected[..]),
+                    Attempted::Acknowledged(Acknowledgement::Unclear(why)) => {
+                        unclear = Error::Network(why.clone());
+                        (Some(&unclear), &[][..])
+                    }
+                    Attempted::Acknowledged(ack) => (None, ack.rejections()),
                     Attempted::Failed { error, .. } => (Some(error), &[][..]),
                     Attempted::Aborted => (Some(&closed), &[][..]),
-                    Attempted::Uncounted => (None, &[][..]),
                 };
                 if settle(&shared, first_seq, attempted.answer(), error, rejections) {
                     bodies.remove(&first_seq);
@@ -241,11 +238,25 @@ async fn attempt(shared: &Shared, first_seq: u64, body: Bytes) -> Attempted {
     };
     let status = response.status().as_u16();
     if response.status().is_success() {
-        let accepted = status == 202;
-        return match response.json::<IngestResponse>().await {
-            Ok(parsed) if accepted => Attempted::Counted(parsed),
-            _ => Attempted::Uncounted,
+        // Whether the answer is whole is the core's decision: a body cut after the status
+        // line proves nothing about the batch (reqwest reports a body short of its
+        // `Content-Length` as an error; the length is checked once more in the core).
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         };
+        let content_type = header(CONTENT_TYPE);
+        let declared_length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+        let body = response.bytes().await.map_err(|e| describe(&e));
+        return Attempted::Acknowledged(Acknowledgement::read(
+            status,
+            content_type.as_deref(),
+            declared_length,
+            body.as_deref().map_err(String::as_str),
+        ));
     }
     let retry_after = response
         .headers()

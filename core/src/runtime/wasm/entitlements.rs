@@ -13,7 +13,9 @@ use futures_util::future::select;
 use gloo_timers::future::TimeoutFuture;
 
 use super::{
-    Inner, TrackData, host,
+    Inner, TrackData,
+    credentials::{self, Sent, Whose},
+    host,
     http::{self, Call},
 };
 use crate::{
@@ -24,6 +26,7 @@ use crate::{
     },
     error::Error,
     retry::parse_retry_after,
+    stream::STREAM_SEQ_HEADER,
     throttle::ErrorThrottle,
 };
 
@@ -63,6 +66,8 @@ pub(crate) struct EntitlementState {
     any_cached: Cell<bool>,
     /// Fetch failures reach the error callback at most once a minute per kind.
     throttle: RefCell<ErrorThrottle>,
+    /// Bumped when the user switches: a fetch that started before stores nothing.
+    epoch: Cell<u64>,
 }
 
 impl EntitlementState {
@@ -73,7 +78,15 @@ impl EntitlementState {
             counters: Cell::new(AnswerCounters::default()),
             any_cached: Cell::new(false),
             throttle: RefCell::new(ErrorThrottle::new(60_000)),
+            epoch: Cell::new(0),
         }
+    }
+
+    /// `identify()` / `reset()`: forgets every cached answer; fetches under way store nothing.
+    pub fn forget_all(&self) {
+        self.epoch.set(self.epoch.get() + 1);
+        self.cache.borrow_mut().forget_all();
+        self.any_cached.set(false);
     }
 
     fn counted(&self, answer: EntitlementAnswer) -> EntitlementAnswer {
@@ -205,7 +218,12 @@ async fn fetch_and_store(inner: &Rc<Inner>, subject: &str) -> Landing {
         let counted_through = inner.outbox.borrow().low_watermark();
         let ticket = ents.cache.borrow_mut().begin_fetch(subject, counted_through);
         let etag = ticket.etag.clone().filter(|_| conditional);
-        let (result, error) = get(inner, subject, etag.as_deref()).await;
+        let epoch = ents.epoch.get();
+        let (result, error, as_of) = get(inner, subject, etag.as_deref()).await;
+        if ents.epoch.get() != epoch {
+            // The user switched meanwhile: the answer is the previous user's.
+            return Landing::Failed("the identity changed during the fetch".into());
+        }
         let landing = Landing::of(&result);
         let completion = ents
             .cache
@@ -222,6 +240,10 @@ async fn fetch_and_store(inner: &Rc<Inner>, subject: &str) -> Landing {
         }
         if completion.added {
             ents.any_cached.set(true);
+            super::stream::subscribe(inner, subject, as_of);
+        }
+        if let Some(evicted) = &completion.evicted {
+            super::stream::unsubscribe(inner, evicted);
         }
         if completion.refetch && conditional {
             conditional = false;
@@ -231,8 +253,9 @@ async fn fetch_and_store(inner: &Rc<Inner>, subject: &str) -> Landing {
     }
 }
 
-/// One `GET /v1/customers/{subject}/entitlements`.
-async fn get(inner: &Inner, subject: &str, etag: Option<&str>) -> (FetchResult, Option<Error>) {
+/// One `GET /v1/customers/{subject}/entitlements`, and the stream seq its answer is current
+/// to (`Meterline-Stream-Seq`).
+async fn get(inner: &Rc<Inner>, subject: &str, etag: Option<&str>) -> (FetchResult, Option<Error>, Option<u64>) {
     let encoded = String::from(js_sys::encode_uri_component(subject));
     let url = format!("{}/v1/customers/{encoded}/entitlements", inner.config.base_url());
     let mut extra = vec![("accept", "application/json")];
@@ -248,25 +271,27 @@ async fn get(inner: &Inner, subject: &str, etag: Option<&str>) -> (FetchResult, 
         keepalive: false,
     };
     let failed = |reason: String, retry_after: Option<Duration>, err: Error| {
-        (FetchResult::Failed { reason, retry_after }, Some(err))
+        (FetchResult::Failed { reason, retry_after }, Some(err), None)
     };
     let timeout = inner.config.request_timeout;
-    let reply = match http::send(call, timeout).await {
-        Ok(reply) => reply,
-        Err(http::Failure::Timeout) => {
+    let reply = match credentials::send(inner, Whose::Current, call).await {
+        Sent::Answered(reply) => reply,
+        Sent::NoToken(err) => return failed(format!("no customer token: {err}"), None, err),
+        Sent::Failed(http::Failure::Timeout) => {
             return failed(format!("timeout after {timeout:?}"), None, Error::Timeout(timeout));
         }
-        Err(http::Failure::Network(detail)) => {
+        Sent::Failed(http::Failure::Network(detail)) => {
             return failed(format!("server unreachable: {detail}"), None, Error::Network(detail));
         }
     };
+    let as_of = reply.header(STREAM_SEQ_HEADER).and_then(|v| v.parse::<u64>().ok());
     match reply.status {
-        304 => (FetchResult::NotModified, None),
+        304 => (FetchResult::NotModified, None, as_of),
         200 => {
             let message = match serde_json::from_slice::<Entitlements>(&reply.body) {
                 Ok(answer) if answer.subject == subject => {
                     let etag = reply.header("etag");
-                    return (FetchResult::Fetched { answer, etag }, None);
+                    return (FetchResult::Fetched { answer, etag }, None, as_of);
                 }
                 Ok(answer) => format!("asked for subject {subject:?}, got {:?}", answer.subject),
                 Err(e) => format!("unreadable entitlements body: {e}"),
@@ -296,6 +321,28 @@ async fn get(inner: &Inner, subject: &str, etag: Option<&str>) -> (FetchResult, 
             failed(format!("{prefix}: {err}"), retry_after, err)
         }
     }
+}
+
+/// Refetches `subjects` (the stream could not resume, or sent `resync`), four at a time,
+/// each through its subject's one flight.
+pub(crate) fn refetch_all(inner: &Rc<Inner>, subjects: Vec<String>) {
+    use futures_util::StreamExt;
+    let inner = inner.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        futures_util::stream::iter(subjects)
+            .for_each_concurrent(4, |subject| {
+                let flight = start(&inner, &subject);
+                async move {
+                    if flight.landing.borrow().is_some() {
+                        return;
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    flight.waiters.borrow_mut().push(tx);
+                    let _ = rx.await;
+                }
+            })
+            .await;
+    });
 }
 
 /// After a batch settled: refetches subjects whose streamed answers carried local usage

@@ -16,6 +16,7 @@ use crate::{error::Error, wire::ErrorBody};
 pub(crate) const CUSTOMER_TOKEN_HEADER: &str = "x-meterline-customer-token";
 
 /// A request to send.
+#[derive(Clone, Copy)]
 pub(crate) struct Call<'a> {
     pub method: &'a str,
     pub url: &'a str,

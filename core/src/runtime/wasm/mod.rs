@@ -6,15 +6,33 @@
 //! `spawn_local` tasks on the page's one thread. `meterline-wasm` only converts JavaScript
 //! values and Promises.
 //!
-//! Not here yet: the realtime stream, IndexedDB persistence, the pagehide beacon (events not
-//! yet sent when a tab closes are lost), the token provider, `identify`/`reset`.
+//! Events not yet acknowledged are persisted in IndexedDB and sent by the next page load
+//! ([`persist`]); the page's `pagehide`, `visibilitychange`, `online` and `offline` events
+//! are followed ([`lifecycle`]).
+//!
+//! The realtime stream ([`stream`]) keeps the cache current over the page's `WebSocket`,
+//! driven by the core's [`StreamSession`](crate::stream_session::StreamSession); the
+//! customer token comes from the core's [`TokenState`](crate::credentials::TokenState)
+//! ([`credentials`]: token provider, `token_expired` retries) per user ([`identity`]:
+//! `identify`/`reset`).
 
 mod consent;
+mod credentials;
 mod entitlements;
 mod host;
 mod http;
+mod idb;
+mod identity;
+mod lifecycle;
+mod persist;
 mod schemas;
 mod sender;
+mod stream;
+
+pub use self::{
+    credentials::{TokenAnswer, TokenProvider},
+    stream::{ConnectionCallback, StreamCallbacks, UsageThresholdCallback},
+};
 
 use std::{
     cell::{Cell, RefCell},
@@ -68,6 +86,10 @@ pub(crate) struct Inner {
     outbox: RefCell<Outbox>,
     sender: RefCell<sender::SenderState>,
     entitlements: entitlements::EntitlementState,
+    /// The realtime stream (see [`stream`]).
+    stream: stream::StreamState,
+    /// The customer tokens, per user (see [`credentials`]).
+    identity: credentials::Credentials,
     on_error: Option<ErrorCallback>,
     closed: Cell<bool>,
     /// The `localStorage` entry holding the consent choice (`consent`).
@@ -76,6 +98,8 @@ pub(crate) struct Inner {
     opted_out: Cell<bool>,
     /// Events `track()` refused or the queue discarded while opted out.
     opted_out_events: Cell<u64>,
+    /// The outbox persisted in IndexedDB.
+    persist: persist::Persist,
 }
 
 impl Inner {
@@ -98,7 +122,22 @@ impl Client {
     /// Starts a client. Fails with `invalid_config` naming the option that is wrong
     /// (`spool_dir` is refused: the browser has no disk spool).
     pub fn new(config: Config, on_error: Option<ErrorCallback>) -> Result<Client, Error> {
-        let key = config.validate()?;
+        Self::with_token_provider(config, on_error, None)
+    }
+
+    /// [`Client::new`] with a token provider (a publishable key then needs no
+    /// `customer_token`: the provider gives the first one).
+    pub fn with_token_provider(
+        config: Config,
+        on_error: Option<ErrorCallback>,
+        token_provider: Option<TokenProvider>,
+    ) -> Result<Client, Error> {
+        let key = config.validate_for(token_provider.is_some())?;
+        let identity = credentials::Credentials::new(
+            config.customer_token.as_deref(),
+            token_provider,
+            key.kind == crate::key::KeyKind::Publishable,
+        )?;
         if config.spool_dir.is_some() {
             return Err(Error::config(
                 "spool_dir",
@@ -114,6 +153,7 @@ impl Client {
             credentials.push((CUSTOMER_TOKEN_HEADER, token.clone()));
         }
         credentials.push((SdkHeader::MeterlineSdk.name(), sdk_header_value(&config.sdk)));
+        let persist = persist::Persist::new(&key.id);
         let outbox = Outbox::new(
             OutboxSettings {
                 rules: BatchRules {
@@ -125,7 +165,9 @@ impl Client {
                 overflow: config.overflow,
                 max_in_flight: config.max_in_flight,
                 retry: config.retry,
-                keep_undelivered: false,
+                // As with a disk spool: given up on for a failure that may pass, a batch
+                // stays persisted for the next page load.
+                keep_undelivered: persist.available(),
             },
             host::monotonic_ms(),
         );
@@ -139,13 +181,18 @@ impl Client {
             outbox: RefCell::new(outbox),
             sender: RefCell::new(sender::SenderState::default()),
             entitlements: entitlements::EntitlementState::new(&config),
+            stream: stream::StreamState::new(&config),
+            identity,
             credentials,
             key,
             on_error,
             closed: Cell::new(false),
             config,
+            persist,
         });
         schemas::start(&inner);
+        persist::start(&inner);
+        lifecycle::install(&inner);
         Ok(Client { inner })
     }
 
@@ -170,6 +217,9 @@ impl Client {
             inner.opted_out_events.set(inner.opted_out_events.get() + 1);
             return Ok(None);
         }
+        if inner.identity.anonymous.get() {
+            return Err(identity::no_identity());
+        }
         let data = TrackData::from_json_text(data)?;
         let rules = BuildRules {
             source: &inner.config.source,
@@ -192,12 +242,17 @@ impl Client {
         };
         let seq = match pushed {
             Pushed::Queued { seq, wake } => {
+                persist::remember(inner, seq);
                 if wake {
                     sender::wake(inner);
                 }
                 seq
             }
-            Pushed::Evicted { seq, .. } => seq,
+            Pushed::Evicted { seq, evicted_seq } => {
+                persist::forget(inner, evicted_seq, 1);
+                persist::remember(inner, seq);
+                seq
+            }
             Pushed::Dropped(refusal) => return self.refused(refusal),
             Pushed::Full(_) => unreachable!("a full queue was refused above"),
         };
@@ -269,6 +324,7 @@ impl Client {
     pub async fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
         let inner = &self.inner;
         inner.closed.set(true);
+        stream::close(inner);
         let target = inner.outbox.borrow_mut().drain(host::monotonic_ms());
         sender::drive(inner);
         let done = sender::wait_settled(inner, target, timeout).await;
@@ -289,6 +345,9 @@ impl Client {
             stale_answers: counters.stale,
             fallback_answers: counters.fallback,
             opted_out: self.inner.opted_out_events.get(),
+            spool_length: self.inner.persist.length(),
+            stream_connected: self.inner.stream.connected(),
+            token_provider_failures: self.inner.identity.failures(),
             ..self.inner.outbox.borrow().stats()
         }
     }

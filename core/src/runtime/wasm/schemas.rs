@@ -46,7 +46,10 @@ pub(crate) fn start(_inner: &Rc<Inner>) {}
 
 /// One `GET /v1/schema`: installs a new document (the local `schemas` option on top).
 #[cfg(feature = "schema")]
-async fn fetch(inner: &Inner, etag: Option<&str>) -> Result<crate::schema_refresh::SchemaAnswer, crate::error::Error> {
+async fn fetch(
+    inner: &Rc<Inner>,
+    etag: Option<&str>,
+) -> Result<crate::schema_refresh::SchemaAnswer, crate::error::Error> {
     use crate::{
         error::Error,
         schema::{SchemaDocument, SchemaRegistry},
@@ -66,9 +69,11 @@ async fn fetch(inner: &Inner, etag: Option<&str>) -> Result<crate::schema_refres
         keepalive: false,
     };
     let timeout = inner.config.request_timeout;
-    let reply = super::http::send(call, timeout)
-        .await
-        .map_err(|f| f.into_error(timeout))?;
+    let reply = match super::credentials::send(inner, super::credentials::Whose::Current, call).await {
+        super::credentials::Sent::Answered(reply) => reply,
+        super::credentials::Sent::Failed(failure) => return Err(failure.into_error(timeout)),
+        super::credentials::Sent::NoToken(err) => return Err(err),
+    };
     if status_meaning(reply.status)? == SchemaStatus::NotModified {
         return Ok(SchemaAnswer::NotModified);
     }

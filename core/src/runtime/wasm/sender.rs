@@ -10,15 +10,17 @@ use futures_util::future::{Either, select};
 use gloo_timers::{callback::Timeout, future::TimeoutFuture};
 
 use super::{
-    Bodies, Inner, host,
+    Bodies, Inner,
+    credentials::{Sent, Whose},
+    host,
     http::{self, Call, Failure},
 };
 use crate::{
     codec::{compress, encode_batch},
     error::Error,
-    outbox::{Answer, Dispatch, Settled},
+    outbox::{Acknowledgement, Answer, Dispatch, Settled},
     retry::Outcome,
-    wire::{IngestResponse, Rejection},
+    wire::Rejection,
 };
 
 /// The sender's own state: its timer, the bodies of unsettled batches and who waits.
@@ -31,6 +33,9 @@ pub(crate) struct SenderState {
     sending: usize,
     /// A drive is queued as a microtask.
     wake_queued: bool,
+    /// Body bytes of the keepalive requests out: a browser lets a page have at most
+    /// [`KEEPALIVE_MAX_BYTES`](super::lifecycle::KEEPALIVE_MAX_BYTES) of them in flight.
+    pub keepalive_bytes: usize,
     /// `flush()`/`shutdown()` callers: resolved once the low watermark reaches the target.
     waiters: Vec<(u64, oneshot::Sender<()>)>,
 }
@@ -87,7 +92,7 @@ pub(crate) fn drive(inner: &Rc<Inner>) {
         inner.sender.borrow_mut().sending += 1;
         let inner = inner.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let attempted = attempt(&inner, &body).await;
+            let attempted = attempt(&inner, first_seq, &body, false).await;
             inner.sender.borrow_mut().sending -= 1;
             attempted.settle(&inner, first_seq);
             drive(&inner);
@@ -126,6 +131,9 @@ pub(crate) fn discard(inner: &Rc<Inner>) -> u64 {
         for (first_seq, _) in &ranges {
             state.bodies.remove(first_seq);
         }
+    }
+    for &(first_seq, count) in &ranges {
+        super::persist::forget(inner, first_seq, count);
     }
     wake_waiters(inner);
     drive(inner);
@@ -166,8 +174,8 @@ fn encode(inner: &Inner, events: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
 
 /// What one attempt came back with.
 enum Attempted {
-    Counted(IngestResponse),
-    Uncounted,
+    /// A 2xx, read by the core's rules: whole (with or without counts) or unclear.
+    Acknowledged(Acknowledgement),
     Failed {
         status: u16,
         timeout: bool,
@@ -179,15 +187,13 @@ enum Attempted {
 impl Attempted {
     fn settle(self, inner: &Rc<Inner>, first_seq: u64) {
         match self {
-            Attempted::Counted(resp) => {
-                let answer = Answer::Counted {
-                    accepted: resp.accepted,
-                    duplicates: resp.duplicates,
-                    rejected: resp.rejected.len() as u64,
+            Attempted::Acknowledged(ack) => {
+                let error = match &ack {
+                    Acknowledgement::Unclear(why) => Some(Error::Network(why.clone())),
+                    _ => None,
                 };
-                settle(inner, first_seq, answer, None, &resp.rejected);
+                settle(inner, first_seq, ack.answer(), error, ack.rejections());
             }
-            Attempted::Uncounted => settle(inner, first_seq, Answer::Delivered, None, &[]),
             Attempted::Failed {
                 status,
                 timeout,
@@ -210,6 +216,12 @@ impl Attempted {
 
 /// Hands an answer to the outbox and carries out what it decided (callbacks, waiters).
 fn settle(inner: &Rc<Inner>, first_seq: u64, answer: Answer<'_>, error: Option<Error>, rejections: &[Rejection]) {
+    // As the native spool: a batch leaves the store before the outbox settles it, and stays
+    // there only while it may still succeed (at the next page load).
+    if answer.leaves_store() {
+        let count = inner.outbox.borrow().batch_len(first_seq);
+        super::persist::forget(inner, first_seq, count);
+    }
     let settled =
         inner
             .outbox
@@ -233,8 +245,55 @@ fn settle(inner: &Rc<Inner>, first_seq: u64, answer: Answer<'_>, error: Option<E
     super::entitlements::refetch_settled(inner);
 }
 
-/// One POST of a batch body.
-async fn attempt(inner: &Inner, body: &[u8]) -> Attempted {
+/// Sends batch `first_seq`, taken as the page is hidden or left, with `fetch(keepalive)`:
+/// `beacon` (the beacon route's body) when given, else its gzip body to the ingest route.
+/// The gzip body is kept either way, for a resend should the page live on and this attempt
+/// fail.
+pub(crate) fn send_keepalive(inner: &Rc<Inner>, first_seq: u64, events: &[Vec<u8>], beacon: Option<Vec<u8>>) {
+    let body = match encode(inner, events) {
+        Ok(body) => Rc::new(body),
+        Err(error) => {
+            settle(inner, first_seq, Answer::Unsendable, Some(error), &[]);
+            return;
+        }
+    };
+    let size = beacon.as_ref().map_or(body.len(), Vec::len);
+    {
+        let mut state = inner.sender.borrow_mut();
+        state.bodies.insert(first_seq, body.clone());
+        state.sending += 1;
+        state.keepalive_bytes += size;
+    }
+    let inner = inner.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let attempted = match &beacon {
+            Some(beacon) => {
+                let url = format!("{}/v1/beacon", inner.config.base_url());
+                let call = Call {
+                    method: "POST",
+                    url: &url,
+                    headers: &[("content-type", "text/plain;charset=UTF-8")],
+                    body: Some(beacon),
+                    keepalive: true,
+                };
+                beacon_exchange(&inner, call).await
+            }
+            None => attempt(&inner, first_seq, &body, true).await,
+        };
+        {
+            let mut state = inner.sender.borrow_mut();
+            state.sending -= 1;
+            state.keepalive_bytes -= size;
+        }
+        attempted.settle(&inner, first_seq);
+        // Still hidden: the next piece, now that the quota has room again.
+        super::lifecycle::continue_unload(&inner);
+        drive(&inner);
+    });
+}
+
+/// One POST of a batch body, with the customer token of the user who tracked it.
+async fn attempt(inner: &Rc<Inner>, first_seq: u64, body: &[u8], keepalive: bool) -> Attempted {
     let encoding = inner.config.compression.as_str();
     let headers = inner.headers(&[
         ("content-type", "application/cloudevents-batch+json"),
@@ -245,15 +304,43 @@ async fn attempt(inner: &Inner, body: &[u8]) -> Attempted {
         url: &inner.ingest_url,
         headers: &headers,
         body: Some(body),
-        keepalive: false,
+        keepalive,
     };
-    match http::send(call, inner.config.request_timeout).await {
-        Ok(reply) if (200..300).contains(&reply.status) => {
-            match serde_json::from_slice::<IngestResponse>(&reply.body) {
-                Ok(parsed) if reply.status == 202 => Attempted::Counted(parsed),
-                _ => Attempted::Uncounted,
-            }
+    let sent = match super::credentials::send(inner, Whose::Batch(first_seq), call).await {
+        Sent::Answered(reply) => Ok(reply),
+        Sent::Failed(failure) => Err(failure),
+        // No token to send: waits and tries again, as for an unreachable server (the
+        // events are kept, not dropped).
+        Sent::NoToken(error) => {
+            return Attempted::Failed {
+                status: 0,
+                timeout: false,
+                retry_after: None,
+                error,
+            };
         }
+    };
+    read_answer(inner, sent)
+}
+
+/// The beacon route: its credentials are in the body, so the request goes as it is (no
+/// customer-token header, which would need a preflight).
+async fn beacon_exchange(inner: &Inner, call: Call<'_>) -> Attempted {
+    let sent = http::send(call, inner.config.request_timeout).await;
+    read_answer(inner, sent)
+}
+
+/// A request to an ingest route, read as what the outbox needs to hear.
+fn read_answer(inner: &Inner, sent: Result<http::Reply, Failure>) -> Attempted {
+    match sent {
+        // `fetch` rejects a body cut short, and its `Content-Length` counts the bytes before
+        // decompression: no length to compare here.
+        Ok(reply) if (200..300).contains(&reply.status) => Attempted::Acknowledged(Acknowledgement::read(
+            reply.status,
+            reply.header("content-type").as_deref(),
+            None,
+            Ok(&reply.body),
+        )),
         Ok(reply) => Attempted::Failed {
             status: reply.status,
             timeout: false,

@@ -7,7 +7,7 @@
 //! ingest attempt and the status that reached the client.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -40,6 +40,17 @@ pub enum Fault {
     Bandwidth { bytes_per_sec: usize },
     /// Answer the first request with this status (and `Retry-After: 0` for 429), then close.
     Status(u16),
+    /// Forward the server's first answer's status line and headers and `keep` bytes of its
+    /// body (at most all but one), then end the connection: with RST when `reset`, else with
+    /// FIN, the body shorter than its `Content-Length`.
+    CutBody { keep: usize, reset: bool },
+    /// Forward the server's first answer whole, with its body's first byte replaced (no
+    /// longer JSON), then close. The sniff does not record it as answered: no client can
+    /// read it.
+    GarbleBody,
+    /// Forward the server's first answer whole, then close: the client's next request takes
+    /// a new connection, and so a new draw of the plan.
+    OneAnswer,
 }
 
 impl Fault {
@@ -55,6 +66,10 @@ impl Fault {
             Fault::Status(503) => "503 answer",
             Fault::Status(429) => "429 answer",
             Fault::Status(_) => "status answer",
+            Fault::CutBody { reset: true, .. } => "body cut (reset)",
+            Fault::CutBody { reset: false, .. } => "body cut (closed)",
+            Fault::GarbleBody => "body garbled",
+            Fault::OneAnswer => "one answer per connection",
         }
     }
 }
@@ -189,6 +204,30 @@ impl ChaosProxy {
     pub fn attempts(&self) -> Vec<(Vec<String>, u16)> {
         self.shared.attempts.lock().unwrap().clone()
     }
+
+    /// [`ChaosProxy::attempts`] once every id of `settled` has had a whole 2xx reach the
+    /// client, or after `patience`; and how many of them had none. (An answer is recorded just
+    /// after it was written, so a client can settle a batch a moment before it shows here.)
+    pub fn attempts_once_answered<'a>(
+        &self,
+        settled: impl IntoIterator<Item = &'a String> + Clone,
+        patience: Duration,
+    ) -> (Vec<(Vec<String>, u16)>, usize) {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let attempts = self.attempts();
+            let answered: HashSet<&String> = attempts
+                .iter()
+                .filter(|(_, status)| (200..300).contains(status))
+                .flat_map(|(ids, _)| ids)
+                .collect();
+            let unanswered = settled.clone().into_iter().filter(|id| !answered.contains(id)).count();
+            if unanswered == 0 || std::time::Instant::now() >= deadline {
+                return (attempts, unanswered);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn addr_of(url: &str) -> SocketAddr {
@@ -242,20 +281,100 @@ async fn proxy(shared: Arc<Shared>, client: TcpStream) {
         cut_request,
         (&exchange, false),
     );
-    let down = pump(
-        shared.clone(),
-        server_read,
-        client_write,
-        fault,
-        cut_response,
-        (&exchange, true),
-    );
+    let down = async {
+        match fault {
+            Fault::CutBody { .. } | Fault::GarbleBody | Fault::OneAnswer => {
+                tamper_answer(&shared, server_read, client_write, fault, &exchange).await
+            }
+            _ => {
+                pump(
+                    shared.clone(),
+                    server_read,
+                    client_write,
+                    fault,
+                    cut_response,
+                    (&exchange, true),
+                )
+                .await
+            }
+        }
+    };
     // An injected reset ends both directions at once (the sockets have linger 0: RST); a cut
     // closes them.
     tokio::select! {
         _ = async { tokio::try_join!(up, down) } => {}
         _ = cut.changed() => {}
     }
+}
+
+/// Reads the server's first answer whole (head and `Content-Length` body), hands the client
+/// its head and a cut or garbled body as `fault` says (or the whole answer, for
+/// [`Fault::OneAnswer`]), and ends the connection (`Err`).
+/// A 2xx answer tampered with is counted as "… after 2xx".
+async fn tamper_answer(
+    shared: &Shared,
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    fault: Fault,
+    exchange: &Mutex<Exchange>,
+) -> Result<Halves, ()> {
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let (head_end, length) = loop {
+        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..at]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if answer.len() >= at + 4 + length {
+                break (at + 4, length);
+            }
+        }
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return Ok((from, to)),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    };
+    let success = answer.starts_with(b"HTTP/1.1 2");
+    let body = &answer[head_end..head_end + length];
+    let (written, recorded) = match fault {
+        Fault::CutBody { keep, .. } => {
+            let cut = &answer[..head_end + keep.min(length.saturating_sub(1))];
+            (cut.to_vec(), cut.len())
+        }
+        Fault::GarbleBody => {
+            let mut whole = answer[..head_end].to_vec();
+            whole.extend_from_slice(body);
+            if let Some(first) = whole.get_mut(head_end) {
+                *first = b'<';
+            }
+            (whole, head_end)
+        }
+        _ => {
+            let whole = answer[..head_end + length].to_vec();
+            let len = whole.len();
+            (whole, len)
+        }
+    };
+    if success && fault != Fault::OneAnswer {
+        shared.count(match fault {
+            Fault::CutBody { reset: true, .. } => "body cut (reset) after 2xx",
+            Fault::CutBody { reset: false, .. } => "body cut (closed) after 2xx",
+            _ => "body garbled after 2xx",
+        });
+    }
+    if to.write_all(&written).await.is_ok() {
+        exchange.lock().unwrap().delivered_to_client(&written[..recorded]);
+    }
+    if matches!(fault, Fault::CutBody { reset: true, .. }) {
+        let _ = from.as_ref().set_zero_linger();
+        let _ = to.as_ref().set_zero_linger();
+    } else {
+        let _ = to.shutdown().await;
+    }
+    Err(())
 }
 
 type Halves = (tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf);

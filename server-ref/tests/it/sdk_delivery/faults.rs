@@ -1,14 +1,15 @@
 //! The fault run (issue 8): the SDK sends `FAULT_EVENTS` events (default 50,000; `make
 //! faults` runs 1,000,000 in release) through [`ChaosProxy`] while it cycles through latency
-//! and jitter, resets mid-request and mid-response, stalls past the client's timeout, a
-//! bandwidth cap, 503 and 429 storms, cuts of every connection (streams included) and
-//! `kill -9` + restart of the server. The faults last the whole run: they stop only once the
-//! producer is done and the client holds nothing more, so every event crosses while they are
-//! active. Meanwhile the catalog changes for five customers whose entitlements five other
-//! clients hold and follow over the stream. At the end: stored == accepted, nothing twice,
-//! every event stored while the faults were active, resends only after a failed or
-//! unanswered attempt, and every subscriber holds the server's answer. Prints a summary
-//! table.
+//! and jitter, resets mid-request and mid-response, answers closed short of their body,
+//! stalls past the client's timeout, a bandwidth cap, 503 and 429 storms, cuts of every
+//! connection (streams included) and `kill -9` + restart of the server. The faults last the
+//! whole run: they stop only once the producer is done and the client holds nothing more, so
+//! every event crosses while they are active. Meanwhile the catalog changes for five
+//! customers whose entitlements five other clients hold and follow over the stream. At the
+//! end: stored == accepted, nothing twice, every event stored while the faults were active,
+//! resends only after a failed or unanswered attempt, no event counted delivered without a
+//! whole 2xx reaching the client, and every subscriber holds the server's answer. Prints a
+//! summary table.
 
 use std::{
     collections::HashSet,
@@ -50,6 +51,7 @@ fn phases() -> Vec<Fault> {
         },
         Fault::ResetRequest { within: 64 * 1024 },
         Fault::ResetResponse { within: 200 },
+        Fault::CutBody { keep: 12, reset: false },
         Fault::Stall {
             hold: Duration::from_secs(3),
         },
@@ -194,8 +196,10 @@ fn events_through_every_fault_are_stored_exactly_once_and_subscribers_converge()
     let lost = accepted.iter().filter(|id| !unique.contains(id)).count();
     let stats = client.stats();
     // What the SDK sent, at the proxy: a resend only after a failed or unanswered attempt.
-    let producer_attempts: Vec<(Vec<String>, u16)> = proxy
-        .attempts()
+    // The client settled every event, so a whole 2xx must have reached it for each (the
+    // proxy records a status only once the whole answer was written to the client's socket).
+    let (attempts, settled_unanswered) = proxy.attempts_once_answered(&accepted, Duration::from_secs(5));
+    let producer_attempts: Vec<(Vec<String>, u16)> = attempts
         .into_iter()
         .filter(|(ids, _)| ids.first().is_some_and(|id| id.starts_with("ev-")))
         .collect();
@@ -240,6 +244,10 @@ fn events_through_every_fault_are_stored_exactly_once_and_subscribers_converge()
         "ids sent more than once", resends.resent_ids
     ));
     table.push_str(&format!("  {:<28} {:>10}\n", "resent, deduplicated", stats.duplicates));
+    table.push_str(&format!(
+        "  {:<28} {:>10}\n",
+        "settled, no whole 2xx seen", settled_unanswered
+    ));
     table.push_str(&format!("  {:<28} {:>10}\n", "SDK retries", stats.retried));
     table.push_str(&format!("  {:<28} {:>10}\n", "server kill -9 + restart", restarts));
     table.push_str(&format!("  {:<28} {:>10}\n", "catalog changes", changes));
@@ -281,6 +289,7 @@ fn events_through_every_fault_are_stored_exactly_once_and_subscribers_converge()
             "sent": resends.sends,
             "resent_ids": resends.resent_ids,
             "deduplicated": stats.duplicates,
+            "settled_without_whole_answer": settled_unanswered,
             "retries": stats.retried,
             "restarts": restarts,
             "catalog_changes": changes,
@@ -299,6 +308,10 @@ fn events_through_every_fault_are_stored_exactly_once_and_subscribers_converge()
     assert_eq!(duplicated, 0, "{table}");
     assert_eq!(unique.len(), accepted.len(), "{table}");
     assert_eq!(stats.dropped, 0, "{table}");
+    assert_eq!(
+        settled_unanswered, 0,
+        "events counted delivered without a whole 2xx reaching the client: {table}"
+    );
     assert_eq!(
         stored_under_faults,
         accepted.len(),

@@ -6,6 +6,7 @@
 
 pub(crate) mod chaos;
 use crate::common;
+mod cut_answers;
 mod faults;
 pub(crate) mod proxy;
 mod recovery;

@@ -82,6 +82,20 @@ class EntitlementsTest {
     }
 
     @Test
+    fun `shutdown tells the listener the stream is no longer connected`() {
+        val cat = Catalog(server)
+        val subject = subject()
+        cat.setPlan(server, subject, cat.free)
+        val recorder = Recorder()
+        val c = Client(options(), recorder)
+        c.entitlementBlocking(subject, cat.sso)
+        assertTrue(waitUntil(20_000) { (true to "connected") in recorder.connections }, "${recorder.connections}")
+        c.shutdown()
+        // shutdown() returns after the worker ended: the listener was called before.
+        assertEquals(false to "client shutdown", recorder.connections.last(), "${recorder.connections}")
+    }
+
+    @Test
     fun `tracked usage cuts access locally and thresholds reach the listener`() {
         val cat = Catalog(server, limit = 3, thresholds = listOf(0.5, 1.0))
         val subject = subject()

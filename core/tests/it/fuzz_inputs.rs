@@ -4,9 +4,9 @@
 //! crash stays fixed in `make test` without the fuzz toolchain.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-#[path = "../../fuzz/harness.rs"]
+#[path = "../../../fuzz/harness.rs"]
 mod harness;
-#[path = "../../fuzz/inputs.rs"]
+#[path = "../../../fuzz/inputs.rs"]
 mod kept;
 
 use meterline_core::{

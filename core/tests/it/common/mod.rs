@@ -1,4 +1,4 @@
-//! What the native client's test binaries share: a port that refuses connections and a
+//! What the native client's test modules share: a port that refuses connections and a
 //! client that records what it reports through `on_error`.
 
 use std::{

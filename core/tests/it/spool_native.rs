@@ -6,16 +6,15 @@
 #![cfg(feature = "native")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use common::{recording, refused_endpoint};
 use meterline_core::{Client, Config, Error, OverflowPolicy, SpoolFsync};
 use serde_json::json;
+
+use crate::common::{recording, refused_endpoint};
 
 const KEY: &str = "ml_sk_native_0123456789abcdef0123";
 

@@ -5,8 +5,6 @@
 #![cfg(feature = "native")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::{
     net::TcpListener,
     sync::{
@@ -16,12 +14,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{recording, refused_endpoint};
 use meterline_core::{
     Client, Config, Error, Fallback, Source, customer_token, entitlement::Entitlements, key::ApiKey,
     runtime::native::Callbacks,
 };
 use serde_json::json;
+
+use crate::common::{recording, refused_endpoint};
 
 const KEY: &str = "ml_sk_native_0123456789abcdef0123";
 
