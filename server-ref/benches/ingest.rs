@@ -14,7 +14,7 @@
 //! file: the bench creates a fresh database next to `DB` (the URL's user must be allowed to)
 //! and starts the server(s) on it; `BENCH_NODES` (default 1) starts that many nodes on it
 //! and splits the connections between them (connection `i` talks to node `i % nodes`; no
-//! load balancer in the way). Metered runs need the catalog, not yet on PostgreSQL.
+//! load balancer in the way); the `[catalog]` of a metered run is applied on PostgreSQL too.
 //! Talks only to 127.0.0.1, sends a bounded number of batches and stops by itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

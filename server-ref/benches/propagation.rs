@@ -29,12 +29,16 @@
 //! on this VM is ≈ 2 ms faster per change because no thread has gone to sleep). Talks only to
 //! 127.0.0.1 and stops by itself.
 //!
-//! `BENCH_CHANGE=schema` measures another change, one every store has (the entitlement
-//! catalog is not on PostgreSQL yet): each round `PUT`s a new event schema, and every raw
-//! connection (no real Clients) sees its `schema.updated` frame. With it,
-//! `BENCH_DATABASE_URL=postgres://…` runs on a fresh PostgreSQL database and `BENCH_NODES=2`
-//! starts a second node on it: the connections subscribe on node B, the changes are made
-//! through node A (the path between nodes: the stream log, `NOTIFY`, B's follower).
+//! `BENCH_DATABASE_URL=postgres://…` runs on a fresh PostgreSQL database next to the URL's,
+//! and `BENCH_NODES=2` starts a second node on it: the observers (raw connections, and the
+//! real Clients' reads and streams) are on node B, the changes are made through node A (the
+//! path between nodes: the stream log, `NOTIFY`, B's follower). `scripts/bench-postgres.sh`
+//! runs the shared override alone this way (`BENCH_CLIENTS=0 BENCH_ROUNDS=0 BENCH_SINGLE=0
+//! BENCH_SHARED_PLAN_ROUNDS=0`).
+//!
+//! `BENCH_CHANGE=schema` measures another change, with the same switches: each round `PUT`s a
+//! new event schema, and every raw connection (no real Clients) sees its `schema.updated`
+//! frame.
 //!
 //! The kernel floor (`floor/mod.rs`) runs last, once the server is gone: the same number of
 //! bare loopback TCP connections, each sent one message as long as the real frame per round,
@@ -233,9 +237,15 @@ fn main() {
     }
     let observers = raw + clients;
 
-    let server = BenchServer::start(observers);
-    let (base, secret, admin) = (server.base.clone(), server.secret.clone(), server.admin.clone());
-    let ws_url = server.stream_url();
+    // Changes through the first node; observers (streams and Clients' reads) on the last.
+    let (servers, store) = start_nodes(observers);
+    let nodes = servers.len();
+    let (base, secret, admin) = (
+        servers[0].base.clone(),
+        servers[0].secret.clone(),
+        servers[0].admin.clone(),
+    );
+    let (watched_base, ws_url) = (servers[nodes - 1].base.clone(), servers[nodes - 1].stream_url());
     let subject = |i: usize| format!("customer-{i}");
     let shared_subjects: Vec<String> = (0..shared).map(|i| format!("shared-{i}")).collect();
     // Each observer's subjects: its own customer, then the shared ones.
@@ -287,7 +297,7 @@ fn main() {
     // Real clients: cache the customer's answer (which opens and subscribes the stream).
     let real: Vec<Client> = (raw..observers)
         .map(|i| {
-            let mut c = Config::new(secret.as_str(), base.as_str());
+            let mut c = Config::new(secret.as_str(), watched_base.as_str());
             c.fetch_schemas = false;
             let client = Client::new(c).unwrap();
             for s in watched(i) {
@@ -305,7 +315,8 @@ fn main() {
     // Subscribed is not visible from outside the client; give the subscribe frames a moment.
     std::thread::sleep(Duration::from_millis(500));
     println!(
-        "{raw} raw stream connections + {clients} real core Clients subscribed in {:.1} s",
+        "{raw} raw stream connections + {clients} real core Clients subscribed on node {nodes} of {nodes} \
+         ({store}) in {:.1} s; changes through node 1",
         started.elapsed().as_secs_f64()
     );
 
@@ -469,7 +480,7 @@ fn main() {
         );
     }
     drop(runtime);
-    drop(server);
+    drop(servers);
     let bytes = FRAME_BYTES.load(Ordering::Relaxed);
     if floor_rounds > 0 && bytes > 0 {
         let ms = floor::measure(observers, bytes, floor_rounds, gap);
@@ -499,19 +510,9 @@ fn main() {
 /// stream connections on the last node (`BENCH_NODES`, on `BENCH_DATABASE_URL` or SQLite),
 /// then the kernel floor.
 fn schema_changes(raw: usize, rounds: usize, floor_rounds: usize, gap: Duration) {
-    let database = std::env::var("BENCH_DATABASE_URL")
-        .ok()
-        .map(|url| common::fresh_pg_database(&url));
-    let nodes = knob("BENCH_NODES", 1).max(1);
-    assert!(
-        nodes == 1 || database.is_some(),
-        "BENCH_NODES={nodes} needs BENCH_DATABASE_URL (several nodes share a PostgreSQL database)"
-    );
-    let servers: Vec<BenchServer> = (0..nodes)
-        .map(|_| BenchServer::start_on(raw, database.as_deref()))
-        .collect();
+    let (servers, store) = start_nodes(raw);
+    let nodes = servers.len();
     let (changed, watched) = (&servers[0], &servers[nodes - 1]);
-    let store = if database.is_some() { "PostgreSQL" } else { "SQLite" };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -567,4 +568,22 @@ fn schema_changes(raw: usize, rounds: usize, floor_rounds: usize, gap: Duration)
         missing, 0,
         "{missing} expected sightings never arrived (counted as timeouts above)"
     );
+}
+
+/// `BENCH_NODES` server nodes (default 1) for up to `connections` stream connections each, on
+/// a fresh database next to `BENCH_DATABASE_URL` (PostgreSQL) or, for one node, on a fresh
+/// SQLite file; and the store's name.
+fn start_nodes(connections: usize) -> (Vec<BenchServer>, &'static str) {
+    let database = std::env::var("BENCH_DATABASE_URL")
+        .ok()
+        .map(|url| common::fresh_pg_database(&url));
+    let nodes = knob("BENCH_NODES", 1).max(1);
+    assert!(
+        nodes == 1 || database.is_some(),
+        "BENCH_NODES={nodes} needs BENCH_DATABASE_URL (several nodes share a PostgreSQL database)"
+    );
+    let servers = (0..nodes)
+        .map(|_| BenchServer::start_on(connections, database.as_deref()))
+        .collect();
+    (servers, if database.is_some() { "PostgreSQL" } else { "SQLite" })
 }

@@ -26,6 +26,7 @@ pub struct BenchServer {
 
 impl BenchServer {
     /// Starts the server for up to `connections` stream connections.
+    #[allow(dead_code)]
     pub fn start(connections: usize) -> Self {
         Self::start_on(connections, None)
     }
