@@ -1,5 +1,5 @@
 # meterline — `make help` lists the targets. Each is a one-liner over scripts/.
-.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin test-postgres demo-browser bench-kotlin test-bench-output
+.PHONY: help demo test test-rust lint bench bench-instructions results fuzz wasm test-python bench-python test-node bench-node test-openapi faults browser test-browser test-kotlin demo-kotlin test-postgres demo-browser bench-kotlin test-bench-output bench-postgres
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ bench-instructions: ## instruction counts of the core's hot paths (callgrind) vs
 
 bench: ## the benches; each writes bench/results/<id>.json, then bench/RESULTS.md is rendered
 	@scripts/bench.sh
+
+bench-postgres: ## durable ingest on PostgreSQL (one node, two nodes) beside SQLite, on a throwaway cluster
+	@scripts/bench-postgres.sh
 
 test-bench-output: ## each bench in a small run, its real output parsed by scripts/results.py (nothing recorded)
 	@scripts/test-bench-output.sh

@@ -3,13 +3,14 @@
 # propagation benches, the instruction counts, and — when the bindings are present — the peer
 # comparisons. Each writes its figures to bench/results/<id>.json (scripts/results.py, with
 # the command, date, commit and load), and bench/RESULTS.md is rendered from them at the end.
-# BENCH_ONLY="core server instructions python node kotlin" picks some of them.
+# BENCH_ONLY="core server postgres instructions python node kotlin" picks some of them
+# (postgres: scripts/bench-postgres.sh, ingest on a throwaway PostgreSQL cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_rust
 
-only=${BENCH_ONLY:-core server instructions python node kotlin}
+only=${BENCH_ONLY:-core server postgres instructions python node kotlin}
 wants() { [[ " $only " == *" $1 "* ]]; }
 logs=target/bench-logs
 mkdir -p "$logs"
@@ -94,6 +95,10 @@ if wants server; then
   step "server: admin change -> subscribed clients (1,000 stream connections + 20 core Clients)"
   BENCH_SINGLE=20 $cmd 2>&1 | tee "$logs/propagation.txt"
   results propagation "$logs/propagation.txt" "BENCH_SINGLE=20 $cmd"
+fi
+
+if wants postgres; then
+  scripts/bench-postgres.sh
 fi
 
 if wants instructions; then

@@ -4,8 +4,8 @@
 # binary on PostgreSQL (tests/it/pg_nodes.rs: start-up refusals, two nodes on one database;
 # pg_failover.rs: the SDK behind HAProxy through a node killed and a database restart).
 # Installs PostgreSQL and HAProxy from Debian's packages when missing, starts a throwaway
-# cluster (its own temp dir, 127.0.0.1 on a free port, the unix socket inside the dir; as the
-# unprivileged `postgres` user when run as root, since initdb refuses root), runs the tests
+# cluster (scripts/pg-cluster.sh: its own temp dir, 127.0.0.1 on a free port, the unix socket
+# inside the dir; as the unprivileged `postgres` user when run as root), runs the tests
 # with METERLINE_TEST_DATABASE_URL pointing at it, and stops and removes the cluster on every
 # exit. Appends "postgres: N passed, N failed, N skipped" to the file named by $1, if any.
 # Exit status: non-zero if anything failed.
@@ -17,57 +17,24 @@ summary=${1:-/dev/null}
 log=target/test-logs/postgres.txt
 mkdir -p target/test-logs
 
-# The newest installed PostgreSQL's bin directory, if any.
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+source scripts/pg-cluster.sh
 
 step "PostgreSQL: storage tests against SQLite and PostgreSQL, two server nodes"
-if [ -z "$(pg_bin)" ]; then
-  echo "PostgreSQL is not installed: installing it from Debian's packages"
-  sudo_=()
-  [ "$(id -u)" -eq 0 ] || sudo_=(sudo)
-  # Other scripts may run apt at the same time: one apt at a time, by /tmp/apt.lock.
-  flock /tmp/apt.lock "${sudo_[@]}" sh -c 'apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null'
-fi
-# HAProxy (the load balancer of the failover cases), from Debian's packages too.
+# HAProxy (the load balancer of the failover cases), from Debian's packages.
 if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
   echo "HAProxy is not installed: installing it from Debian's packages"
-  sudo_=()
-  [ "$(id -u)" -eq 0 ] || sudo_=(sudo)
-  flock /tmp/apt.lock "${sudo_[@]}" sh -c 'apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null'
+  pg_apt_install haproxy
 fi
 haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
-[ -x "$haproxy_bin" ] || { echo "postgres: 0 passed, 1 failed, 0 skipped (HAProxy could not be installed)" | tee -a "$summary"; exit 1; }
+[ -x "$haproxy_bin" ] || pg_cluster_fail "$summary" postgres "HAProxy could not be installed"
 export METERLINE_TEST_HAPROXY="$haproxy_bin"
-bin=$(pg_bin)
-[ -n "$bin" ] || { echo "postgres: 0 passed, 1 failed, 0 skipped (PostgreSQL could not be installed)" | tee -a "$summary"; exit 1; }
+pg_cluster_start "$summary" postgres
+bin=$PG_BIN
+dir=$PG_DIR
+pg_opts=$PG_OPTS
+as_pg=("${PG_AS[@]}")
 
-# initdb and pg_ctl refuse root: as root, run them as the package's `postgres` user.
-as_pg=()
-[ "$(id -u)" -ne 0 ] || as_pg=(runuser -u postgres --)
-
-dir=$(mktemp -d /tmp/meterline-pg.XXXXXX)
-chmod 755 "$dir"
-[ "$(id -u)" -ne 0 ] || chown postgres "$dir"
-stop_cluster() {
-  "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$dir"
-}
-trap stop_cluster EXIT
-
-# A free port: bind port 0 and read what the kernel chose.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"${as_pg[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
-  { cat "$dir/initdb.log"; echo "postgres: 0 passed, 1 failed, 0 skipped (initdb failed)" | tee -a "$summary"; exit 1; }
-# synchronous_commit and fsync stay on (the defaults): the tests see the durability the
-# server runs with.
-pg_opts="-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c max_connections=200"
-"${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/server.log" -o "$pg_opts" start >/dev/null ||
-  { cat "$dir/server.log"; echo "postgres: 0 passed, 1 failed, 0 skipped (the cluster did not start)" | tee -a "$summary"; exit 1; }
-echo "throwaway cluster: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $dir"
-
-export METERLINE_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+export METERLINE_TEST_DATABASE_URL="$PG_URL"
 # The restart cases restart (or stop and start) this cluster; they run alone, one after the
 # other, after the others.
 restart_case=storage::acknowledged_writes_survive_a_database_restart

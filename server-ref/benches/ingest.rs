@@ -10,9 +10,17 @@
 //! also checks thresholds — `BENCH_LIMIT`, default 1000 per month, sets how soon they cross).
 //! `BENCH_SERVER` runs another `meterline-server` binary (a copy of an earlier build, to
 //! compare before and after with the same load generator).
+//! `BENCH_DATABASE_URL=postgres://USER@HOST:PORT/DB` runs on PostgreSQL instead of a SQLite
+//! file: the bench creates a fresh database next to `DB` (the URL's user must be allowed to)
+//! and starts the server(s) on it; `BENCH_NODES` (default 1) starts that many nodes on it
+//! and splits the connections between them (connection `i` talks to node `i % nodes`; no
+//! load balancer in the way); the `[catalog]` of a metered run is applied on PostgreSQL too.
 //! Talks only to 127.0.0.1, sends a bounded number of batches and stops by itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[allow(dead_code)]
+mod common;
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -46,33 +54,47 @@ fn main() {
     let metered = std::env::var("BENCH_METERED").unwrap_or_else(|_| "none".into());
     config.push_str(&catalog(&metered, subjects, env_usize("BENCH_LIMIT", 1000)));
     std::fs::write(dir.path().join("meterline.toml"), config).unwrap();
-    let db = dir.path().join("bench.db");
+    let store = Store::new(&dir);
+    let nodes = env_usize("BENCH_NODES", 1).max(1);
+    assert!(
+        nodes == 1 || matches!(store, Store::Postgres(_)),
+        "BENCH_NODES={nodes} needs BENCH_DATABASE_URL (several nodes share a PostgreSQL database)"
+    );
     let server = std::env::var("BENCH_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_meterline-server").to_owned());
-    let mut child = Command::new(&server)
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--database-url",
-            &format!("sqlite://{}", db.display()),
-        ])
-        .current_dir(dir.path())
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start meterline-server");
+    let mut children = Vec::new();
+    let mut urls = Vec::new();
     let mut secret = String::new();
-    let mut url = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(k) = line.strip_prefix("secret key: ") {
-            secret = k.to_owned();
+    for node in 0..nodes {
+        let mut child = Command::new(&server)
+            .args(["--bind", "127.0.0.1:0", "--database-url", &store.url()])
+            .current_dir(dir.path())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start meterline-server");
+        let mut url = String::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(k) = line.strip_prefix("secret key: ") {
+                secret = k.to_owned();
+            }
+            if let Some(u) = line.strip_prefix("meterline-server listening on ") {
+                url = u.to_owned();
+                break;
+            }
         }
-        if let Some(u) = line.strip_prefix("meterline-server listening on ") {
-            url = u.to_owned();
-            break;
-        }
+        assert!(
+            !url.is_empty(),
+            "node {node} of {nodes} did not start (its error is above)"
+        );
+        children.push(child);
+        urls.push(url);
     }
+    assert!(
+        !secret.is_empty(),
+        "the first node printed no secret key: not a fresh database?"
+    );
 
     println!("preparing {batches} gzip batches of {batch_size} events (metered: {metered})…");
     let raw: Vec<Vec<u8>> = (0..batches).map(|b| batch_json(b, batch_size, subjects)).collect();
@@ -91,10 +113,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (elapsed, accepted) = runtime.block_on(send_all(&url, &secret, bodies.clone(), connections));
-    let stored = runtime.block_on(count_stored(&db));
-    let _ = Command::new("kill").arg("-15").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    let (elapsed, accepted) = runtime.block_on(send_all(&urls, &secret, bodies.clone(), connections));
+    // Where the time went: CPU seconds of the server node(s) and of this load generator
+    // (PostgreSQL's own is read by scripts/bench-postgres.sh).
+    let server_cpu: Vec<String> = children
+        .iter()
+        .map(|c| format!("{:.1} s", cpu_seconds(&c.id().to_string())))
+        .collect();
+    println!(
+        "cpu            : server node(s) {}, load generator {:.1} s, over {:.1} s of wall time",
+        server_cpu.join(" + "),
+        cpu_seconds("self"),
+        elapsed.as_secs_f64()
+    );
+    let stored = runtime.block_on(store.count_events());
+    for child in &mut children {
+        let _ = Command::new("kill").arg("-15").arg(child.id().to_string()).status();
+        let _ = child.wait();
+    }
     assert_eq!(accepted as usize, batches * batch_size, "every event acknowledged");
     assert_eq!(stored as usize, batches * batch_size, "every acknowledged event stored");
     let durable = accepted as f64 / elapsed.as_secs_f64();
@@ -109,7 +145,8 @@ fn main() {
     let parse = parsed as f64 / started.elapsed().as_secs_f64();
 
     println!(
-        "durable ingest : {durable:>10.0} events/s  ({accepted} events, {connections} connections, {elapsed:.2?}; stored count verified)"
+        "durable ingest : {durable:>10.0} events/s  ({accepted} events, {connections} connections, {nodes} node(s) on {}, {elapsed:.2?}; stored count verified)",
+        store.kind()
     );
     println!("serde_json parse: {parse:>10.0} events/s  (single thread, same batches decompressed)");
     println!(
@@ -171,12 +208,14 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-async fn send_all(url: &str, secret: &str, bodies: Arc<Vec<Vec<u8>>>, connections: usize) -> (Duration, u64) {
+/// Sends every body, `connections` at a time; connection `c` talks to `urls[c % urls.len()]`.
+async fn send_all(urls: &[String], secret: &str, bodies: Arc<Vec<Vec<u8>>>, connections: usize) -> (Duration, u64) {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (url, secret, bodies, next) = (url.to_owned(), secret.to_owned(), bodies.clone(), next.clone());
+    for c in 0..connections {
+        let url = urls[c % urls.len()].clone();
+        let (secret, bodies, next) = (secret.to_owned(), bodies.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut accepted = 0u64;
@@ -214,15 +253,64 @@ async fn send_all(url: &str, secret: &str, bodies: Arc<Vec<Vec<u8>>>, connection
     (started.elapsed(), accepted)
 }
 
-async fn count_stored(db: &std::path::Path) -> i64 {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    n
+/// User + system CPU seconds of process `pid` (`self` for this one) so far, from
+/// `/proc/PID/stat` (Linux, 100 ticks a second); 0 where it cannot be read.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Where the bench's server(s) store: a SQLite file in the bench's directory, or a fresh
+/// PostgreSQL database created next to `BENCH_DATABASE_URL`'s.
+enum Store {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Store {
+    fn new(dir: &tempfile::TempDir) -> Store {
+        let Ok(admin) = std::env::var("BENCH_DATABASE_URL") else {
+            return Store::Sqlite(dir.path().join("bench.db"));
+        };
+        Store::Postgres(common::fresh_pg_database(&admin))
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Store::Sqlite(db) => format!("sqlite://{}", db.display()),
+            Store::Postgres(url) => url.clone(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "SQLite",
+            Store::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    async fn count_events(&self) -> i64 {
+        use sqlx::Connection;
+        let count = "SELECT count(*) FROM events";
+        match self {
+            Store::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url()).await.unwrap();
+                let n = sqlx::query_scalar(count).fetch_one(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+                n
+            }
+            Store::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let n = sqlx::query_scalar(count).fetch_one(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+                n
+            }
+        }
+    }
 }

@@ -29,6 +29,17 @@
 //! on this VM is ≈ 2 ms faster per change because no thread has gone to sleep). Talks only to
 //! 127.0.0.1 and stops by itself.
 //!
+//! `BENCH_DATABASE_URL=postgres://…` runs on a fresh PostgreSQL database next to the URL's,
+//! and `BENCH_NODES=2` starts a second node on it: the observers (raw connections, and the
+//! real Clients' reads and streams) are on node B, the changes are made through node A (the
+//! path between nodes: the stream log, `NOTIFY`, B's follower). `scripts/bench-postgres.sh`
+//! runs the shared override alone this way (`BENCH_CLIENTS=0 BENCH_ROUNDS=0 BENCH_SINGLE=0
+//! BENCH_SHARED_PLAN_ROUNDS=0`).
+//!
+//! `BENCH_CHANGE=schema` measures another change, with the same switches: each round `PUT`s a
+//! new event schema, and every raw connection (no real Clients) sees its `schema.updated`
+//! frame.
+//!
 //! The kernel floor (`floor/mod.rs`) runs last, once the server is gone: the same number of
 //! bare loopback TCP connections, each sent one message as long as the real frame per round,
 //! nothing else in the way. The shared override is printed against it as a ratio: what is
@@ -145,6 +156,7 @@ async fn put(http: &reqwest::Client, base: &str, admin: &str, path: &str, body: 
 struct Observed<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
+    seq: Option<u64>,
     data: Option<ObservedAnswer>,
 }
 
@@ -191,6 +203,10 @@ async fn raw_observer(url: String, key: String, subjects: Vec<String>, index: us
         };
         if observed.kind == "subscribed" {
             seen.record((index, 0, at));
+        } else if observed.kind == "schema.updated" {
+            // `BENCH_CHANGE=schema`: the frame's seq marks the round.
+            FRAME_BYTES.store(text.len(), Ordering::Relaxed);
+            seen.record((index, observed.seq.unwrap_or(0), at));
         } else if observed.kind == "entitlements.updated" {
             FRAME_BYTES.store(text.len(), Ordering::Relaxed);
             if let Some(seats) = observed.data.and_then(|d| d.entitlements?.tier?.value).map(|v| v.seats) {
@@ -216,11 +232,20 @@ fn main() {
     let shared_plan_rounds = knob("BENCH_SHARED_PLAN_ROUNDS", shared_rounds);
     let floor_rounds = knob("BENCH_FLOOR_ROUNDS", 30);
     let gap = Duration::from_millis(knob("BENCH_GAP_MS", 5) as u64);
+    if std::env::var("BENCH_CHANGE").as_deref() == Ok("schema") {
+        return schema_changes(raw, rounds, floor_rounds, gap);
+    }
     let observers = raw + clients;
 
-    let server = BenchServer::start(observers);
-    let (base, secret, admin) = (server.base.clone(), server.secret.clone(), server.admin.clone());
-    let ws_url = server.stream_url();
+    // Changes through the first node; observers (streams and Clients' reads) on the last.
+    let (servers, store) = start_nodes(observers);
+    let nodes = servers.len();
+    let (base, secret, admin) = (
+        servers[0].base.clone(),
+        servers[0].secret.clone(),
+        servers[0].admin.clone(),
+    );
+    let (watched_base, ws_url) = (servers[nodes - 1].base.clone(), servers[nodes - 1].stream_url());
     let subject = |i: usize| format!("customer-{i}");
     let shared_subjects: Vec<String> = (0..shared).map(|i| format!("shared-{i}")).collect();
     // Each observer's subjects: its own customer, then the shared ones.
@@ -272,7 +297,7 @@ fn main() {
     // Real clients: cache the customer's answer (which opens and subscribes the stream).
     let real: Vec<Client> = (raw..observers)
         .map(|i| {
-            let mut c = Config::new(secret.as_str(), base.as_str());
+            let mut c = Config::new(secret.as_str(), watched_base.as_str());
             c.fetch_schemas = false;
             let client = Client::new(c).unwrap();
             for s in watched(i) {
@@ -290,7 +315,8 @@ fn main() {
     // Subscribed is not visible from outside the client; give the subscribe frames a moment.
     std::thread::sleep(Duration::from_millis(500));
     println!(
-        "{raw} raw stream connections + {clients} real core Clients subscribed in {:.1} s",
+        "{raw} raw stream connections + {clients} real core Clients subscribed on node {nodes} of {nodes} \
+         ({store}) in {:.1} s; changes through node 1",
         started.elapsed().as_secs_f64()
     );
 
@@ -454,7 +480,7 @@ fn main() {
         );
     }
     drop(runtime);
-    drop(server);
+    drop(servers);
     let bytes = FRAME_BYTES.load(Ordering::Relaxed);
     if floor_rounds > 0 && bytes > 0 {
         let ms = floor::measure(observers, bytes, floor_rounds, gap);
@@ -478,4 +504,86 @@ fn main() {
         missing, 0,
         "{missing} expected sightings never arrived (counted as timeouts above)"
     );
+}
+
+/// `BENCH_CHANGE=schema`: `rounds` schema `PUT`s through the first node, each seen by `raw`
+/// stream connections on the last node (`BENCH_NODES`, on `BENCH_DATABASE_URL` or SQLite),
+/// then the kernel floor.
+fn schema_changes(raw: usize, rounds: usize, floor_rounds: usize, gap: Duration) {
+    let (servers, store) = start_nodes(raw);
+    let nodes = servers.len();
+    let (changed, watched) = (&servers[0], &servers[nodes - 1]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = Sightings::default();
+    for i in 0..raw {
+        let url = watched.stream_url();
+        runtime.spawn(raw_observer(
+            url,
+            changed.secret.clone(),
+            vec![format!("customer-{i}")],
+            i,
+            seen.clone(),
+        ));
+    }
+    let subscribed = seen.wait(raw, Duration::from_secs(60), |&(_, seq, _)| seq == 0);
+    assert_eq!(subscribed.len(), raw, "raw connections subscribe");
+    println!("{raw} raw stream connections subscribed on node {nodes} of {nodes} ({store}); changes through node 1");
+    let http = reqwest::Client::new();
+    let mut ms = Vec::with_capacity(rounds * raw);
+    for round in 0..rounds {
+        std::thread::sleep(gap);
+        let schema = json!({"type": "object", "properties": {"n": {"const": round}}});
+        let sent = Instant::now();
+        let path = format!("schemas/bench.e{round}");
+        runtime.block_on(put(&http, &changed.base, &changed.admin, &path, schema));
+        // The project's only messages are these: round r's is seq r + 1.
+        let seq = round as u64 + 1;
+        for (_, _, at) in seen.wait(raw, SIGHTING_TIMEOUT, |&(_, s, _)| s == seq) {
+            ms.push(at.saturating_duration_since(sent).as_secs_f64() * 1e3);
+        }
+    }
+    let expected = rounds * raw;
+    let mut missing = expected.saturating_sub(ms.len());
+    report(
+        &format!("schema change, raw stream connections ({store}, {nodes} node(s), {rounds} rounds)"),
+        ms,
+        expected,
+    );
+    drop(runtime);
+    drop(servers);
+    let bytes = FRAME_BYTES.load(Ordering::Relaxed);
+    if floor_rounds > 0 && bytes > 0 {
+        let ms = floor::measure(raw, bytes, floor_rounds, gap);
+        let label = format!(
+            "Kernel floor (bare loopback TCP, {raw} connections, one {bytes}-byte message each, {floor_rounds} rounds)"
+        );
+        missing += (floor_rounds * raw).saturating_sub(ms.len());
+        report(&label, ms, floor_rounds * raw);
+    }
+    assert_eq!(
+        missing, 0,
+        "{missing} expected sightings never arrived (counted as timeouts above)"
+    );
+}
+
+/// `BENCH_NODES` server nodes (default 1) for up to `connections` stream connections each, on
+/// a fresh database next to `BENCH_DATABASE_URL` (PostgreSQL) or, for one node, on a fresh
+/// SQLite file; and the store's name.
+fn start_nodes(connections: usize) -> (Vec<BenchServer>, &'static str) {
+    let database = std::env::var("BENCH_DATABASE_URL")
+        .ok()
+        .map(|url| common::fresh_pg_database(&url));
+    let nodes = knob("BENCH_NODES", 1).max(1);
+    assert!(
+        nodes == 1 || database.is_some(),
+        "BENCH_NODES={nodes} needs BENCH_DATABASE_URL (several nodes share a PostgreSQL database)"
+    );
+    let servers = (0..nodes)
+        .map(|_| BenchServer::start_on(connections, database.as_deref()))
+        .collect();
+    (servers, if database.is_some() { "PostgreSQL" } else { "SQLite" })
 }

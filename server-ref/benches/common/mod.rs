@@ -1,7 +1,8 @@
 //! What the stream benches share: the real `meterline-server` binary (release) on a fresh
-//! SQLite file in a temporary directory, configured to hold many stream connections — no
-//! pings or idle closes while they are held, no rate limit in the way — with the keys it
-//! printed at its first start. Killed on drop.
+//! SQLite file in a temporary directory (or a fresh PostgreSQL database, and then possibly a
+//! second node on it), configured to hold many stream connections — no pings or idle
+//! closes while they are held, no rate limit in the way — with the keys it printed at its
+//! first start. Killed on drop.
 
 use std::{
     io::{BufRead, BufReader},
@@ -25,7 +26,14 @@ pub struct BenchServer {
 
 impl BenchServer {
     /// Starts the server for up to `connections` stream connections.
+    #[allow(dead_code)]
     pub fn start(connections: usize) -> Self {
+        Self::start_on(connections, None)
+    }
+
+    /// Starts the server for up to `connections` stream connections on `database_url`, or
+    /// on a fresh SQLite file when `None`. The first node on a database prints the keys.
+    pub fn start_on(connections: usize, database_url: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("meterline.toml"),
@@ -36,9 +44,12 @@ impl BenchServer {
             ),
         )
         .unwrap();
+        let url = database_url.map_or_else(
+            || format!("sqlite://{}", dir.path().join("bench.db").display()),
+            str::to_owned,
+        );
         let mut child = Command::new(env!("CARGO_BIN_EXE_meterline-server"))
-            .args(["--bind", "127.0.0.1:0", "--database-url"])
-            .arg(format!("sqlite://{}", dir.path().join("bench.db").display()))
+            .args(["--bind", "127.0.0.1:0", "--database-url", &url])
             .current_dir(dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -57,6 +68,10 @@ impl BenchServer {
                 break;
             }
         }
+        assert!(
+            !base.is_empty(),
+            "meterline-server on {url} did not start (its error is above)"
+        );
         BenchServer {
             child,
             base,
@@ -77,4 +92,32 @@ impl Drop for BenchServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A fresh PostgreSQL database next to the one `admin_url` names (its user must be allowed
+/// to create databases); returns its URL.
+#[allow(dead_code)]
+pub fn fresh_pg_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    assert!(
+        admin_url.starts_with("postgres://") || admin_url.starts_with("postgresql://"),
+        "BENCH_DATABASE_URL must be a postgres:// URL, not {admin_url:?}"
+    );
+    let name = format!("meterline_bench_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("BENCH_DATABASE_URL {admin_url:?}: {e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    });
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
 }

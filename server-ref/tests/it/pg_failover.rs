@@ -1,7 +1,8 @@
 //! The SDK behind HAProxy in front of two `meterline-server` nodes on one PostgreSQL
 //! database (the SDK stays single-endpoint): node A killed with SIGKILL mid-load, or the
 //! database restarted mid-load, and the client carries on — every tracked event is stored,
-//! once. HAProxy (Debian's package) is installed by `scripts/test-postgres.sh`, which sets
+//! once; and a stream opened through HAProxy gets the changes made through it. HAProxy runs
+//! the configuration `examples/self-host/haproxy.cfg` ships. HAProxy (Debian's package) is installed by `scripts/test-postgres.sh`, which sets
 //! `METERLINE_TEST_HAPROXY`; the cases are `#[ignore]`d in a plain `cargo test`.
 
 use std::{
@@ -18,6 +19,7 @@ use crate::{
     common::{
         Server,
         delivery::{assert_exactly_once, config, rt, stored_ids},
+        ws::{connect_key, recv_json, subscribe},
     },
     storage::pg_database,
 };
@@ -44,32 +46,23 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// HAProxy balancing `nodes` round-robin (no stickiness), checking each node's `/readyz`,
-/// redispatching a request whose connection failed to the other node, and tunnelling
-/// WebSocket upgrades.
-fn balancer(nodes: &[&Server]) -> Balancer {
+/// The HAProxy configuration `examples/self-host` ships, run as it is: only its address
+/// variables (`MLS_LISTEN`, `MLS_NODE1`, `MLS_NODE2`) are set, so a change to the shipped
+/// balancing, health checks, redispatch or WebSocket tunnelling is what these cases test.
+const SHIPPED_HAPROXY_CFG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/self-host/haproxy.cfg");
+
+/// HAProxy in front of the two `nodes`, configured with [`SHIPPED_HAPROXY_CFG`].
+fn balancer(nodes: &[&Server; 2]) -> Balancer {
     let haproxy = std::env::var("METERLINE_TEST_HAPROXY")
         .expect("METERLINE_TEST_HAPROXY is not set: run this case with make test-postgres");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let servers: String = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| format!("  server node{i} {} check\n", node.url.trim_start_matches("http://")))
-        .collect();
-    let cfg = format!(
-        "global\n  maxconn 2000\n\
-         defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  \
-         timeout tunnel 1h\n  retries 3\n  option redispatch\n\
-         frontend meterline\n  bind 127.0.0.1:{port}\n  default_backend nodes\n\
-         backend nodes\n  balance roundrobin\n  option httpchk GET /readyz\n  http-check expect status 200\n  \
-         default-server inter 300ms fall 1 rise 2\n{servers}"
-    );
-    let path = dir.path().join("haproxy.cfg");
-    std::fs::write(&path, cfg).unwrap();
-    let child = Command::new(haproxy)
-        .args(["-db", "-f"])
-        .arg(&path)
+    let node = |i: usize| nodes[i].url.trim_start_matches("http://").to_owned();
+    let mut child = Command::new(haproxy)
+        .args(["-db", "-f", SHIPPED_HAPROXY_CFG])
+        .env("MLS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MLS_NODE1", node(0))
+        .env("MLS_NODE2", node(1))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(
@@ -80,6 +73,10 @@ fn balancer(nodes: &[&Server]) -> Balancer {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(dir.path().join("haproxy.log")).unwrap_or_default();
+            panic!("HAProxy on {SHIPPED_HAPROXY_CFG} exited ({status}):\n{log}");
+        }
         assert!(Instant::now() < deadline, "HAProxy did not listen within 10 s");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -171,26 +168,71 @@ fn the_sdk_carries_on_through_the_other_node_when_one_is_killed() {
     assert_exactly_once(&stored_ids(&rt, &b, &key), &tracked);
 }
 
-/// PostgreSQL restarted mid-load under both nodes: the client, pointed at HAProxy, carries
-/// on; every tracked event is stored once. Run alone by scripts/test-postgres.sh (with the
-/// other restart cases), which sets the restart command.
+/// PostgreSQL stopped mid-load under both nodes for 3 s — longer than the shipped health
+/// checks (every 1 s, out after 2 failures) take to mark both nodes down, so the client's
+/// requests fail — and started again: the client, pointed at HAProxy, carries on; every
+/// tracked event is stored once. Run alone by scripts/test-postgres.sh (with the other
+/// restart cases), which sets the stop and start commands.
 #[test]
 #[ignore = "needs PostgreSQL and HAProxy (make test-postgres)"]
 fn the_sdk_carries_on_through_a_database_restart() {
-    let restart = std::env::var("METERLINE_TEST_PG_RESTART")
-        .expect("METERLINE_TEST_PG_RESTART is not set: run this case with make test-postgres");
+    let command = |var: &str| {
+        std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run this case with make test-postgres"))
+    };
+    let (stop, start) = (command("METERLINE_TEST_PG_STOP"), command("METERLINE_TEST_PG_START"));
+    let run = |what: &str, cmd: &str| {
+        let status = Command::new("sh").args(["-c", cmd]).status().unwrap();
+        assert!(status.success(), "{what} PostgreSQL failed: {status}");
+    };
     let rt = rt();
     let (a, b) = two_nodes(&rt);
     let lb = balancer(&[&a, &b]);
     let key = a.sk().to_owned();
     let (tracked, stats) = track_through(&key, &lb.url, 3_000, || {
-        let status = Command::new("sh").args(["-c", &restart]).status().unwrap();
-        assert!(status.success(), "restarting PostgreSQL failed: {status}");
+        run("stopping", &stop);
+        std::thread::sleep(Duration::from_secs(3));
+        run("starting", &start);
     });
     assert!(
         stats.retried > 0,
-        "the restart failed no request: nothing was tested ({stats:?})"
+        "the outage failed no request: nothing was tested ({stats:?})"
     );
     assert_exactly_once(&stored_ids(&rt, &b, &key), &tracked);
     drop(a);
+}
+
+/// A stream opened through HAProxy (the shipped WebSocket tunnelling) gets every
+/// `schema.updated` of changes made through HAProxy — round robin, so through both nodes —
+/// in seq order.
+#[test]
+#[ignore = "needs PostgreSQL and HAProxy (make test-postgres)"]
+fn a_stream_through_the_balancer_sees_the_changes_made_through_both_nodes() {
+    let rt = rt();
+    let (a, b) = two_nodes(&rt);
+    let lb = balancer(&[&a, &b]);
+    let (sk, ak) = (a.sk().to_owned(), a.ak().to_owned());
+    rt.block_on(async {
+        let mut ws = connect_key(&lb.url, &sk).await;
+        subscribe(&mut ws, &["c1"], None).await;
+        let http = reqwest::Client::new();
+        for i in 0..4 {
+            let schema = json!({"type": "object", "properties": {"n": {"const": i}}});
+            let resp = http
+                .put(format!("{}/v1/admin/schemas/lb.e{i}", lb.url))
+                .bearer_auth(&ak)
+                .json(&schema)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "PUT through HAProxy: {}", resp.status());
+        }
+        let mut seqs = Vec::new();
+        while seqs.len() < 4 {
+            let frame = recv_json(&mut ws).await;
+            assert_eq!(frame["type"], "schema.updated", "{frame}");
+            seqs.push(frame["seq"].as_u64().unwrap());
+        }
+        assert_eq!(seqs, vec![1, 2, 3, 4], "every change, in seq order");
+    });
+    drop((a, b));
 }
