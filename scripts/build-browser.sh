@@ -24,6 +24,13 @@ wasm_opt=$root/bindings-wasm/node_modules/.bin/wasm-opt
 # What rustc's wasm32 target emits by default; wasm-opt must accept (and may use) them.
 opt_features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
   --enable-reference-types --enable-multivalue --enable-mutable-globals --enable-simd)
+# Smaller bundles (docs/decisions.md, "Bundle size" in bindings-wasm/README.md): a panic
+# traps at once (`unreachable`, as `panic = "abort"` ended on wasm32 too, where the panic
+# message had nowhere to go), so no panic formatting or source locations (−16 KB gzipped);
+# std's `optimize_for_size` algorithms (−2.5 KB). Set here, not in Cargo.toml, because only
+# this nightly-flag build (RUSTC_BOOTSTRAP) understands them.
+size_flags=(-Zpanic-immediate-abort --config 'profile.wasm-release.panic="immediate-abort"'
+  -Zbuild-std-features=optimize_for_size)
 built=$root/target/wasm/wasm32-unknown-unknown/wasm-release/meterline_wasm.wasm
 sizes=$root/target/browser/sizes.txt
 mkdir -p "$root/target/browser"
@@ -52,7 +59,7 @@ for variant in default full; do
   step "meterline-wasm ($variant): cargo build --profile wasm-release"
   cargo build --manifest-path "$root/Cargo.toml" --target-dir "$root/target/wasm" \
     -p meterline-wasm --target wasm32-unknown-unknown --profile wasm-release \
-    -Zbuild-std=std,panic_abort "${features[@]}"
+    -Zbuild-std=std,panic_abort "${size_flags[@]}" "${features[@]}"
 
   dist=$root/bindings-wasm/dist/$variant
   rm -rf "$dist" && mkdir -p "$dist"
