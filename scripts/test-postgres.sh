@@ -35,12 +35,11 @@ pg_opts=$PG_OPTS
 as_pg=("${PG_AS[@]}")
 
 export METERLINE_TEST_DATABASE_URL="$PG_URL"
-# The restart cases restart (or stop and start) this cluster; they run alone, one after the
-# other, after the others.
+# The restart cases stop and start this cluster; they run alone, one after the other, after
+# the others.
 restart_case=storage::acknowledged_writes_survive_a_database_restart
 node_restart_case=pg_nodes::a_node_recovers_from_a_database_restart
 sdk_restart_case=pg_failover::the_sdk_carries_on_through_a_database_restart
-export METERLINE_TEST_PG_RESTART="${as_pg[*]} $bin/pg_ctl -D $dir/data -m fast -w -t 60 restart >/dev/null"
 export METERLINE_TEST_PG_STOP="${as_pg[*]} $bin/pg_ctl -D $dir/data -m fast -w -t 60 stop >/dev/null"
 export METERLINE_TEST_PG_START="${as_pg[*]} $bin/pg_ctl -D $dir/data -w -t 60 -l $dir/server.log -o '$pg_opts' start >/dev/null"
 status=0
