@@ -21,7 +21,26 @@
 
 use std::time::Duration;
 
-use crate::{customer_token, error::Error};
+use crate::{
+    customer_token,
+    error::{Error, ValidationError},
+};
+
+/// The argument rules of `identify(subject, token)`, shared by every runtime: `subject` is a
+/// valid subject, `token` a customer token for that subject. Answers the parsed token.
+pub fn identify_token(subject: &str, token: &str) -> Result<Token, Error> {
+    customer_token::check_subject(subject)?;
+    let token = Token::parse(token.trim())
+        .map_err(|why| ValidationError::invalid_argument("/token", format!("not a customer token: {why}")))?;
+    if token.subject() != subject {
+        return Err(ValidationError::invalid_argument(
+            "/token",
+            format!("the token is for subject {:?}, not {subject:?}", token.subject()),
+        )
+        .into());
+    }
+    Ok(token)
+}
 
 /// The share of a token's life after which it is refreshed ahead of time.
 pub const REFRESH_AT_SHARE: (u64, u64) = (4, 5);
@@ -247,6 +266,22 @@ mod tests {
             part(json!({"alg": "HS256", "typ": "JWT", "kid": "k"})),
             part(json!({"sub": sub, "iat": iat, "exp": exp}))
         )
+    }
+
+    #[test]
+    fn identify_takes_a_valid_subject_and_a_token_for_it() {
+        let good = token("u1", 1_000, 2_000);
+        assert_eq!(identify_token("u1", &good).unwrap().subject(), "u1");
+        let path = |err: Error| match err {
+            Error::Validation(v) => (v.code, v.path),
+            other => panic!("not a validation error: {other:?}"),
+        };
+        let (code, at) = path(identify_token("u2", &good).unwrap_err());
+        assert_eq!((code, at.as_str()), ("invalid_argument", "/token"));
+        let (code, at) = path(identify_token("u1", "not-a-jwt").unwrap_err());
+        assert_eq!((code, at.as_str()), ("invalid_argument", "/token"));
+        let (_, at) = path(identify_token("", &good).unwrap_err());
+        assert_eq!(at, "/subject");
     }
 
     #[test]

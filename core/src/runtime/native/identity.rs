@@ -8,7 +8,10 @@
 use std::sync::atomic::Ordering;
 
 use super::{Client, GATE_NO_IDENTITY, GATE_OPTED_OUT, entitlements::lock};
-use crate::{credentials::Token, customer_token, error::Error, error::ValidationError};
+use crate::{
+    credentials::{self, Token},
+    error::Error,
+};
 
 impl Client {
     /// Acts for `subject` from now on, with its customer `token` (as the backend's
@@ -22,16 +25,7 @@ impl Client {
     /// is for another subject; `client_closed` after shutdown.
     pub fn identify(&self, subject: &str, token: &str) -> Result<(), Error> {
         self.publishable("identify")?;
-        customer_token::check_subject(subject)?;
-        let token = Token::parse(token.trim())
-            .map_err(|why| ValidationError::invalid_argument("/token", format!("not a customer token: {why}")))?;
-        if token.subject() != subject {
-            return Err(ValidationError::invalid_argument(
-                "/token",
-                format!("the token is for subject {:?}, not {subject:?}", token.subject()),
-            )
-            .into());
-        }
+        let token = credentials::identify_token(subject, token)?;
         let credentials = &self.shared.credentials;
         if credentials.current_subject().as_deref() == Some(subject) {
             credentials.refresh_current(token);

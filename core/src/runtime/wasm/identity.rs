@@ -6,7 +6,10 @@
 //! are dropped, so nothing of one user is shown to the next.
 
 use super::{Client, stream};
-use crate::{credentials::Token, customer_token, error::Error, error::ValidationError};
+use crate::{
+    credentials::{self, Token},
+    error::Error,
+};
 
 /// `track()` after `reset()`.
 pub(crate) fn no_identity() -> Error {
@@ -27,16 +30,7 @@ impl Client {
     /// is for another subject; `client_closed` after shutdown.
     pub fn identify(&self, subject: &str, token: &str) -> Result<(), Error> {
         self.publishable("identify")?;
-        customer_token::check_subject(subject)?;
-        let token = Token::parse(token.trim())
-            .map_err(|why| ValidationError::invalid_argument("/token", format!("not a customer token: {why}")))?;
-        if token.subject() != subject {
-            return Err(ValidationError::invalid_argument(
-                "/token",
-                format!("the token is for subject {:?}, not {subject:?}", token.subject()),
-            )
-            .into());
-        }
+        let token = credentials::identify_token(subject, token)?;
         let identity = &self.inner.identity;
         if identity.current_subject().as_deref() == Some(subject) {
             identity.refresh_current(token);
