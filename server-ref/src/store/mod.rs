@@ -21,6 +21,7 @@ mod pg_catalog_change;
 mod pg_config;
 mod pg_keys;
 mod pg_metering;
+mod pg_nodes;
 mod pg_schemas;
 mod pg_stream;
 mod relay;

@@ -31,7 +31,14 @@ use super::{
 };
 
 /// The checked-in PostgreSQL migrations, in order: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        "server nodes",
+        include_str!("../../migrations/postgres/0002_server_nodes.sql"),
+    ),
+];
 
 /// The advisory lock key nodes take while migrating ("meterlin" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d65_7465_726c_696e;

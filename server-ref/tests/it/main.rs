@@ -25,6 +25,7 @@ mod lifecycle;
 mod openapi;
 mod outage_memory;
 mod pg_failover;
+mod pg_limits;
 mod pg_nodes;
 mod publishable;
 mod sdk_delivery;
