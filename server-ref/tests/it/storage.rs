@@ -412,7 +412,10 @@ async fn unusable_databases_are_named_in_one_line() {
         .unwrap();
     let newer = open(url).await;
     assert!(
-        newer.contains("is at migration 999, newer than this meterline-server's 1"),
+        newer.contains(&format!(
+            "is at migration 999, newer than this meterline-server's {}",
+            meterline_server::store::newest_pg_migration()
+        )),
         "{newer}"
     );
     for message in [bad, down, newer] {
