@@ -70,6 +70,15 @@ pub enum StoreError {
     Unusable(String),
 }
 
+impl StoreError {
+    /// A PostgreSQL deadlock (40P01) or serialization failure (40001) still failing after the
+    /// retries: the transaction was rolled back whole, and the request may simply be sent
+    /// again (`503` with `Retry-After`, not `500`).
+    pub fn is_contention(&self) -> bool {
+        matches!(self, StoreError::Database(e) if pg::is_retryable(e))
+    }
+}
+
 /// The checked-in migrations, in order: (version, description, SQL). Each version missing
 /// from `meterline_migrations` is applied, so versions need not be contiguous.
 const MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -26,7 +26,7 @@ use sqlx::{
 
 use super::{
     EventFilter, NewKey, Project, StoreError, StoredEvent, WriteBatch, WriteOutcome, now_rfc3339,
-    pg_metering::{lock_subjects, threshold_messages},
+    pg_metering::{lock_meters, lock_subjects, threshold_messages},
     usage::{DayUsage, Meter},
 };
 
@@ -316,6 +316,8 @@ async fn add_usage(
     project_id: i64,
     inserted: &[(i64, String, String)],
 ) -> Result<Vec<((String, String), Vec<DayUsage>)>, StoreError> {
+    // Before reading the meters: a change of them waits for this commit, or this for its.
+    lock_meters(conn, project_id, false).await?;
     let mut types: Vec<&str> = inserted.iter().map(|(_, t, _)| t.as_str()).collect();
     types.sort_unstable();
     types.dedup();

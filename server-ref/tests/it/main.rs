@@ -27,6 +27,7 @@ mod outage_memory;
 mod pg_failover;
 mod pg_limits;
 mod pg_nodes;
+mod pg_races;
 mod publishable;
 mod sdk_delivery;
 mod sdk_identity;
