@@ -2,6 +2,8 @@
 # The PostgreSQL suites: the storage tests of the server (tests/it/storage.rs,
 # storage_admin.rs, storage_catalog.rs) against both backends, SQLite and a real PostgreSQL, and the server
 # binary on PostgreSQL (tests/it/pg_nodes.rs: start-up refusals, two nodes on one database;
+# pg_limits.rs: a key's rate limit held across two nodes; pg_races.rs: feature changes racing
+# metered ingest;
 # pg_failover.rs: the SDK behind HAProxy through a node killed and a database restart).
 # Installs PostgreSQL and HAProxy from Debian's packages when missing, starts a throwaway
 # cluster (scripts/pg-cluster.sh: its own temp dir, 127.0.0.1 on a free port, the unix socket
@@ -44,7 +46,7 @@ export METERLINE_TEST_PG_STOP="${as_pg[*]} $bin/pg_ctl -D $dir/data -m fast -w -
 export METERLINE_TEST_PG_START="${as_pg[*]} $bin/pg_ctl -D $dir/data -w -t 60 -l $dir/server.log -o '$pg_opts' start >/dev/null"
 status=0
 # The PostgreSQL cases are #[ignore]d in plain `cargo test` (no database there): run them too.
-cargo test -p meterline-server --locked --test it -- storage:: storage_admin:: storage_catalog:: pg_nodes:: pg_failover:: \
+cargo test -p meterline-server --locked --test it -- storage:: storage_admin:: storage_catalog:: pg_nodes:: pg_limits:: pg_races:: pg_failover:: \
   --include-ignored --skip "$restart_case" --skip "$node_restart_case" --skip "$sdk_restart_case" 2>&1 |
   tee "$log" || status=$?
 cargo test -p meterline-server --locked --test it -- "$restart_case" "$node_restart_case" "$sdk_restart_case" \

@@ -161,7 +161,7 @@ pub async fn create_project(store: &Storage, name: &str) -> Result<NewProjectKey
 /// commits what the writer holds and returns.
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = health::install_metrics();
-    let (state, writer, followers) = if config.storage.is_postgres() {
+    let (state, writer, followers, membership) = if config.storage.is_postgres() {
         let settings = crate::store::PgSettings {
             answer_ttl_ms: config.entitlements.ttl_ms,
             ..config.storage.pg_settings()
@@ -171,7 +171,9 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         // Following starts before serving: every message committed from here on reaches
         // this node's hub, whichever node committed it.
         let followers = stream::follow::spawn(&state, &store).await?;
-        (state, None, Some(followers))
+        // Each node enforces its share of [limits] over the live nodes (DR-115).
+        let membership = crate::nodes::Membership::join(&store, state.limits.clone()).await;
+        (state, None, Some(followers), Some(membership))
     } else {
         let (store, write_conn) = Store::open(&config.storage).await?;
         let metering = Metering::new(Arc::new(Hub::new(HUB_CAPACITY)), config.entitlements.ttl_ms);
@@ -182,7 +184,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             metering,
         ));
         let state = AppState::new(config.clone(), store, writer.clone(), metrics.clone());
-        (state, Some(writer), None)
+        (state, Some(writer), None, None)
     };
     let store = state.store.clone();
     if store.project_count().await? == 0 {
@@ -265,6 +267,9 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
     }
     if let Some(writer) = writer {
         writer.shutdown().await;
+    }
+    if let Some(membership) = membership {
+        membership.leave().await;
     }
     drop(stream_upkeep);
     drop(followers);

@@ -71,6 +71,7 @@ pub fn install_metrics() -> PrometheusHandle {
                 metrics::counter!(name).increment(0);
             }
             crate::stream::describe_metrics();
+            crate::ratelimit::describe_metrics();
             handle
         })
         .clone()

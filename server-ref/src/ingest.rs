@@ -169,6 +169,17 @@ async fn store_events(
                     "the server is shutting down",
                 )
             },
+            WriteError::Contended(_) => {
+                tracing::warn!(error = %e, "an event transaction lost every retry to concurrent writers");
+                ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "storing the events kept losing to concurrent writers; nothing of this request was stored, retry shortly",
+                    )
+                }
+            }
             WriteError::Database(cause) => ApiError {
                 retry_after: Some(1),
                 ..ApiError::internal("storing the events failed; nothing of this request was stored", cause)

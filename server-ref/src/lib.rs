@@ -25,6 +25,7 @@ pub mod events;
 pub mod health;
 pub mod ingest;
 pub mod listener;
+pub mod nodes;
 pub mod ratelimit;
 pub mod schemas;
 pub mod settings;

@@ -7,10 +7,14 @@
 //! [`RateLimits::forget_idle`], and past `limits.max_tracked_subjects` all are dropped at
 //! once (they start full again — a reset, never a refusal). The stream also gives each
 //! connection its own small [`Bucket`]s (operations, refused frames).
+//!
+//! On PostgreSQL several nodes serve one key: each enforces its [`Share`] of the limits, the
+//! configured values divided by the live nodes ([`crate::nodes`] counts them), so the
+//! cluster together allows about what one node would (DR-115).
 
 use std::{
     num::NonZeroU32,
-    sync::{Arc, Mutex},
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
@@ -69,44 +73,145 @@ impl LimitsConfig {
     }
 }
 
-/// The per-key and per-subject token buckets.
+/// What one node enforces of `[limits]` when `nodes` nodes share the database: each limit
+/// divided by the live node count, rounded up (DR-115). With one node, the limits as set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Live nodes counted (at least 1).
+    pub nodes: u32,
+    /// This node's sustained requests per second per key.
+    pub requests_per_second: u32,
+    /// This node's burst per key.
+    pub burst: u32,
+    /// This node's sustained requests per second per subject.
+    pub subject_requests_per_second: u32,
+    /// This node's burst per subject.
+    pub subject_burst: u32,
+}
+
+impl Share {
+    /// `config`'s limits split over `live_nodes` (0 counts as 1: this node is alive).
+    pub fn of(config: &LimitsConfig, live_nodes: u32) -> Share {
+        let nodes = live_nodes.max(1);
+        Share {
+            nodes,
+            requests_per_second: share(config.requests_per_second, nodes),
+            burst: share(config.burst, nodes),
+            subject_requests_per_second: share(config.subject_requests_per_second, nodes),
+            subject_burst: share(config.subject_burst, nodes),
+        }
+    }
+}
+
+/// `limit / nodes` rounded up, at least 1: the nodes together allow at most `nodes - 1`
+/// more than `limit` (the rounding), never less.
+fn share(limit: u32, nodes: u32) -> u32 {
+    limit.div_ceil(nodes.max(1)).max(1)
+}
+
+/// Live server nodes this node counts (`1` on SQLite).
+pub const LIVE_NODES: &str = "meterline_live_nodes";
+/// This node's share of each `[limits]` value, by `limit`.
+pub const RATE_LIMIT_SHARE: &str = "meterline_rate_limit_share";
+
+/// One generation of buckets: replaced whole when the share changes, its subject buckets
+/// alone when they outgrow `max_tracked_subjects`.
+#[derive(Debug)]
+struct Buckets {
+    share: Share,
+    keys: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Keyed by `<project id>/<subject>`.
+    subjects: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl Buckets {
+    fn new(share: Share) -> Buckets {
+        Buckets {
+            share,
+            keys: Arc::new(RateLimiter::keyed(key_quota(&share))),
+            subjects: Arc::new(RateLimiter::keyed(subject_quota(&share))),
+        }
+    }
+}
+
+fn key_quota(share: &Share) -> Quota {
+    Quota::per_second(nonzero(share.requests_per_second)).allow_burst(nonzero(share.burst))
+}
+
+fn subject_quota(share: &Share) -> Quota {
+    Quota::per_second(nonzero(share.subject_requests_per_second)).allow_burst(nonzero(share.subject_burst))
+}
+
+/// The per-key and per-subject token buckets of this node, sized to its [`Share`].
 #[derive(Debug)]
 pub struct RateLimits {
-    limiter: DefaultKeyedRateLimiter<String>,
-    /// Keyed by `<project id>/<subject>`; replaced by an empty one when it holds too many.
-    subjects: Mutex<Arc<DefaultKeyedRateLimiter<String>>>,
-    subject_quota: Quota,
+    /// Read (an `Arc` clone) on every request; written when the share changes.
+    current: RwLock<Arc<Buckets>>,
     config: LimitsConfig,
 }
 
 impl RateLimits {
     /// Buckets of `config.burst` tokens refilled at `config.requests_per_second` per key,
     /// and of `config.subject_burst` refilled at `config.subject_requests_per_second` per
-    /// subject.
+    /// subject: the whole limits, as for a single node.
     pub fn new(config: &LimitsConfig) -> Self {
-        let quota = Quota::per_second(nonzero(config.requests_per_second)).allow_burst(nonzero(config.burst));
-        let subject_quota =
-            Quota::per_second(nonzero(config.subject_requests_per_second)).allow_burst(nonzero(config.subject_burst));
+        let share = Share::of(config, 1);
+        record_share(&share);
         RateLimits {
-            limiter: RateLimiter::keyed(quota),
-            subjects: Mutex::new(Arc::new(RateLimiter::keyed(subject_quota))),
-            subject_quota,
+            current: RwLock::new(Arc::new(Buckets::new(share))),
             config: config.clone(),
         }
+    }
+
+    /// The share enforced now.
+    pub fn share(&self) -> Share {
+        self.buckets().share
+    }
+
+    /// Enforces `config / live_nodes` from now on (DR-115). When the count changed, every
+    /// bucket is replaced by a full one of the new size (governor's quotas are fixed per
+    /// limiter): a reset, so each key may spend one extra burst share at the change.
+    /// Returns whether the count changed.
+    pub fn set_live_nodes(&self, live_nodes: u32) -> bool {
+        let share = Share::of(&self.config, live_nodes);
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current.share == share {
+            return false;
+        }
+        tracing::info!(
+            live_nodes = share.nodes,
+            was = current.share.nodes,
+            requests_per_second = share.requests_per_second,
+            burst = share.burst,
+            subject_requests_per_second = share.subject_requests_per_second,
+            subject_burst = share.subject_burst,
+            "live server nodes changed: this node enforces its share of [limits]"
+        );
+        *current = Arc::new(Buckets::new(share));
+        record_share(&share);
+        true
+    }
+
+    fn buckets(&self) -> Arc<Buckets> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Takes one token from `key_id`'s bucket; `429 rate_limited` with `Retry-After` (whole
     /// seconds, rounded up) when it is empty.
     pub fn check(&self, key_id: &str) -> Result<(), ApiError> {
-        let Err(not_until) = self.limiter.check_key(&key_id.to_owned()) else {
+        let buckets = self.buckets();
+        let Err(not_until) = buckets.keys.check_key(&key_id.to_owned()) else {
             return Ok(());
         };
-        let wait = not_until.wait_time_from(self.limiter.clock().now());
+        let wait = not_until.wait_time_from(buckets.keys.clock().now());
+        let share = &buckets.share;
         Err(limited(
             wait,
             format!(
-                "API key {key_id} is over its limit of {} requests per second (burst {})",
-                self.config.requests_per_second, self.config.burst
+                "API key {key_id} is over its limit of {} requests per second (burst {}){}",
+                self.config.requests_per_second,
+                self.config.burst,
+                of_nodes(share, share.requests_per_second, share.burst)
             ),
         ))
     }
@@ -114,53 +219,102 @@ impl RateLimits {
     /// Takes one token from the bucket of `subject` in `project_id` (a publishable key's
     /// customer); `429 rate_limited` with `Retry-After` when it is empty.
     pub fn check_subject(&self, project_id: i64, subject: &str) -> Result<(), ApiError> {
-        let limiter = self.subject_limiter();
+        let buckets = self.subject_buckets();
+        let limiter = &buckets.subjects;
         let Err(not_until) = limiter.check_key(&format!("{project_id}/{subject}")) else {
             return Ok(());
         };
         let wait = not_until.wait_time_from(limiter.clock().now());
         let shown: String = subject.chars().take(100).collect();
+        let share = &buckets.share;
         Err(limited(
             wait,
             format!(
-                "subject {shown:?} is over its limit of {} requests per second (burst {})",
-                self.config.subject_requests_per_second, self.config.subject_burst
+                "subject {shown:?} is over its limit of {} requests per second (burst {}){}",
+                self.config.subject_requests_per_second,
+                self.config.subject_burst,
+                of_nodes(share, share.subject_requests_per_second, share.subject_burst)
             ),
         ))
     }
 
-    /// The subject buckets, first dropped (all at once) when they outgrew
+    /// The buckets, their subject buckets first dropped (all at once) when they outgrew
     /// `max_tracked_subjects` and idle ones do not make room.
-    fn subject_limiter(&self) -> Arc<DefaultKeyedRateLimiter<String>> {
-        let mut current = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+    fn subject_buckets(&self) -> Arc<Buckets> {
+        let buckets = self.buckets();
         let max = self.config.max_tracked_subjects as usize;
-        if current.len() >= max {
-            current.retain_recent();
-            if current.len() >= max {
-                tracing::warn!(
-                    max,
-                    "more subjects than limits.max_tracked_subjects: their buckets start over"
-                );
-                *current = Arc::new(RateLimiter::keyed(self.subject_quota));
-            }
+        if buckets.subjects.len() < max {
+            return buckets;
+        }
+        buckets.subjects.retain_recent();
+        if buckets.subjects.len() < max {
+            return buckets;
+        }
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current.subjects.len() >= max {
+            tracing::warn!(
+                max,
+                "more subjects than limits.max_tracked_subjects: their buckets start over"
+            );
+            *current = Arc::new(Buckets {
+                share: current.share,
+                keys: current.keys.clone(),
+                subjects: Arc::new(RateLimiter::keyed(subject_quota(&current.share))),
+            });
         }
         current.clone()
     }
 
     /// Buckets held: per key, per subject.
     pub fn tracked(&self) -> (usize, usize) {
-        let subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner()).len();
-        (self.limiter.len(), subjects)
+        let buckets = self.buckets();
+        (buckets.keys.len(), buckets.subjects.len())
     }
 
     /// Drops the buckets of keys and subjects idle long enough to be full again (the server
     /// runs it every few seconds, so memory follows the keys and users active now).
     pub fn forget_idle(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
-        let subjects = self.subject_limiter();
-        subjects.retain_recent();
-        subjects.shrink_to_fit();
+        let buckets = self.buckets();
+        buckets.keys.retain_recent();
+        buckets.keys.shrink_to_fit();
+        buckets.subjects.retain_recent();
+        buckets.subjects.shrink_to_fit();
+    }
+}
+
+/// `; this node's share over N nodes is R per second (burst B)`, or nothing on one node.
+fn of_nodes(share: &Share, rate: u32, burst: u32) -> String {
+    if share.nodes <= 1 {
+        return String::new();
+    }
+    format!(
+        "; this node's share over {} nodes is {rate} per second (burst {burst})",
+        share.nodes
+    )
+}
+
+/// Describes the share gauges (called once when the recorder is installed).
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        LIVE_NODES,
+        "Server nodes this node counts as live (heartbeat on PostgreSQL; 1 on SQLite)."
+    );
+    metrics::describe_gauge!(
+        RATE_LIMIT_SHARE,
+        "This node's share of each [limits] value: the limit divided by the live nodes, rounded up."
+    );
+}
+
+/// Sets the `/metrics` gauges of the live node count and this node's share.
+fn record_share(share: &Share) {
+    metrics::gauge!(LIVE_NODES).set(f64::from(share.nodes));
+    for (limit, value) in [
+        ("requests_per_second", share.requests_per_second),
+        ("burst", share.burst),
+        ("subject_requests_per_second", share.subject_requests_per_second),
+        ("subject_burst", share.subject_burst),
+    ] {
+        metrics::gauge!(RATE_LIMIT_SHARE, "limit" => limit).set(f64::from(value));
     }
 }
 
@@ -249,6 +403,74 @@ mod tests {
         assert!(limits.check_subject(1, "c").is_ok());
         assert_eq!(limits.tracked().1, 1);
         assert!(limits.check_subject(1, "a").is_ok(), "a's bucket started over");
+    }
+
+    #[test]
+    fn a_share_is_the_limit_over_the_live_nodes_rounded_up() {
+        assert_eq!(share(20, 2), 10);
+        assert_eq!(share(21, 2), 11, "rounded up: together at most nodes - 1 over");
+        assert_eq!(share(2_000, 3), 667);
+        assert_eq!(share(1, 3), 1, "never 0");
+        assert_eq!(share(20, 0), 20, "no live rows: this node alone");
+        let config = LimitsConfig {
+            requests_per_second: 20,
+            burst: 20,
+            subject_requests_per_second: 5,
+            subject_burst: 9,
+            ..LimitsConfig::default()
+        };
+        assert_eq!(
+            Share::of(&config, 0),
+            Share {
+                nodes: 1,
+                requests_per_second: 20,
+                burst: 20,
+                subject_requests_per_second: 5,
+                subject_burst: 9
+            }
+        );
+        assert_eq!(
+            Share::of(&config, 4),
+            Share {
+                nodes: 4,
+                requests_per_second: 5,
+                burst: 5,
+                subject_requests_per_second: 2,
+                subject_burst: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_live_count_swaps_the_buckets_and_an_unchanged_one_keeps_them() {
+        let limits = RateLimits::new(&LimitsConfig {
+            requests_per_second: 1,
+            burst: 4,
+            subject_requests_per_second: 1,
+            subject_burst: 4,
+            ..LimitsConfig::default()
+        });
+        assert!(limits.set_live_nodes(2));
+        assert_eq!(limits.share().burst, 2);
+        assert!(limits.check("a").is_ok() && limits.check("a").is_ok());
+        let err = limits.check("a").unwrap_err();
+        assert!(
+            err.message.contains("limit of 1 requests per second (burst 4)")
+                && err.message.contains("share over 2 nodes is 1 per second (burst 2)"),
+            "{}",
+            err.message
+        );
+        assert!(limits.check_subject(1, "s").is_ok() && limits.check_subject(1, "s").is_ok());
+        assert!(limits.check_subject(1, "s").is_err(), "the subject's share is 2 too");
+        assert!(!limits.set_live_nodes(2), "same count: buckets kept");
+        assert!(limits.check("a").is_err(), "still empty");
+        assert!(limits.set_live_nodes(0));
+        assert_eq!(limits.share().nodes, 1);
+        assert!(
+            (0..4).all(|_| limits.check("a").is_ok()),
+            "alone: the whole burst, new buckets"
+        );
+        assert!(limits.check("a").is_err());
     }
 
     #[test]

@@ -148,6 +148,17 @@ impl From<CatalogError> for ApiError {
             CatalogError::Reference(m) | CatalogError::KindMismatch(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m)
             }
+            CatalogError::Store(e) if e.is_contention() => {
+                tracing::warn!(error = %e, "a catalog change lost every retry to concurrent writers");
+                ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "the catalog change kept losing to concurrent writers; nothing was changed, retry shortly",
+                    )
+                }
+            }
             CatalogError::Store(e) => ApiError::internal("storing the catalog change failed", e),
         }
     }

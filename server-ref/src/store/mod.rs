@@ -21,6 +21,7 @@ mod pg_catalog_change;
 mod pg_config;
 mod pg_keys;
 mod pg_metering;
+mod pg_nodes;
 mod pg_schemas;
 mod pg_stream;
 mod relay;
@@ -67,6 +68,15 @@ pub enum StoreError {
     /// binary); the message names it and what is wrong.
     #[error("{0}")]
     Unusable(String),
+}
+
+impl StoreError {
+    /// A PostgreSQL deadlock (40P01) or serialization failure (40001) still failing after the
+    /// retries: the transaction was rolled back whole, and the request may simply be sent
+    /// again (`503` with `Retry-After`, not `500`).
+    pub fn is_contention(&self) -> bool {
+        matches!(self, StoreError::Database(e) if pg::is_retryable(e))
+    }
 }
 
 /// The checked-in migrations, in order: (version, description, SQL). Each version missing

@@ -26,12 +26,19 @@ use sqlx::{
 
 use super::{
     EventFilter, NewKey, Project, StoreError, StoredEvent, WriteBatch, WriteOutcome, now_rfc3339,
-    pg_metering::{lock_subjects, threshold_messages},
+    pg_metering::{lock_meters, lock_subjects, threshold_messages},
     usage::{DayUsage, Meter},
 };
 
 /// The checked-in PostgreSQL migrations, in order: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        "server nodes",
+        include_str!("../../migrations/postgres/0002_server_nodes.sql"),
+    ),
+];
 
 /// The advisory lock key nodes take while migrating ("meterlin" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d65_7465_726c_696e;
@@ -309,6 +316,8 @@ async fn add_usage(
     project_id: i64,
     inserted: &[(i64, String, String)],
 ) -> Result<Vec<((String, String), Vec<DayUsage>)>, StoreError> {
+    // Before reading the meters: a change of them waits for this commit, or this for its.
+    lock_meters(conn, project_id, false).await?;
     let mut types: Vec<&str> = inserted.iter().map(|(_, t, _)| t.as_str()).collect();
     types.sort_unstable();
     types.dedup();

@@ -18,6 +18,7 @@ use super::{
     now_rfc3339,
     pg::{RETRIES, is_retryable},
     pg_catalog::{self as read, emit_updates, load_catalog},
+    pg_metering::lock_meters,
     pg_stream::reserve_seqs,
     usage::Meter,
 };
@@ -59,6 +60,12 @@ impl PgStore {
         ttl_ms: u64,
     ) -> Result<Applied, CatalogError> {
         let mut tx = self.pool.begin().await?;
+        // A change of features may drop or rebuild counters: first the project's meter lock,
+        // exclusive, so no event transaction adds to a counter meanwhile (DR-116). Before the
+        // seq lock, which an event transaction holding the meter lock may wait for.
+        if matches!(change, Change::PutFeature(..) | Change::Delete(Collection::Features, _)) {
+            lock_meters(&mut tx, project_id, true).await?;
+        }
         // The project's seq lock (taking no seq): one change of the project at a time.
         reserve_seqs(&mut tx, project_id, 0).await?;
         let ((outcome, affected), unchanged_catalog) = match change {

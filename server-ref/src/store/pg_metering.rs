@@ -42,6 +42,32 @@ fn subject_key(project_id: i64, subject: &str) -> i64 {
 }
 
 /// Takes the per-subject locks of `subjects` (see the module doc), in key order.
+/// The advisory lock key of `project_id`'s meters (which counters its features read): the
+/// first 8 bytes of SHA-256 of `meterline meters <project>`.
+fn meters_key(project_id: i64) -> i64 {
+    let digest = Sha256::digest(format!("meterline meters {project_id}"));
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// Takes the project's meter lock, held to commit: shared by an event transaction before it
+/// reads which counters to add to (so the counters it adds to are still the ones read when
+/// it commits), exclusive by a catalog change of features (which drops and rebuilds
+/// counters), before any other lock (DR-116).
+pub(super) async fn lock_meters(conn: &mut PgConnection, project_id: i64, exclusive: bool) -> Result<(), StoreError> {
+    let sql = if exclusive {
+        "SELECT pg_advisory_xact_lock($1)"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1)"
+    };
+    sqlx::query(sql)
+        .bind(meters_key(project_id))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn lock_subjects(
     conn: &mut PgConnection,
     project_id: i64,

@@ -80,7 +80,10 @@ impl Storage {
         match self {
             Storage::Sqlite(_, Some(writer)) => writer.write(batch).await,
             Storage::Sqlite(_, None) => Err(WriteError::Closed),
-            Storage::Postgres(p) => p.write(&batch).await.map_err(|e| WriteError::Database(e.to_string())),
+            Storage::Postgres(p) => p.write(&batch).await.map_err(|e| match e.is_contention() {
+                true => WriteError::Contended(e.to_string()),
+                false => WriteError::Database(e.to_string()),
+            }),
         }
     }
 

@@ -73,6 +73,10 @@ pub enum WriteError {
     /// The transaction failed and was rolled back; nothing of the batch was stored.
     #[error("storing the events failed: {0}")]
     Database(String),
+    /// The transaction lost a deadlock or serialization race to concurrent writers each time
+    /// it was tried (PostgreSQL); nothing of the batch was stored, and it may be sent again.
+    #[error("storing the events kept losing to concurrent writers: {0}")]
+    Contended(String),
 }
 
 type Reply = oneshot::Sender<Result<WriteOutcome, WriteError>>;

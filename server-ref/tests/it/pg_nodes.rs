@@ -112,7 +112,7 @@ fn a_database_at_a_newer_migration_stops_the_binary() {
 
 /// Two nodes on one new database, with `config` (TOML) for both. Node A starts first and
 /// prints the default project's keys.
-async fn two_nodes(config: &str) -> (Server, Server, String) {
+pub(crate) async fn two_nodes(config: &str) -> (Server, Server, String) {
     let url = pg_database().await;
     let start = |config: String, url: String| {
         tokio::task::spawn_blocking(move || {

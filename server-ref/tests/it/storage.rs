@@ -362,11 +362,16 @@ async fn nodes_starting_together_migrate_once() {
         assert!(open.await.unwrap().is_ok());
     }
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM meterline_migrations")
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM meterline_migrations ORDER BY version")
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(versions, [meterline_server::store::newest_pg_migration()]);
+    let newest = meterline_server::store::newest_pg_migration();
+    assert_eq!(
+        versions,
+        (1..=newest).collect::<Vec<_>>(),
+        "each migration applied once"
+    );
 }
 
 /// A malformed URL, a server that does not answer, and a database migrated by a newer
@@ -407,7 +412,10 @@ async fn unusable_databases_are_named_in_one_line() {
         .unwrap();
     let newer = open(url).await;
     assert!(
-        newer.contains("is at migration 999, newer than this meterline-server's 1"),
+        newer.contains(&format!(
+            "is at migration 999, newer than this meterline-server's {}",
+            meterline_server::store::newest_pg_migration()
+        )),
         "{newer}"
     );
     for message in [bad, down, newer] {
