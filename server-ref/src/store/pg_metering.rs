@@ -41,7 +41,6 @@ fn subject_key(project_id: i64, subject: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// Takes the per-subject locks of `subjects` (see the module doc), in key order.
 /// The advisory lock key of `project_id`'s meters (which counters its features read): the
 /// first 8 bytes of SHA-256 of `meterline meters <project>`.
 fn meters_key(project_id: i64) -> i64 {
@@ -68,6 +67,7 @@ pub(super) async fn lock_meters(conn: &mut PgConnection, project_id: i64, exclus
     Ok(())
 }
 
+/// Takes the per-subject locks of `subjects` (see the module doc), in key order.
 pub(super) async fn lock_subjects(
     conn: &mut PgConnection,
     project_id: i64,
