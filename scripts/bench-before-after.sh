@@ -6,7 +6,8 @@
 # * Python `Client.track()` per call with a schema, Python `cached_entitlement()` and
 #   `entitlement()` cache hits;
 # * Node `track()` per call with a schema, Node `cachedEntitlement()` cache hit;
-# * the core criterion bench `track/5-field event, schema-validated` (BA_CORE=0 skips it).
+# * the core criterion bench `track/5-field event, schema-validated` (BA_CORE=0 skips it),
+#   built for the host triple like the bindings so that it shares their dependencies.
 #
 #   scripts/bench-before-after.sh OLD_COMMIT [--rounds 3] [--calls 200000]
 #
@@ -14,7 +15,7 @@
 # target/before-after/old-src; kept for the next run, remove it with `git worktree remove
 # --force`). Both sides build into one cargo target directory (BA_TARGET, default
 # target/before-after/cargo): the crates.io dependencies are compiled once, the workspace
-# crates once per side. Builds run one at a time. Each side gets its own venv
+# crates once per side. Builds run one at a time; BA_BUILD_ONLY=1 stops after them. Each side gets its own venv
 # (target/before-after/venv-old, -new) and its own addon (in its tree's bindings-node/).
 # The medians, ratios, commits and load averages go to bench/results/before-after-*.json
 # (bench/before_after_summary.py, through scripts/results.py's record) and bench/RESULTS.md.
@@ -81,13 +82,13 @@ build_side new "$NEW_TREE"
 if [ "${BA_CORE:-1}" = 1 ]; then
   step "core bench builds (bench profile), one at a time"
   for tree in "$OLD_TREE" "$NEW_TREE"; do
-    (cd "$tree" && cargo bench --locked -p meterline-core --bench track --no-run 2>&1 | tail -n 1)
+    (cd "$tree" && cargo bench --locked --target "$HOST" -p meterline-core --bench track --no-run 2>&1 | tail -n 1)
   done
 fi
 [ "${BA_BUILD_ONLY:-0}" = 1 ] && exit 0
 
 core_bench() { # TREE: criterion's estimate for track/5-field, schema-validated, in ns
-  (cd "$1" && cargo bench --locked -p meterline-core --bench track -- \
+  (cd "$1" && cargo bench --locked --target "$HOST" -p meterline-core --bench track -- \
     'track/5-field event, schema-validated$' --warm-up-time 1 --measurement-time 3 --noplot >/dev/null 2>&1)
   python3 -c '
 import json, pathlib, sys
