@@ -25,6 +25,10 @@ bench: ## the benches; each writes bench/results/<id>.json, then bench/RESULTS.m
 bench-postgres: ## durable ingest on PostgreSQL (one node, two nodes) beside SQLite, on a throwaway cluster
 	@scripts/bench-postgres.sh
 
+.PHONY: bench-before-after
+bench-before-after: ## Python/Node track() and cache hit, release builds of OLD (default 02317b4) vs this tree, interleaved
+	@scripts/bench-before-after.sh $(or $(OLD),02317b4)
+
 test-bench-output: ## each bench in a small run, its real output parsed by scripts/results.py (nothing recorded)
 	@scripts/test-bench-output.sh
 
