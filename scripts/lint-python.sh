@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/python-venv.sh
 ensure_python_venv
-paths=(bindings-python/python bindings-python/tests examples/python-quickstart bench/python_peers.py bench/python_entitlement.py scripts/results.py scripts/browser-size-breakdown.py)
+paths=(bindings-python/python bindings-python/tests examples/python-quickstart bench/python_peers.py bench/python_entitlement.py bench/before_after.py bench/before_after_summary.py scripts/results.py scripts/browser-size-breakdown.py)
 ruff=("$PY_VENV/bin/ruff")
 "${ruff[@]}" check --config bindings-python/pyproject.toml "${paths[@]}"
 "${ruff[@]}" format --check --config bindings-python/pyproject.toml "${paths[@]}"
