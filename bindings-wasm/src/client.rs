@@ -299,8 +299,9 @@ fn camel_json(value: &impl serde::Serialize) -> String {
                     for c in key.chars() {
                         match (c, upper) {
                             ('_', _) => upper = true,
+                            // The keys are the core's ASCII field names (no Unicode case tables).
                             (c, true) => {
-                                camel.extend(c.to_uppercase());
+                                camel.push(c.to_ascii_uppercase());
                                 upper = false;
                             }
                             (c, false) => camel.push(c),
