@@ -14,5 +14,5 @@ fi
 bindings-node/node_modules/.bin/prettier "$mode" \
   --config bindings-node/.prettierrc.json --ignore-path bindings-node/.prettierignore \
   'bindings-node/*.{js,mjs,d.ts,d.mts}' 'bindings-node/lib/*.js' 'bindings-node/test/**/*.{mjs,cjs,mts,cts,json}' \
-  'bindings-wasm/js/*.js' 'bindings-wasm/test/*.mjs' 'bindings-wasm/*.d.ts' 'examples/browser-quickstart/*.{js,mjs}' \
+  'bindings-wasm/js/*.js' 'bindings-wasm/scripts/*.mjs' 'bindings-wasm/test/*.mjs' 'bindings-wasm/*.d.ts' 'examples/browser-quickstart/*.{js,mjs}' \
   'examples/node-quickstart/*.{mjs,json}' 'bench/node_peers.mjs' 'bench/node_entitlement.mjs' 'bench/before_after.mjs' 'bench/node_percall_idle.mjs' 'bench/browser_percall.mjs'

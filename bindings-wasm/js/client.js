@@ -31,6 +31,30 @@ function checkName(argument, value) {
   }
 }
 
+/** The id buffer of the WebAssembly memory (a new view after the memory grew). */
+let idBytes;
+
+/**
+ * The id of the event `track()` just queued, from the answer of the native call: its length
+ * in ASCII bytes in the id buffer (read here: a string returned by the WebAssembly would cost
+ * a `TextDecoder` call), or 2^32 − 1 when `takeId()` has it.
+ */
+function eventId(length) {
+  if (length === 0xffffffff) return native.takeId();
+  if (idBytes === undefined || idBytes.byteLength === 0) {
+    idBytes = new Uint8Array(native.wasmMemory().buffer, native.idBuffer(), 64);
+  }
+  const b = idBytes;
+  if (length !== 36) return String.fromCharCode.apply(null, b.subarray(0, length));
+  // A generated id (a UUID): one call with its 36 characters.
+  // prettier-ignore
+  return String.fromCharCode(
+    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16],
+    b[17], b[18], b[19], b[20], b[21], b[22], b[23], b[24], b[25], b[26], b[27], b[28], b[29], b[30], b[31], b[32],
+    b[33], b[34], b[35],
+  );
+}
+
 /**
  * Sends usage events to a meterline server from a page, with a publishable key and a
  * customer token. `track()` validates at once and queues; batches leave with `fetch`, gzip,
@@ -142,14 +166,15 @@ export class Client {
     if (!plain) checkTrackOptions(options);
     const json = encodeData(data);
     if (this.#native === undefined) throw new ClosedError();
+    let answer;
     try {
-      const id = plain
+      answer = plain
         ? this.#native.track(type, subject, json)
         : this.#native.track(type, subject, json, options.id ?? undefined, timeText(options.time) ?? undefined);
-      return id ?? null;
     } catch (e) {
       throw toError(e);
     }
+    return answer === 0 ? null : eventId(answer);
   }
 
   /** Resolves when everything tracked so far is delivered (or given up on). */

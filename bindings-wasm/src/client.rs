@@ -1,7 +1,7 @@
 //! `NativeClient`: the core's browser client, each method three moves — convert the
 //! arguments, call core, map the error (to a report object; `js/client.js` throws the class).
 
-use std::rc::Rc;
+use std::{cell::RefCell, rc::Rc};
 
 use js_sys::{Function, Promise};
 use meterline_core::{
@@ -42,8 +42,10 @@ impl NativeClient {
         Self::start(options, on_error, Some(token_provider(provider)))
     }
 
-    /// `track()` with `data` as JSON text (the JS layer's `JSON.stringify`): the id, or
-    /// `undefined` when the overflow policy dropped the event.
+    /// `track()` with `data` as JSON text (the JS layer's `JSON.stringify`). Answers where
+    /// the event's id is (see [`id_buffer`]): its length in bytes when it is in the id
+    /// buffer, [`ID_ELSEWHERE`] when `takeId()` returns it, 0 when the overflow policy
+    /// dropped the event.
     pub fn track(
         &self,
         event_type: &str,
@@ -51,10 +53,12 @@ impl NativeClient {
         data: &str,
         id: Option<String>,
         time: Option<String>,
-    ) -> Result<Option<String>, JsValue> {
-        self.client
+    ) -> Result<u32, JsValue> {
+        let id = self
+            .client
             .track(event_type, subject, data, id, time)
-            .map_err(|e| error::report(&e))
+            .map_err(|e| error::report(&e))?;
+        Ok(id.map_or(0, hand_over_id))
     }
 
     /// Resolves once everything tracked so far is settled; rejects with a `timeout` report.
@@ -228,6 +232,49 @@ impl NativeClient {
     }
 }
 
+/// Bytes of the id buffer: a generated id (36) and most callers' ids fit.
+const ID_BUFFER_BYTES: usize = 64;
+/// `track()`'s answer for an id that is not in the id buffer (too long, or not ASCII).
+const ID_ELSEWHERE: u32 = u32::MAX;
+
+thread_local! {
+    /// The id of the event `track()` just queued, as ASCII bytes: the JS layer reads it
+    /// straight from the memory. A returned `String` would cross through the host's
+    /// `TextDecoder`, a quarter of a `track()` call in Chromium.
+    static ID_BUFFER: RefCell<[u8; ID_BUFFER_BYTES]> = const { RefCell::new([0; ID_BUFFER_BYTES]) };
+    /// An id that does not fit the buffer, until `takeId()`.
+    static ID_ELSEWHERE_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Puts a queued event's id where the JS layer reads it; `track()`'s answer for it.
+fn hand_over_id(id: String) -> u32 {
+    if id.is_ascii() && id.len() <= ID_BUFFER_BYTES {
+        ID_BUFFER.with_borrow_mut(|buffer| buffer[..id.len()].copy_from_slice(id.as_bytes()));
+        id.len() as u32
+    } else {
+        ID_ELSEWHERE_TEXT.set(id);
+        ID_ELSEWHERE
+    }
+}
+
+/// Where in the WebAssembly memory the id buffer is (its address never changes).
+#[wasm_bindgen(js_name = idBuffer)]
+pub fn id_buffer() -> u32 {
+    ID_BUFFER.with(|buffer| buffer.as_ptr() as u32)
+}
+
+/// The id `track()` answered [`ID_ELSEWHERE`] for.
+#[wasm_bindgen(js_name = takeId)]
+pub fn take_id() -> String {
+    ID_ELSEWHERE_TEXT.take()
+}
+
+/// The WebAssembly memory (the JS layer reads the id buffer from it).
+#[wasm_bindgen(js_name = wasmMemory)]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
 /// Limits the JS layer checks against, as JSON (`maxDataDepth`).
 #[wasm_bindgen]
 pub fn limits() -> String {
@@ -252,8 +299,9 @@ fn camel_json(value: &impl serde::Serialize) -> String {
                     for c in key.chars() {
                         match (c, upper) {
                             ('_', _) => upper = true,
+                            // The keys are the core's ASCII field names (no Unicode case tables).
                             (c, true) => {
-                                camel.extend(c.to_uppercase());
+                                camel.push(c.to_ascii_uppercase());
                                 upper = false;
                             }
                             (c, false) => camel.push(c),

@@ -48,7 +48,9 @@ pub fn config_from_js(options: &JsValue, has_token_provider: bool) -> Result<Con
                 .ok()
                 .and_then(|t| t.as_string())
                 .ok_or_else(|| bad(&name, "must be plain JSON".into()))?;
-            HostValue::Json(serde_json::from_str(&text).map_err(|e| bad(&name, format!("must be plain JSON: {e}")))?)
+            HostValue::Json(
+                serde_json::from_slice(text.as_bytes()).map_err(|e| bad(&name, format!("must be plain JSON: {e}")))?,
+            )
         } else if value.is_bigint() {
             HostValue::Other("a bigint".into())
         } else {

@@ -309,7 +309,7 @@ impl StreamSession {
         let Frame::Text(text) = frame else {
             return;
         };
-        let message: ServerMessage = match serde_json::from_str(text) {
+        let message = match ServerMessage::from_frame(text) {
             Ok(message) => message,
             Err(e) => {
                 self.actions.push_back(Action::Report(Error::Stream {
