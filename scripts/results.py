@@ -13,6 +13,7 @@ the table of bench/RESULTS.md.
     scripts/results.py python-peers JSON ...      ... from bench/python_peers.py
     scripts/results.py node-peers JSON ...        ... from bench/node_peers.mjs
     scripts/results.py kotlin-peers JSON ...      ... from scripts/bench-kotlin.sh (TrackBench)
+    scripts/results.py kotlin-e2e JSONL ...       ... from scripts/bench-kotlin.sh (EndToEndBench)
     scripts/results.py --dry-run KIND ...         parse and check, print instead of writing
 
 `record` stamps the file with today's date (UTC), the commit of the work tree (with
@@ -545,6 +546,88 @@ def from_kotlin_peers(path: str, command: str) -> None:
         )
 
 
+def from_kotlin_e2e(path: str, command: str) -> None:
+    """scripts/bench-kotlin.sh's bench/out/kotlin_e2e.jsonl: one line per SDK and round."""
+    runs: dict[str, list[dict]] = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        if line.strip():
+            run = json.loads(line)
+            runs.setdefault(run["sdk"], []).append(run)
+    missing = {"meterline", "posthog", "segment"} - runs.keys()
+    if missing:
+        raise ResultError(f"{path}: no run of {sorted(missing)}: did EndToEndBench finish?")
+    for sdk, rs in runs.items():
+        short = [r for r in rs if r["arrived"] != r["events"]]
+        if short:
+            got, want = short[0]["arrived"], short[0]["events"]
+            raise ResultError(f"{path}: {sdk}: {got} of {want} events arrived")
+
+    def median(sdk: str, key: str) -> float:
+        values = sorted(r[key] for r in runs[sdk])
+        return values[len(values) // 2]
+
+    def spread(sdk: str, key: str, fmt: str = "{:,.0f}") -> str:
+        values = sorted(r[key] for r in runs[sdk])
+        return fmt.format(values[0]) + "–" + fmt.format(values[-1])
+
+    loads = [x for rs in runs.values() for r in rs for x in r["load"]]
+    lo, hi = min(loads), max(loads)
+    load = f"{lo:.1f}" if round(lo, 1) == round(hi, 1) else f"{lo:.1f}–{hi:.1f}"
+    rounds = len(runs["meterline"])
+    events = runs["meterline"][0]["events"]
+    ours = median("meterline", "events_per_s")
+    ph, seg = median("posthog", "events_per_s"), median("segment", "events_per_s")
+    conditions = (
+        f"{events:,} events per SDK from one thread, each SDK in its own JVM (JDK "
+        f"{runs['meterline'][0]['jvm']}, default heap and GC), median of {rounds} rounds, after "
+        f"a warm-up of {events // 10:,} delivered events; every SDK's default batching, "
+        "meterline's queue raised to hold them all; all to one local sink (BenchSink, its own "
+        "JVM: counts every event, answers meterline's ingest answer, stores nothing); "
+        "meterline validates a schema on every call and counts delivery from `flush()`; the "
+        "2 cores shared with other builds"
+    )
+    record(
+        "kotlin-end-to-end",
+        metric="Kotlin end to end (track → at the sink) vs posthog-java and Segment analytics-java",
+        target="≥ 250,000 events/s",
+        value=round(ours),
+        unit="events/s",
+        ratio=f"{ours / ph:.1f}× posthog-java 1.2.0 ({ph:,.0f} events/s), {ours / seg:.1f}× "
+        f"Segment analytics-java 3.5.1 ({seg:,.0f} events/s); meterline's rounds "
+        f"{spread('meterline', 'events_per_s')}, its calls "
+        f"{median('meterline', 'per_call_ns'):,.0f} ns each, "
+        f"process CPU {median('meterline', 'process_cpu_s'):.2f} s "
+        f"(posthog {median('posthog', 'process_cpu_s'):.2f} s, Segment "
+        f"{median('segment', 'process_cpu_s'):.2f} s)",
+        met=ours >= 250_000,
+        conditions=conditions,
+        load=load,
+        command=command,
+    )
+    rss = median("meterline", "rss_growth_mb")
+    record(
+        "kotlin-memory-growth",
+        metric="Kotlin memory growth over the end-to-end run (peak RSS of the JVM, and heap) "
+        "vs posthog-java and Segment analytics-java",
+        target="≤ 30 MB",
+        value=f"{rss:.0f} MB RSS, heap +{median('meterline', 'heap_peak_mb'):.0f} MB peak / "
+        f"+{median('meterline', 'heap_retained_mb'):.1f} MB after GC",
+        ratio="; ".join(
+            f"{label}: {median(sdk, 'rss_growth_mb'):.0f} MB RSS, heap "
+            f"+{median(sdk, 'heap_peak_mb'):.0f} MB peak / "
+            f"+{median(sdk, 'heap_retained_mb'):.1f} MB after GC"
+            for sdk, label in (("posthog", "posthog-java 1.2.0"), ("segment", "Segment 3.5.1"))
+        ),
+        met=rss <= 30,
+        conditions=conditions + "; RSS: peak resident set during the run (VmHWM, reset "
+        "after the warm-up) minus the RSS before; heap: peak used (sampled every 5 ms, "
+        "garbage included) and used after a full GC, each minus the used heap after a GC "
+        "before",
+        load=load,
+        command=command,
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -580,7 +663,7 @@ def main(argv: list[str]) -> int:
         log = sub.add_parser(name, help=f"record from the output of the {name} bench")
         log.add_argument("log")
         log.add_argument("command")
-    for name in ("python-peers", "node-peers", "kotlin-peers"):
+    for name in ("python-peers", "node-peers", "kotlin-peers", "kotlin-e2e"):
         peers = sub.add_parser(name, help=f"record from {name.replace('-', '_')} JSON")
         peers.add_argument("json")
         peers.add_argument("command")
@@ -645,6 +728,8 @@ def main(argv: list[str]) -> int:
             from_node_peers(args.json, args.command)
         elif args.what == "kotlin-peers":
             from_kotlin_peers(args.json, args.command)
+        elif args.what == "kotlin-e2e":
+            from_kotlin_e2e(args.json, args.command)
     except ResultError as e:
         print(f"results: {e}", file=sys.stderr)
         return 1

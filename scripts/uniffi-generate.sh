@@ -3,8 +3,8 @@
 # sources from the built library:
 #   Kotlin → bindings-swift-kotlin/kotlin/target/generated-sources/uniffi (package dev.meterline;
 #            `Client.track()` routed through the packed lane by scripts/lean-track.py),
-#            and the library → bindings-swift-kotlin/kotlin/target/native/linux-x86-64/ (the
-#            jar's resource, where JNA finds it);
+#            and the library, stripped → bindings-swift-kotlin/kotlin/target/native/linux-x86-64/
+#            (the jar's resource, where JNA finds it);
 #   Swift  → bindings-swift-kotlin/swift/Sources/{Meterline,meterlineFFI}.
 # Prints the library's path last.
 set -euo pipefail
@@ -29,8 +29,18 @@ rm -rf "$kt_out"
 # Client.track() through the packed lane (one JNA call; docs/decisions.md, "Kotlin `track()`:
 # one packed call"): the generated method's body is replaced, its signature kept.
 python3 $pkg/scripts/lean-track.py "$kt_out/dev/meterline/meterline.kt"
-mkdir -p $pkg/kotlin/target/native/linux-x86-64
-cp "$lib" $pkg/kotlin/target/native/linux-x86-64/
+# The jar carries the library stripped: the release profile keeps line tables (for the
+# workspace's profiles and backtraces), 92 MB of this library; JNA needs only its dynamic
+# symbols, which stripping keeps. binutils' strip, else the toolchain's rust-objcopy.
+native=$pkg/kotlin/target/native/linux-x86-64
+mkdir -p $native
+if command -v strip >/dev/null 2>&1; then
+  strip --strip-all -o "$native/libmeterline_uniffi.so" "$lib"
+else
+  objcopy_tool="$(rustc --print sysroot)/lib/rustlib/$triple/bin/rust-objcopy"
+  [ -x "$objcopy_tool" ] || { echo "uniffi-generate: neither strip nor $objcopy_tool to strip the library" >&2; exit 1; }
+  "$objcopy_tool" --strip-all "$lib" "$native/libmeterline_uniffi.so"
+fi
 
 swift_tmp=$(mktemp -d)
 "$bindgen" generate --no-format --library "$lib" --language swift --out-dir "$swift_tmp" >&2
