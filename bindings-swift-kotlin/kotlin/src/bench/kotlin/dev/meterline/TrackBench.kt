@@ -178,4 +178,6 @@ fun main(args: Array<String>) {
                 "  \"measures\": [\n$rows\n  ]\n}\n",
         )
     }
+    // Segment's sender thread is not a daemon and would keep draining its queue: end here.
+    kotlin.system.exitProcess(0)
 }
