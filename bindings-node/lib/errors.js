@@ -69,7 +69,7 @@ const WITH_DETAILS = {
 
 /** Every class by name, built in the core's order (each parent before its children). */
 const ERROR_CLASSES = { MeterlineError };
-for (const { name, parent, defaultCode } of native.errorClasses()) {
+for (const { name, parent, defaultCode } of JSON.parse(native.errorClasses())) {
   if (parent === undefined || parent === null) continue; // MeterlineError itself
   const Parent = ERROR_CLASSES[parent];
   const Class = WITH_DETAILS[name]?.(Parent) ?? { [name]: class extends Parent {} }[name];
