@@ -1,7 +1,7 @@
 // The `Client` class over the core's wasm client. Arguments are converted here (JavaScript
 // types, what JSON cannot carry); every rule and decision is the Rust core's.
 
-import { ArgumentError, ClosedError, ConfigError, fromReport, toError } from './errors.js';
+import { ERROR_CLASSES, fromReport, toError } from './errors.js';
 import {
   checkAttribute,
   checkData,
@@ -12,6 +12,8 @@ import {
   timeText,
 } from './json.js';
 import { native } from './native.js';
+
+const { ArgumentError, ClosedError, ConfigError } = ERROR_CLASSES;
 
 function checkNumber(argument, value) {
   if (value !== undefined && typeof value !== 'number') {
