@@ -36,11 +36,11 @@ sizes=$root/target/browser/sizes.txt
 mkdir -p "$root/target/browser"
 : >"$sizes"
 
-# errors.js, json.js: this package's module head and exports (bindings-wasm/js/)
+# errors.js, json.js, client.js: this package's module head and exports (bindings-wasm/js/)
 # around the Node package's code that its `// @shared from <file>` line (json.js: `// @rules
 # from`) names — what <file> holds between its "shared with meterline-web" begin/end markers
-# (bindings-node/lib/) — so both packages run one copy of the error classes and the JSON
-# checks. Fails when a file's markers are gone.
+# (bindings-node/lib/) — so both packages run one copy of the error classes, the JSON checks
+# and the client calls. Fails when a file's markers are gone.
 assemble() {
   awk '
     /^\/\/ @(rules|shared) from / {
@@ -69,8 +69,8 @@ for variant in default full; do
   rm -rf "$dist" && mkdir -p "$dist"
   "$bindgen" --target web --out-dir "$dist" --out-name meterline_wasm --no-typescript "$built"
   "$wasm_opt" -Oz --strip-debug --strip-producers "${opt_features[@]}" -o "$dist/meterline_wasm_bg.wasm" "$dist/meterline_wasm_bg.wasm"
-  cp bindings-wasm/js/{meterline,client}.js bindings-wasm/meterline.d.ts "$dist/"
-  for shared in errors.js json.js; do assemble "$shared" "$dist"; done
+  cp bindings-wasm/js/meterline.js bindings-wasm/meterline.d.ts "$dist/"
+  for shared in errors.js json.js client.js; do assemble "$shared" "$dist"; done
   cp bindings-wasm/js/native-web.js "$dist/native.js"
 
   node_dir=$root/target/browser/node-$variant
@@ -78,8 +78,8 @@ for variant in default full; do
   "$bindgen" --target nodejs --out-dir "$node_dir/wasm" --out-name meterline_wasm --no-typescript "$built"
   echo '{"type":"commonjs"}' >"$node_dir/wasm/package.json"
   echo '{"type":"module"}' >"$node_dir/package.json"
-  cp bindings-wasm/js/{meterline,client}.js "$node_dir/"
-  for shared in errors.js json.js; do assemble "$shared" "$node_dir"; done
+  cp bindings-wasm/js/meterline.js "$node_dir/"
+  for shared in errors.js json.js client.js; do assemble "$shared" "$node_dir"; done
   cp bindings-wasm/js/native-node.js "$node_dir/native.js"
 
   raw=$(cat "$dist"/*.js "$dist"/*.wasm | wc -c)
