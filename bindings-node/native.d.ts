@@ -86,18 +86,11 @@ export interface ConnectionChange {
   reason: string
 }
 
-/** The core's error classes, base first (every parent before its children). */
-export declare function errorClasses(): Array<ErrorClassInfo>
-
-/** One error class of the core's list, for the JavaScript layer to build (internal). */
-export interface ErrorClassInfo {
-  /** The class name (`ValidationError` …). */
-  name: string
-  /** The class it extends (`None` for `MeterlineError`). */
-  parent?: string
-  /** The `code` an instance built by hand gets by default. */
-  defaultCode: string
-}
+/**
+ * The core's error classes, base first, as JSON `[{name, parent, defaultCode}]` (internal:
+ * `lib/errors.js` checks its classes against it).
+ */
+export declare function errorClasses(): string
 
 /** A core error as it crosses into JavaScript (internal; the JS layer wraps it). */
 export interface ErrorReport {

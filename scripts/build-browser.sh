@@ -38,21 +38,25 @@ sizes=$root/target/browser/sizes.txt
 mkdir -p "$root/target/browser"
 : >"$sizes"
 
-# json.js: this package's module head and exports (bindings-wasm/js/json.js) around the Node
-# package's JSON checks (bindings-node/lib/json.js between its "rules shared with
-# meterline-web" markers), so both packages run one copy of them.
-assemble_json() {
-  awk -v rules=bindings-node/lib/json.js '
-    $0 == "// @rules from bindings-node/lib/json.js" {
-      while ((getline line < rules) > 0) {
-        if (line ~ /^\/\/ -- rules shared with meterline-web: end/) on = 0
+# errors.js, json.js, client.js: this package's module head and exports (bindings-wasm/js/)
+# around the Node package's code that its `// @shared from <file>` line (json.js: `// @rules
+# from`) names — what <file> holds between its "shared with meterline-web" begin/end markers
+# (bindings-node/lib/) — so both packages run one copy of the error classes, the JSON checks
+# and the client calls. Fails when a file's markers are gone.
+assemble() {
+  awk '
+    /^\/\/ @(rules|shared) from / {
+      src = $4; n = 0; on = 0
+      while ((getline line < src) > 0) {
+        if (line ~ /^\/\/ -- (rules )?shared with meterline-web: end/) on = 0
         if (on) { print line; n++ }
-        if (line ~ /^\/\/ -- rules shared with meterline-web: begin/) on = 1
+        if (line ~ /^\/\/ -- (rules )?shared with meterline-web: begin/) on = 1
       }
-      if (!n) { print "no shared rules found in " rules > "/dev/stderr"; exit 1 }
+      close(src)
+      if (!n) { print "no shared code found in " src > "/dev/stderr"; exit 1 }
       next
     }
-    { print }' bindings-wasm/js/json.js >"$1/json.js"
+    { print }' "bindings-wasm/js/$1" >"$2/$1"
 }
 
 for variant in default full; do
@@ -67,8 +71,8 @@ for variant in default full; do
   rm -rf "$dist" && mkdir -p "$dist"
   "$bindgen" --target web --out-dir "$dist" --out-name meterline_wasm --no-typescript "$built"
   "$wasm_opt" -Oz --strip-debug --strip-producers "${opt_features[@]}" -o "$dist/meterline_wasm_bg.wasm" "$dist/meterline_wasm_bg.wasm"
-  cp bindings-wasm/js/{meterline,client,errors}.js bindings-wasm/meterline.d.ts "$dist/"
-  assemble_json "$dist"
+  cp bindings-wasm/js/meterline.js bindings-wasm/meterline.d.ts "$dist/"
+  for shared in errors.js json.js client.js; do assemble "$shared" "$dist"; done
   cp bindings-wasm/js/native-web.js "$dist/native.js"
   # Minified, names of functions and classes kept (−6 KB gzipped; bindings-wasm/README.md).
   (cd bindings-wasm && node scripts/minify.mjs "$dist"/*.js)
@@ -78,8 +82,8 @@ for variant in default full; do
   "$bindgen" --target nodejs --out-dir "$node_dir/wasm" --out-name meterline_wasm --no-typescript "$built"
   echo '{"type":"commonjs"}' >"$node_dir/wasm/package.json"
   echo '{"type":"module"}' >"$node_dir/package.json"
-  cp bindings-wasm/js/{meterline,client,errors}.js "$node_dir/"
-  assemble_json "$node_dir"
+  cp bindings-wasm/js/meterline.js "$node_dir/"
+  for shared in errors.js json.js client.js; do assemble "$shared" "$node_dir"; done
   cp bindings-wasm/js/native-node.js "$node_dir/native.js"
 
   raw=$(cat "$dist"/*.js "$dist"/*.wasm | wc -c)

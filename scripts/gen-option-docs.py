@@ -166,25 +166,28 @@ def with_block(current: str, begin: str, end: str, block: str) -> str:
     return head + block + tail
 
 
-def main() -> int:
-    check = sys.argv[1:] == ["--check"]
-    wanted = {
-        PY_FILE: with_block(PY_FILE.read_text(), PY_BEGIN, PY_END, py_block()),
-        TS_FILE: with_block(TS_FILE.read_text(), TS_BEGIN, TS_END, ts_block()),
-        WEB_TS_FILE: with_block(WEB_TS_FILE.read_text(), TS_BEGIN, TS_END, ts_block()),
-        WEB_README: with_block(WEB_README.read_text(), MD_BEGIN, MD_END, md_block()),
-    }
-    stale = [path for path, text in wanted.items() if path.read_text() != text]
-    if check:
+def write_or_check(wanted: dict, command: str) -> int:
+    """Writes each file of `wanted` (path → text) that differs; with `--check`, writes nothing
+    and fails naming them. `command` is what regenerates them."""
+    stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
+    if sys.argv[1:] == ["--check"]:
         for path in stale:
-            name = path.relative_to(REPO)
-            print(f"{name} is not what the option table gives: run scripts/gen-option-docs.py")
+            print(f"{path.relative_to(REPO)} is not what the option table gives: run {command}")
         return 1 if stale else 0
     for path in stale:
         path.write_text(wanted[path])
         print(f"wrote {path.relative_to(REPO)}")
     return 0
 
+
+def main() -> int:
+    wanted = {
+        PY_FILE: with_block(PY_FILE.read_text(), PY_BEGIN, PY_END, py_block()),
+        TS_FILE: with_block(TS_FILE.read_text(), TS_BEGIN, TS_END, ts_block()),
+        WEB_TS_FILE: with_block(WEB_TS_FILE.read_text(), TS_BEGIN, TS_END, ts_block()),
+        WEB_README: with_block(WEB_README.read_text(), MD_BEGIN, MD_END, md_block()),
+    }
+    return write_or_check(wanted, "scripts/gen-option-docs.py")
 
 if __name__ == "__main__":
     sys.exit(main())

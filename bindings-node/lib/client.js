@@ -22,6 +22,10 @@ const { ArgumentError, ConfigError, MeterlineError } = ERROR_CLASSES;
 /** How long the `beforeExit` flush may keep the process alive (the core's grace). */
 const EXIT_FLUSH_GRACE_MS = native.limits().exitFlushGraceMs;
 
+// meterline-web's client.js is built from what stands between these markers
+// (scripts/build-browser.sh), so both packages' `Client` make these calls one way; the heads
+// of both files give them `ArgumentError`, `describe` and `toError`.
+// -- shared with meterline-web: begin
 /** A number argument (`timeoutMs`) may be left out; its range is the core's to check. */
 function checkNumber(argument, value) {
   if (value !== undefined && typeof value !== 'number') {
@@ -32,24 +36,113 @@ function checkNumber(argument, value) {
   }
 }
 
-/**
- * `subject` / `feature` must be strings that are valid Unicode; empty and over-long strings
- * are the core's to refuse (it names the argument, too).
- */
-function checkName(argument, value) {
+/** A string argument; empty and over-long strings are the core's to refuse (it names it). */
+function checkString(argument, value) {
   if (typeof value !== 'string') {
     throw new ArgumentError(`\`${argument}\` must be a string, got ${describe(value)}`, {
       argument,
       path: `/${argument}`,
     });
   }
-  if (!value.isWellFormed()) {
+}
+
+/**
+ * `subject` / `feature` must be strings that are valid Unicode: a lone UTF-16 surrogate would
+ * reach the core as U+FFFD, another name.
+ */
+function checkName(argument, value) {
+  checkString(argument, value);
+  if (value.isWellFormed?.() === false) {
     throw new ArgumentError(`\`${argument}\` is not valid Unicode (a lone UTF-16 surrogate)`, {
       argument,
       path: `/${argument}`,
     });
   }
 }
+
+/** Each `Client`'s native client, as its constructor gives it to `attachNative()`. */
+const nativeClients = new WeakMap();
+
+/** Gives `client` the native client the methods of `withNativeCalls()` call. */
+function attachNative(client, nativeClient) {
+  nativeClients.set(client, nativeClient);
+}
+
+/** Calls `method` of `client`'s native client; what it throws becomes a `MeterlineError`. */
+function callNative(client, method, ...args) {
+  try {
+    return nativeClients.get(client)[method](...args);
+  } catch (e) {
+    throw toError(e);
+  }
+}
+
+/**
+ * `Base` with the `Client` methods both packages have alike: each checks its arguments'
+ * JavaScript types, calls the native client and throws (or rejects with) what that throws
+ * as a `MeterlineError`. Node's `Client` extends it over `EventEmitter`, the browser's over
+ * `Object`.
+ */
+function withNativeCalls(Base) {
+  return class extends Base {
+    /**
+     * Acts for `subject` from now on, with its customer `token` (publishable keys). Events
+     * tracked before are still delivered under the previous user's token; its cached
+     * entitlements and stream subscription are dropped. Throws `ArgumentError` for a subject
+     * or token of the wrong type or a token that is not `subject`'s, `ConfigError` with a
+     * secret key, `ClosedError` after shutdown.
+     */
+    identify(subject, token) {
+      checkString('subject', subject);
+      checkString('token', token);
+      callNative(this, 'identify', subject, token);
+    }
+
+    /** Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`. */
+    reset() {
+      callNative(this, 'reset');
+    }
+
+    /**
+     * The user withdrew consent: `track()` keeps nothing and sends nothing (returns `null`,
+     * counted in `stats().optedOut`), and events queued but not sent are discarded. Recorded
+     * for the next start (Node: in `spoolDir` when set; the browser: in `localStorage` for
+     * this API key, and `SpoolError` when it refuses the entry).
+     */
+    optOut() {
+      callNative(this, 'optOut');
+    }
+
+    /** The user consents again: `track()` queues and sends events from now on. */
+    optIn() {
+      callNative(this, 'optIn');
+    }
+
+    /** Resolves when everything tracked so far is delivered (or given up on). */
+    async flush(timeoutMs) {
+      checkNumber('timeoutMs', timeoutMs);
+      try {
+        await nativeClients.get(this).flush(timeoutMs);
+      } catch (e) {
+        throw toError(e);
+      }
+    }
+
+    /**
+     * `entitlement()` without ever waiting, for synchronous code: the cached answer (`cache`,
+     * or `stale` while it revalidates), or on a miss the configured fallback at once (reason
+     * `not cached yet: fetching in the background`) while one fetch fills the cache.
+     * Throws `ArgumentError` / `ClosedError` like `entitlement()` rejects.
+     */
+    cachedEntitlement(subject, feature) {
+      checkName('subject', subject);
+      checkName('feature', feature);
+      return JSON.parse(callNative(this, 'cachedEntitlement', subject, feature));
+    }
+  };
+}
+
+// -- shared with meterline-web: end
 
 /** Entitlement answers are promises even on a cache hit; errors become `MeterlineError`s. */
 function rejectWith(e) {
@@ -60,7 +153,7 @@ function rejectWith(e) {
  * Sends usage events to a meterline server. `track()` validates at once and queues; a
  * background thread batches, compresses and delivers with retries.
  */
-class Client extends EventEmitter {
+class Client extends withNativeCalls(EventEmitter) {
   #native;
   /** `(type, subject, dataJson, id?, time?) => id`, bound to the native client (the hot path). */
   #track;
@@ -116,6 +209,7 @@ class Client extends EventEmitter {
     try {
       this.#native = new native.NativeClient(options, dispatch, onUsageThreshold, onConnection, provider);
       this.#track = this.#native.tracker();
+      attachNative(this, this.#native);
     } catch (e) {
       throw toError(e);
     }
@@ -146,76 +240,10 @@ class Client extends EventEmitter {
     }
   }
 
-  /**
-   * Acts for `subject` from now on, with its customer `token` (publishable keys). Events
-   * tracked before are still delivered under the previous user's token; its cached
-   * entitlements and stream subscription are dropped. Throws `ArgumentError` for a token
-   * that is not `subject`'s, `ConfigError` with a secret key.
-   */
-  identify(subject, token) {
-    for (const [name, value] of [
-      ['subject', subject],
-      ['token', token],
-    ]) {
-      if (typeof value !== 'string') {
-        throw new ArgumentError(`\`${name}\` must be a string, got ${describe(value)}`, {
-          argument: name,
-          path: `/${name}`,
-        });
-      }
-    }
-    try {
-      this.#native.identify(subject, token);
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
-  /** Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`. */
-  reset() {
-    try {
-      this.#native.reset();
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
-  /**
-   * The user withdrew consent: `track()` keeps nothing and sends nothing (returns `null`,
-   * counted in `stats().optedOut`), and events queued but not sent are discarded. Recorded in
-   * `spoolDir` (when set) for the next start.
-   */
-  optOut() {
-    try {
-      this.#native.optOut();
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
-  /** The user consents again: `track()` queues and sends events from now on. */
-  optIn() {
-    try {
-      this.#native.optIn();
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
   /** Whether the user opted out (in this run, or as recorded in `spoolDir`). */
   get optedOut() {
     try {
       return this.#native.optedOut;
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
-  /** Resolves when everything tracked so far is delivered (or given up on). */
-  async flush(timeoutMs) {
-    checkNumber('timeoutMs', timeoutMs);
-    try {
-      await this.#native.flush(timeoutMs);
     } catch (e) {
       throw toError(e);
     }
@@ -255,22 +283,6 @@ class Client extends EventEmitter {
       return typeof answer === 'string' ? Promise.resolve(JSON.parse(answer)) : answer.then(JSON.parse, rejectWith);
     } catch (e) {
       return Promise.reject(toError(e));
-    }
-  }
-
-  /**
-   * `entitlement()` without ever waiting, for synchronous code: the cached answer (`cache`,
-   * or `stale` while it revalidates), or on a miss the configured fallback at once (reason
-   * `not cached yet: fetching in the background`) while one fetch fills the cache.
-   * Throws `ArgumentError` / `ClosedError` like `entitlement()` rejects.
-   */
-  cachedEntitlement(subject, feature) {
-    checkName('subject', subject);
-    checkName('feature', feature);
-    try {
-      return JSON.parse(this.#native.cachedEntitlement(subject, feature));
-    } catch (e) {
-      throw toError(e);
     }
   }
 

@@ -30,7 +30,7 @@ pub fn config_from_js(env: &Env, options: &Object, has_token_provider: bool) -> 
             ValueType::Undefined => continue,
             ValueType::Null => HostValue::Null,
             ValueType::Boolean => HostValue::Bool(value.coerce_to_bool().map_err(|e| bad(&name, e.reason))?),
-            ValueType::Number => number(
+            ValueType::Number => HostValue::js_number(
                 value
                     .coerce_to_number()
                     .and_then(|n| n.get_double())
@@ -58,17 +58,6 @@ pub fn config_from_js(env: &Env, options: &Object, has_token_provider: bool) -> 
     }
     options::config_from_host_with_provider(given, Spelling::CamelMs, &[], has_token_provider)
         .map_err(|e| ErrorReport::as_named(&e).into_napi_err(env))
-}
-
-/// A JavaScript number: whole ones (within 2^53, where a double is exact) are integers.
-fn number(n: f64) -> HostValue {
-    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
-    if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
-        #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53: exact
-        HostValue::Int(n as i64)
-    } else {
-        HostValue::Float(n)
-    }
 }
 
 /// JavaScript's name of a value type, for messages.

@@ -6,8 +6,7 @@
 //! promises reject with it, and background errors reach `client.on('error')` as one.
 
 use meterline_core::{
-    Error as CoreError, ErrorClass, ValidationError,
-    options::{self, Spelling},
+    Error as CoreError, ErrorClass, ValidationError, error::ErrorReport as CoreReport, options::Spelling,
 };
 use napi::{Env, JsValue};
 use napi_derive::napi;
@@ -37,42 +36,17 @@ pub struct ErrorReport {
 }
 
 impl ErrorReport {
-    fn new(kind: &str, code: &str, message: String) -> Self {
-        ErrorReport {
-            kind: kind.to_owned(),
-            code: code.to_owned(),
-            message,
-            path: None,
-            option: None,
-            argument: None,
-            status: None,
-            event_id: None,
-        }
+    /// A validation error with a JSON pointer; an `invalid_argument` one (a bad `subject`,
+    /// `feature`, `ttlMs`, `timeoutMs` of a call) is an `ArgumentError` naming the parameter.
+    pub fn validation(err: &ValidationError) -> Self {
+        CoreReport::validation(err).into()
     }
 
-    /// A validation error with a JSON pointer. The core's `invalid_argument` (a bad
-    /// `subject`, `feature`, `ttlMs`, `timeoutMs` of a call) is an `ArgumentError` naming
-    /// the parameter (the pointer's first segment).
-    pub fn validation(err: &ValidationError) -> Self {
-        let message = if err.path.is_empty() {
-            format!("{}: {}", err.code, err.message)
-        } else {
-            err.to_string()
-        };
-        let class = CoreError::Validation(err.clone()).class();
-        let argument = (class == ErrorClass::Argument).then(|| {
-            err.path
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        });
-        ErrorReport {
-            path: Some(err.path.clone()),
-            argument,
-            ..ErrorReport::new(class.name(), err.code, message)
-        }
+    /// The report of `err` with its option named as it already is: for the errors of
+    /// `options::config_from_host`, which name an option as the caller wrote it (an unknown
+    /// `flush_at` must stay `flush_at`).
+    pub fn as_named(err: &CoreError) -> Self {
+        CoreReport::as_named(err).into()
     }
 
     /// Builds a JS `Error` carrying `kind`, `code` and the details as properties, wrapped as
@@ -109,40 +83,24 @@ impl ErrorReport {
 }
 
 impl From<&CoreError> for ErrorReport {
-    /// A configuration error the client reports after reading the options (a spool directory
-    /// in use, a schema that does not compile, a key that cannot mint tokens) names the option
-    /// in snake_case: it is renamed as JavaScript spells it.
+    /// Configuration errors the client reports after reading the options name the option as
+    /// JavaScript spells it.
     fn from(err: &CoreError) -> Self {
-        match err {
-            CoreError::Config { .. } => ErrorReport::as_named(&options::respell(err.clone(), Spelling::CamelMs)),
-            _ => ErrorReport::as_named(err),
-        }
+        CoreReport::new(err, Spelling::CamelMs).into()
     }
 }
 
-impl ErrorReport {
-    /// The report of `err` with its option named as it already is: for the errors of
-    /// `options::config_from_host`, which name an option as the caller wrote it (an unknown
-    /// `flush_at` must stay `flush_at`).
-    pub fn as_named(err: &CoreError) -> Self {
-        if let CoreError::Validation(v) = err {
-            return ErrorReport::validation(v);
-        }
-        let report = ErrorReport {
-            status: err.status().map(u32::from),
-            ..ErrorReport::new(err.class().name(), err.code(), err.to_string())
-        };
-        match err {
-            CoreError::Config { field, .. } => ErrorReport {
-                option: Some(field.to_string()),
-                ..report
-            },
-            CoreError::Rejected(r) => ErrorReport {
-                path: Some(r.path.clone()),
-                event_id: r.id.clone(),
-                ..report
-            },
-            _ => report,
+impl From<CoreReport> for ErrorReport {
+    fn from(report: CoreReport) -> Self {
+        ErrorReport {
+            kind: report.class.name().to_owned(),
+            code: report.code,
+            message: report.message,
+            path: report.path,
+            option: report.option,
+            argument: report.argument,
+            status: report.status.map(u32::from),
+            event_id: report.event_id,
         }
     }
 }
@@ -165,26 +123,9 @@ impl IntoNapiErr for ValidationError {
     }
 }
 
-/// One error class of the core's list, for the JavaScript layer to build (internal).
-#[napi(object)]
-pub struct ErrorClassInfo {
-    /// The class name (`ValidationError` …).
-    pub name: String,
-    /// The class it extends (`None` for `MeterlineError`).
-    pub parent: Option<String>,
-    /// The `code` an instance built by hand gets by default.
-    pub default_code: String,
-}
-
-/// The core's error classes, base first (every parent before its children).
+/// The core's error classes, base first, as JSON `[{name, parent, defaultCode}]` (internal:
+/// `lib/errors.js` checks its classes against it).
 #[napi]
-pub fn error_classes() -> Vec<ErrorClassInfo> {
-    ErrorClass::ALL
-        .iter()
-        .map(|class| ErrorClassInfo {
-            name: class.name().to_owned(),
-            parent: class.parent().map(|p| p.name().to_owned()),
-            default_code: class.default_code().to_owned(),
-        })
-        .collect()
+pub fn error_classes() -> String {
+    ErrorClass::table_json()
 }

@@ -57,31 +57,19 @@ def snake_to_rust(name: str) -> str:
     return name  # the table's snake_case name is the Rust field name
 
 
-def wrap(text: str, indent: str, width: int = 100) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(indent) + len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    lines.append(line)
-    return [indent + item for item in lines]
+def respell(doc: str) -> str:
+    """The table's docs speak Python's snake_case names; this says the camelCase ones."""
+    camel = {row["snake"]: row["camel"] for row in TABLE}
+    return re.sub(r"`([a-z_]+)`", lambda m: f"`{camel.get(m.group(1), m.group(1))}`", doc)
 
 
 def source() -> str:
-    # The table's docs speak Python's snake_case names; say the camelCase ones.
-    camel = {row["snake"]: row["camel"] for row in TABLE}
-
-    def respell(doc: str) -> str:
-        return re.sub(r"`([a-z_]+)`", lambda m: f"`{camel.get(m.group(1), m.group(1))}`", doc)
-
     fields, given = [], []
     for row in TABLE:
         rust_type, host = TYPES[row["type"]]
         field = snake_to_rust(row["snake"])
         doc = f"{respell(row['doc'])} {facts(row)}"
-        fields.extend(wrap(doc, "    /// "))
+        fields.extend(OPTION_DOCS.wrap(doc, "    /// "))
         fields.append("    #[uniffi(default = None)]")
         fields.append(f"    pub {field}: Option<{rust_type}>,")
         value = host.replace("NAME", f'"{row["camel"]}"')
@@ -126,34 +114,19 @@ fn json_option(name: &'static str, text: &str) -> Result<HostValue, CoreError> {
 
 
 def readme_table() -> str:
-    camel = {row["snake"]: row["camel"] for row in TABLE}
     rows = ["| option | Kotlin type | what | range, default |", "|---|---|---|---|"]
     for row in TABLE:
-        doc = re.sub(r"`([a-z_]+)`", lambda m: f"`{camel.get(m.group(1), m.group(1))}`", row["doc"])
+        doc = respell(row["doc"])
         rows.append(
             f"| `{row['camel']}` | {KOTLIN_TYPES[row['type']]} | {doc.replace('|', '/')} | {facts(row)} |"
         )
     return MD_BEGIN + "\n".join(rows) + "\n" + MD_END
 
 
-def readme() -> str:
-    head, rest = README.read_text().split(MD_BEGIN, 1)
-    _, tail = rest.split(MD_END, 1)
-    return head + readme_table() + tail
-
-
 def main() -> int:
-    wanted = {OUT: source(), README: readme()}
-    stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]
-    if sys.argv[1:] == ["--check"]:
-        for path in stale:
-            print(f"{path.relative_to(REPO)} is not what the option table gives: "
-                  "run bindings-swift-kotlin/scripts/gen-options.py")
-        return 1 if stale else 0
-    for path in stale:
-        path.write_text(wanted[path])
-        print(f"wrote {path.relative_to(REPO)}")
-    return 0
+    readme = OPTION_DOCS.with_block(README.read_text(), MD_BEGIN, MD_END, readme_table())
+    command = "bindings-swift-kotlin/scripts/gen-options.py"
+    return OPTION_DOCS.write_or_check({OUT: source(), README: readme}, command)
 
 
 if __name__ == "__main__":

@@ -103,36 +103,26 @@ impl From<meterline_core::EntitlementAnswer> for EntitlementAnswer {
     }
 }
 
-/// A stream `usage.threshold` message: a metered feature of a cached subject crossed a
-/// fraction of its limit.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct UsageThreshold {
-    /// The message's sequence number (dedupe by it: a reconnect may repeat a message).
-    pub seq: u64,
-    /// The customer.
-    pub subject: String,
-    /// The metered feature.
-    pub feature: String,
-    /// The threshold crossed, as a fraction of the limit (0.8, 1.0).
-    pub threshold: f64,
-    /// Usage after the crossing.
-    pub usage: f64,
-    /// The limit.
-    pub limit: f64,
+/// Declares [`UsageThreshold`] with the core's fields of a `usage.threshold` message.
+macro_rules! usage_threshold_record {
+    ($($(#[$doc:meta])* $vis:vis $field:ident: $ty:ty,)*) => {
+        /// A stream `usage.threshold` message: a metered feature of a cached subject crossed
+        /// a fraction of its limit.
+        #[derive(Debug, Clone, PartialEq, uniffi::Record)]
+        pub struct UsageThreshold {
+            $($(#[$doc])* $vis $field: $ty,)*
+        }
+
+        impl From<&UsageThresholdEvent> for UsageThreshold {
+            #[allow(clippy::clone_on_copy)] // the numbers are Copy, the strings are not
+            fn from(e: &UsageThresholdEvent) -> Self {
+                UsageThreshold { $($field: e.$field.clone(),)* }
+            }
+        }
+    };
 }
 
-impl From<&UsageThresholdEvent> for UsageThreshold {
-    fn from(e: &UsageThresholdEvent) -> Self {
-        UsageThreshold {
-            seq: e.seq,
-            subject: e.subject.clone(),
-            feature: e.feature.clone(),
-            threshold: e.threshold,
-            usage: e.usage,
-            limit: e.limit,
-        }
-    }
-}
+meterline_core::usage_threshold_fields!(usage_threshold_record);
 
 #[uniffi::export]
 impl Client {

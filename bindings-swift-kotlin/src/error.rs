@@ -5,10 +5,7 @@
 //! variant `GenericError`; its subclass hierarchy (an `ArgumentError` is a `ValidationError`)
 //! is flat here, as uniffi's error enums are: [`error_classes`] gives each class's parent.
 
-use meterline_core::{
-    Error as CoreError, ErrorClass, ValidationError,
-    options::{self, Spelling},
-};
+use meterline_core::{Error as CoreError, ErrorClass, ValidationError, error::ErrorReport, options::Spelling};
 
 /// The details every meterline error carries (the fields of each variant).
 macro_rules! error_enum {
@@ -40,24 +37,19 @@ macro_rules! error_enum {
         }
 
         impl MeterlineError {
-            fn of_class(class: ErrorClass, details: Details) -> Self {
-                let Details { code, detail, path, option, status, event_id } = details;
+            /// The variant of the core report's class, with its details (Kotlin and Swift read
+            /// an `ArgumentError`'s argument off its `path`).
+            fn of_report(report: ErrorReport) -> Self {
+                let ErrorReport { class, code, message: detail, path, option, status, event_id, .. } = report;
                 match class {
                     $(ErrorClass::$class => MeterlineError::$variant { code, detail, path, option, status, event_id },)*
                 }
             }
 
-            /// The details, whatever the variant.
-            fn details(&self) -> Details {
+            /// The stable code, whatever the variant.
+            pub fn code(&self) -> String {
                 match self {
-                    $(MeterlineError::$variant { code, detail, path, option, status, event_id } => Details {
-                        code: code.clone(),
-                        detail: detail.clone(),
-                        path: path.clone(),
-                        option: option.clone(),
-                        status: *status,
-                        event_id: event_id.clone(),
-                    },)*
+                    $(MeterlineError::$variant { code, .. } => code.clone(),)*
                 }
             }
         }
@@ -98,45 +90,11 @@ error_enum! {
     SpoolError => Spool,
 }
 
-/// The fields of every variant.
-struct Details {
-    code: String,
-    detail: String,
-    path: Option<String>,
-    option: Option<String>,
-    status: Option<u16>,
-    event_id: Option<String>,
-}
-
 impl MeterlineError {
     /// The error of `err`, its option named as it already is: for the errors of
     /// `options::config_from_host`, which name an option as the caller wrote it.
     pub(crate) fn as_named(err: &CoreError) -> Self {
-        if let CoreError::Validation(v) = err {
-            return MeterlineError::from(v.clone());
-        }
-        let mut details = Details {
-            code: err.code().to_owned(),
-            detail: err.to_string(),
-            path: None,
-            option: None,
-            status: err.status(),
-            event_id: None,
-        };
-        match err {
-            CoreError::Config { field, .. } => details.option = Some(field.to_string()),
-            CoreError::Rejected(r) => {
-                details.path = Some(r.path.clone());
-                details.event_id = r.id.clone();
-            }
-            _ => {}
-        }
-        MeterlineError::of_class(err.class(), details)
-    }
-
-    /// The stable code, whatever the variant.
-    pub fn code(&self) -> String {
-        self.details().code
+        MeterlineError::of_report(ErrorReport::as_named(err))
     }
 }
 
@@ -144,30 +102,13 @@ impl From<CoreError> for MeterlineError {
     /// A configuration error the client reports after reading the options names the option
     /// in snake_case: it is renamed as Kotlin and Swift spell it.
     fn from(err: CoreError) -> Self {
-        match err {
-            CoreError::Config { .. } => MeterlineError::as_named(&options::respell(err, Spelling::Camel)),
-            _ => MeterlineError::as_named(&err),
-        }
+        MeterlineError::of_report(ErrorReport::new(&err, Spelling::Camel))
     }
 }
 
 impl From<ValidationError> for MeterlineError {
     fn from(err: ValidationError) -> Self {
-        let class = CoreError::Validation(err.clone()).class();
-        let detail = if err.path.is_empty() {
-            format!("{}: {}", err.code, err.message)
-        } else {
-            err.to_string()
-        };
-        let details = Details {
-            code: err.code.to_owned(),
-            detail,
-            path: Some(err.path),
-            option: None,
-            status: None,
-            event_id: None,
-        };
-        MeterlineError::of_class(class, details)
+        MeterlineError::of_report(ErrorReport::validation(&err))
     }
 }
 
@@ -202,15 +143,6 @@ pub fn error_classes() -> Vec<ErrorClassInfo> {
 #[uniffi::export]
 pub fn error_of_class(class_name: String, code: String) -> Option<MeterlineError> {
     let class = ErrorClass::from_name(&class_name)?;
-    Some(MeterlineError::of_class(
-        class,
-        Details {
-            code,
-            detail: format!("a {class_name} built by hand"),
-            path: None,
-            option: None,
-            status: None,
-            event_id: None,
-        },
-    ))
+    let detail = format!("a {class_name} built by hand");
+    Some(MeterlineError::of_report(ErrorReport::bare(class, &code, detail)))
 }

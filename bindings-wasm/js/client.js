@@ -1,7 +1,10 @@
 // The `Client` class over the core's wasm client. Arguments are converted here (JavaScript
-// types, what JSON cannot carry); every rule and decision is the Rust core's.
+// types, what JSON cannot carry); every rule and decision is the Rust core's. The calls both
+// packages make alike (`withNativeCalls()`, the argument checks) are the Node package's
+// (bindings-node/lib/client.js, between its "shared with meterline-web" markers), put in
+// place of the @shared line by scripts/build-browser.sh.
 
-import { ArgumentError, ClosedError, ConfigError, fromReport, toError } from './errors.js';
+import { ERROR_CLASSES, fromReport, toError } from './errors.js';
 import {
   checkAttribute,
   checkData,
@@ -13,23 +16,9 @@ import {
 } from './json.js';
 import { native } from './native.js';
 
-function checkNumber(argument, value) {
-  if (value !== undefined && typeof value !== 'number') {
-    throw new ArgumentError(`\`${argument}\` must be a number of milliseconds, got ${describe(value)}`, {
-      argument,
-      path: `/${argument}`,
-    });
-  }
-}
+const { ArgumentError, ClosedError, ConfigError } = ERROR_CLASSES;
 
-function checkName(argument, value) {
-  if (typeof value !== 'string') {
-    throw new ArgumentError(`\`${argument}\` must be a string, got ${describe(value)}`, {
-      argument,
-      path: `/${argument}`,
-    });
-  }
-}
+// @shared from bindings-node/lib/client.js
 
 /** The id buffer of the WebAssembly memory (a new view after the memory grew). */
 let idBytes;
@@ -60,10 +49,11 @@ function eventId(length) {
  * customer token. `track()` validates at once and queues; batches leave with `fetch`, gzip,
  * and retries decided by the core.
  */
-export class Client {
+export class Client extends withNativeCalls(Object) {
   #native;
 
   constructor(options) {
+    super();
     if (native.NativeClient === undefined) {
       throw new ConfigError('call `await init()` (the default export of meterline-web) before `new Client()`', {
         option: 'options',
@@ -107,6 +97,7 @@ export class Client {
         typeof tokenProvider === 'function'
           ? native.NativeClient.withTokenProvider(coreOptions, report, tokenProvider)
           : new native.NativeClient(coreOptions, report);
+      attachNative(this, this.#native);
     } catch (e) {
       throw toError(e);
     }
@@ -114,33 +105,6 @@ export class Client {
       onUsageThreshold === undefined ? undefined : (json) => onUsageThreshold(JSON.parse(json)),
       onConnectionChange,
     );
-  }
-
-  /**
-   * Acts for `subject` from now on, with its customer `token` (publishable keys). Events
-   * tracked before are still delivered under the previous user's token (never in a batch with
-   * the next user's); its cached entitlements and stream subscription are dropped. With a
-   * `tokenProvider`, later tokens come from it and must be for `subject`. Throws
-   * `ArgumentError` for a subject or token of the wrong type, a token that is not a customer
-   * token for `subject`; `ConfigError` with a secret key; `ClosedError` after shutdown.
-   */
-  identify(subject, token) {
-    checkName('subject', subject);
-    checkName('token', token);
-    try {
-      this.#native.identify(subject, token);
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
-  /** Drops the identity (sign-out): `track()` throws `ForbiddenError` until `identify()`. */
-  reset() {
-    try {
-      this.#native.reset();
-    } catch (e) {
-      throw toError(e);
-    }
   }
 
   /**
@@ -177,16 +141,6 @@ export class Client {
     return answer === 0 ? null : eventId(answer);
   }
 
-  /** Resolves when everything tracked so far is delivered (or given up on). */
-  async flush(timeoutMs) {
-    checkNumber('timeoutMs', timeoutMs);
-    try {
-      await this.#native.flush(timeoutMs);
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
   /** Stops accepting events and delivers what is queued within `timeoutMs`. */
   async shutdown(timeoutMs) {
     checkNumber('timeoutMs', timeoutMs);
@@ -212,40 +166,6 @@ export class Client {
     checkName('feature', feature);
     try {
       return JSON.parse(await this.#native.entitlement(subject, feature));
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
-  /** `entitlement()` without waiting: the cached answer, or the fallback while one fetch fills the cache. */
-  cachedEntitlement(subject, feature) {
-    checkName('subject', subject);
-    checkName('feature', feature);
-    try {
-      return JSON.parse(this.#native.cachedEntitlement(subject, feature));
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
-  /**
-   * The user withdrew consent: `track()` keeps nothing and sends nothing (returns `null`,
-   * counted in `stats().optedOut`), and events queued but not sent are discarded. Recorded in
-   * `localStorage` for this API key, so it holds after a reload. Throws `SpoolError` when
-   * `localStorage` refuses the entry (the choice applies to this page all the same).
-   */
-  optOut() {
-    try {
-      this.#native.optOut();
-    } catch (e) {
-      throw toError(e);
-    }
-  }
-
-  /** The user consents again: `track()` queues and sends events from now on. */
-  optIn() {
-    try {
-      this.#native.optIn();
     } catch (e) {
       throw toError(e);
     }

@@ -7,7 +7,9 @@
 // (bindings-node/lib/json.js, between its "rules shared with meterline-web" markers), put in
 // place of the @rules line by scripts/build-browser.sh, so both packages run one copy.
 
-import { ArgumentError, ValidationError } from './errors.js';
+import { ERROR_CLASSES } from './errors.js';
+
+const { ArgumentError, ValidationError } = ERROR_CLASSES;
 
 /** The core's nesting limit of `data` (`data` itself is one level). */
 let MAX_DEPTH = 126;

@@ -1,11 +1,11 @@
 // meterline-web: usage metering and entitlements for the browser, the Rust core as
 // WebAssembly. `await init()` once (it loads the .wasm), then `new Client({...})`.
-import { checkAgainstCore } from './errors.js';
+import { ERROR_CLASSES, checkAgainstCore } from './errors.js';
 import { setLimits } from './json.js';
 import { loadNative } from './native.js';
 
 export { Client } from './client.js';
-export {
+export const {
   ArgumentError,
   AuthError,
   ClosedError,
@@ -21,7 +21,7 @@ export {
   StreamError,
   TimeoutError,
   ValidationError,
-} from './errors.js';
+} = ERROR_CLASSES;
 
 let ready;
 

@@ -36,7 +36,7 @@ pub fn config_from_js(options: &JsValue, has_token_provider: bool) -> Result<Con
         } else if let Some(b) = value.as_bool() {
             HostValue::Bool(b)
         } else if let Some(n) = value.as_f64() {
-            number(n)
+            HostValue::js_number(n)
         } else if let Some(s) = value.as_string() {
             HostValue::Str(s)
         } else if value.is_function() {
@@ -60,15 +60,4 @@ pub fn config_from_js(options: &JsValue, has_token_provider: bool) -> Result<Con
     }
     options::config_from_host_with_provider(given, Spelling::CamelMs, &["onError"], has_token_provider)
         .map_err(|e| report_as_named(&e))
-}
-
-/// A JavaScript number: whole ones (within 2^53, where a double is exact) are integers.
-fn number(n: f64) -> HostValue {
-    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
-    if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
-        #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53: exact
-        HostValue::Int(n as i64)
-    } else {
-        HostValue::Float(n)
-    }
 }

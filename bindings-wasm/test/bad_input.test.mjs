@@ -120,6 +120,8 @@ describe('bad input in the page', { skip: missing ?? false }, () => {
         negative: () => client.flush(-1),
         subject: () => client.entitlement(5, 'f'),
         feature: () => client.entitlement('c1', ''),
+        'lone surrogate': () => client.entitlement('c\uD800', 'f'),
+        'cached, lone surrogate': () => client.cachedEntitlement('c1', 'f\uDC00'),
       })) {
         try {
           await call();
@@ -134,5 +136,8 @@ describe('bad input in the page', { skip: missing ?? false }, () => {
     assert.deepEqual(results.negative, ['ArgumentError', 'invalid_argument', 'timeoutMs']);
     assert.deepEqual(results.subject, ['ArgumentError', 'invalid_argument', 'subject']);
     assert.deepEqual(results.feature, ['ArgumentError', 'invalid_argument', 'feature']);
+    // Refused, as in Node, rather than reaching the core as U+FFFD (another subject).
+    assert.deepEqual(results['lone surrogate'], ['ArgumentError', 'invalid_argument', 'subject']);
+    assert.deepEqual(results['cached, lone surrogate'], ['ArgumentError', 'invalid_argument', 'feature']);
   });
 });

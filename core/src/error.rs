@@ -6,7 +6,7 @@
 
 use std::{borrow::Cow, time::Duration};
 
-pub use crate::error_class::ErrorClass;
+pub use crate::{error_class::ErrorClass, error_report::ErrorReport};
 
 /// Why an event failed validation: what was wrong (`code`, `message`) and where (`path`, a
 /// JSON pointer into the CloudEvent, e.g. `/data/tokens` or `/id`).

@@ -128,6 +128,23 @@ impl ErrorClass {
         }
     }
 
+    /// Every class as JSON text, base first: `[{"name", "parent", "defaultCode"}]` (`parent`
+    /// null for `MeterlineError`), for the JavaScript packages to check their classes
+    /// against.
+    pub fn table_json() -> String {
+        let rows: Vec<serde_json::Value> = ErrorClass::ALL
+            .iter()
+            .map(|class| {
+                serde_json::json!({
+                    "name": class.name(),
+                    "parent": class.parent().map(ErrorClass::name),
+                    "defaultCode": class.default_code(),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(rows).to_string()
+    }
+
     /// The class called `name`, if there is one.
     pub fn from_name(name: &str) -> Option<ErrorClass> {
         ErrorClass::ALL.into_iter().find(|class| class.name() == name)

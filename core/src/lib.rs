@@ -28,6 +28,7 @@ pub mod entitlement;
 pub mod entitlement_cache;
 pub mod error;
 mod error_class;
+mod error_report;
 pub mod event;
 pub mod key;
 pub mod options;

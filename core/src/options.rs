@@ -45,6 +45,18 @@ pub enum HostValue {
 }
 
 impl HostValue {
+    /// A JavaScript number: a whole one within ±2^53 (where a double is exact) is an
+    /// [`HostValue::Int`], any other a [`HostValue::Float`].
+    pub fn js_number(n: f64) -> HostValue {
+        const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+        if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
+            #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53: exact
+            HostValue::Int(n as i64)
+        } else {
+            HostValue::Float(n)
+        }
+    }
+
     /// The value's kind in words, for messages.
     fn describe(&self) -> String {
         match self {

@@ -224,3 +224,18 @@ fn host_options_are_left_to_the_binding_and_listed() {
         "{message}"
     );
 }
+
+#[test]
+fn a_whole_javascript_number_within_2_pow_53_is_an_integer() {
+    assert_eq!(HostValue::js_number(3.0), HostValue::Int(3));
+    assert_eq!(
+        HostValue::js_number(-9_007_199_254_740_991.0),
+        HostValue::Int(-9_007_199_254_740_991)
+    );
+    assert_eq!(
+        HostValue::js_number(9_007_199_254_740_992.0),
+        HostValue::Float(9_007_199_254_740_992.0)
+    );
+    assert_eq!(HostValue::js_number(0.5), HostValue::Float(0.5));
+    assert!(matches!(HostValue::js_number(f64::NAN), HostValue::Float(f) if f.is_nan()));
+}

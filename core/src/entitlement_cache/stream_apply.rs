@@ -5,22 +5,41 @@ use serde::{Deserialize, Serialize};
 use super::EntitlementCache;
 use crate::stream::ServerMessage;
 
-/// A `usage.threshold` message, as handed to the application's callback.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UsageThresholdEvent {
-    /// The message's seq (a message may be delivered again after a reconnect: dedupe by it).
-    pub seq: u64,
-    /// The customer.
-    pub subject: String,
-    /// The metered feature.
-    pub feature: String,
-    /// The threshold crossed, as a fraction of the limit (0.8, 1.0).
-    pub threshold: f64,
-    /// Usage after the crossing.
-    pub usage: f64,
-    /// The limit.
-    pub limit: f64,
+/// Hands the fields of [`UsageThresholdEvent`] — each one's doc, name and type — to the macro
+/// `$then`, so that a binding needing a typed record of them (Kotlin and Swift's uniffi
+/// record) declares it from this one list (as [`crate::stats_fields!`] does for the stats).
+#[macro_export]
+macro_rules! usage_threshold_fields {
+    ($then:ident) => {
+        $then! {
+            /// The message's seq (a message may be delivered again after a reconnect: dedupe by it).
+            pub seq: u64,
+            /// The customer.
+            pub subject: String,
+            /// The metered feature.
+            pub feature: String,
+            /// The threshold crossed, as a fraction of the limit (0.8, 1.0).
+            pub threshold: f64,
+            /// Usage after the crossing.
+            pub usage: f64,
+            /// The limit.
+            pub limit: f64,
+        }
+    };
 }
+
+/// Declares [`UsageThresholdEvent`] from [`usage_threshold_fields!`].
+macro_rules! usage_threshold_struct {
+    ($($(#[$doc:meta])* $vis:vis $field:ident: $ty:ty,)*) => {
+        /// A `usage.threshold` message, as handed to the application's callback.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        pub struct UsageThresholdEvent {
+            $($(#[$doc])* $vis $field: $ty,)*
+        }
+    };
+}
+
+usage_threshold_fields!(usage_threshold_struct);
 
 /// What the runtime must do after [`EntitlementCache::apply`].
 #[derive(Debug, Clone, PartialEq)]
