@@ -142,6 +142,13 @@ export interface ClientOptions {
    * When the spool calls fsync. One of `'always'`, `'interval'`, `'never'`. Default: 'interval'.
    */
   spoolFsync?: 'always' | 'interval' | 'never';
+  /**
+   * Keep undelivered events on the device: in the browser, the IndexedDB outbox a later page load
+   * sends and other tabs take over (where IndexedDB and Web Locks exist). `false` keeps no event on
+   * the device (the browser still sends what is queued on `pagehide`); native clients write only
+   * with `spool_dir`, which `false` refuses. Default: true.
+   */
+  persist?: boolean;
   // END options
   /**
    * With a publishable key: returns a fresh customer token (or a promise of one). Called when

@@ -138,6 +138,13 @@ export interface ClientOptions {
    * When the spool calls fsync. One of `'always'`, `'interval'`, `'never'`. Default: 'interval'.
    */
   spoolFsync?: 'always' | 'interval' | 'never';
+  /**
+   * Keep undelivered events on the device: in the browser, the IndexedDB outbox a later page load
+   * sends and other tabs take over (where IndexedDB and Web Locks exist). `false` keeps no event on
+   * the device (the browser still sends what is queued on `pagehide`); native clients write only
+   * with `spool_dir`, which `false` refuses. Default: true.
+   */
+  persist?: boolean;
   // END options
   /** Receives errors that happen in the background (rejected events, batches given up on, fetch failures). */
   onError?: (error: MeterlineError) => void;
@@ -211,6 +218,31 @@ export interface Entitlement {
   reason: string | null;
 }
 
+/** A feature's entitlement as the server answers it (snake_case), for `primeEntitlements()`. */
+export interface ServerEntitlement {
+  kind: 'boolean' | 'metered' | 'config';
+  has_access: boolean;
+  limit?: number | null;
+  usage?: number | null;
+  remaining?: number | null;
+  value?: JsonValue;
+  period?: string;
+  period_start?: string;
+  period_end?: string;
+  event_type?: string;
+  aggregation?: string;
+  property?: string;
+  [key: string]: unknown;
+}
+
+/** The body of `GET /v1/customers/{subject}/entitlements`, for `primeEntitlements()`. */
+export interface EntitlementsPayload {
+  subject: string;
+  version: number;
+  ttl_ms: number;
+  entitlements: Record<string, ServerEntitlement>;
+}
+
 /** The client's counters since it started. */
 export interface Stats {
   enqueued: number;
@@ -248,6 +280,15 @@ export class Client {
   entitlement(subject: string, feature: string): Promise<Entitlement>;
   /** `entitlement()` without waiting. */
   cachedEntitlement(subject: string, feature: string): Entitlement;
+  /**
+   * Caches an entitlement answer obtained elsewhere (the body of
+   * `GET /v1/customers/{subject}/entitlements`, bootstrapped into the page by your backend);
+   * an older version than the cached one is ignored.
+   *
+   * @throws {ArgumentError} (`payload`) not such an answer.
+   * @throws {ClosedError} after `shutdown()`.
+   */
+  primeEntitlements(payload: EntitlementsPayload): void;
   /** Whether the client keeps no timer and has no request out. */
   idle(): boolean;
   /** The realtime stream's state and reconnect attempts. */

@@ -2,7 +2,8 @@
 # `make test-browser`: meterline-web (bindings-wasm). Installs what it needs (Debian's
 # rustc-web and chromium, wasm-bindgen-cli, npm dev dependencies), builds both bundles
 # (scripts/build-browser.sh), builds meterline-server, and runs `node --test`:
-# - test/vectors.test.mjs: the pure vectors under Node (`wasm-bindgen --target nodejs`);
+# - test/vectors.test.mjs: the pure vectors under Node (`wasm-bindgen --target nodejs`),
+#   entitlements' primed answers included;
 # - test/package.test.mjs: `npm pack` installed into a fresh project, both entry points;
 # - test/browser.test.mjs, test/bad_input.test.mjs: headless Chromium (playwright-core with
 #   executablePath, never a browser download) on examples/browser-quickstart/ against a real
@@ -13,7 +14,12 @@
 # - test/stream.test.mjs, test/identity.test.mjs: the realtime stream (admin changes, a
 #   server restart), the token provider and identify()/reset(), in Chromium;
 # - test/stream_hostile.test.mjs: garbage from a stream endpoint never thrown into the page;
-# - test/vectors_page.test.mjs: the events/options/errors vectors in Chromium, both builds;
+# - test/vectors_page.test.mjs: the events/options/errors/entitlements vectors in Chromium,
+#   both builds;
+# - test/device.test.mjs: `persist: false` keeps nothing in IndexedDB; an IndexedDB closed
+#   under the page loses no event uncounted;
+# - test/schema_stream.test.mjs: `schema.updated` over the stream refreshes the full build's
+#   schemas at once;
 # - test/vite.test.mjs: the packed package in a fresh project, the quick start built with Vite
 #   and loaded under a strict Content-Security-Policy.
 # Prints and appends "browser: N passed, N failed, N skipped" to the file named by $1.

@@ -107,6 +107,12 @@ pub struct ClientOptions {
     /// `"interval"`.
     #[uniffi(default = None)]
     pub spool_fsync: Option<String>,
+    /// Keep undelivered events on the device: in the browser, the IndexedDB outbox a later page
+    /// load sends and other tabs take over (where IndexedDB and Web Locks exist). `false` keeps no
+    /// event on the device (the browser still sends what is queued on `pagehide`); native clients
+    /// write only with `spoolDir`, which `false` refuses. Default: true.
+    #[uniffi(default = None)]
+    pub persist: Option<bool>,
 }
 
 impl ClientOptions {
@@ -190,6 +196,9 @@ impl ClientOptions {
         }
         if let Some(v) = self.spool_fsync {
             given.push(("spoolFsync".to_owned(), HostValue::Str(v)));
+        }
+        if let Some(v) = self.persist {
+            given.push(("persist".to_owned(), HostValue::Bool(v)));
         }
         Ok(given)
     }

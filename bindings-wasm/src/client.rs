@@ -172,6 +172,19 @@ impl NativeClient {
         let (state, attempt) = self.client.stream_state();
         serde_json::json!({ "state": state, "attempt": attempt }).to_string()
     }
+
+    /// Caches an entitlement answer obtained elsewhere; `payload` is the JSON text of a
+    /// `GET /v1/customers/{subject}/entitlements` answer (the JS layer's `JSON.stringify`).
+    #[wasm_bindgen(js_name = primeEntitlements)]
+    pub fn prime_entitlements(&self, payload: &str) -> Result<(), JsValue> {
+        let answer: meterline_core::entitlement::Entitlements = serde_json::from_str(payload).map_err(|e| {
+            error::validation(&meterline_core::ValidationError::invalid_argument(
+                "/payload",
+                format!("not an entitlements answer ({{ subject, version, ttl_ms, entitlements }}): {e}"),
+            ))
+        })?;
+        self.client.prime_entitlements(answer).map_err(|e| error::report(&e))
+    }
 }
 
 /// The page's token provider as the core's: called without arguments; a string, or a

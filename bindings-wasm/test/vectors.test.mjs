@@ -1,7 +1,8 @@
 // The shared conformance vectors that need no browser, through the public API of the wasm
 // build under Node (`wasm-bindgen --target nodejs`, target/browser/node-*): events.json
 // through track() (the `full_build_only` schema cases only in the full build, where they
-// must hold), options.json through new Client(), errors.json against the exported classes.
+// must hold), options.json through new Client(), errors.json against the exported classes,
+// entitlements.json's `primed` answers through primeEntitlements() and the answers' reads.
 // Cases Node's browser build cannot express are skipped with the reason.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -118,6 +119,38 @@ for (const build of ['default', 'full']) {
       }
       test('the option table is the vectors’ table', () => {
         assert.deepEqual(meterline.optionTable(), doc.table);
+      });
+    });
+
+    describe('entitlements.json: primed answers', () => {
+      const doc = vector('entitlements.json');
+      const camel = (key) => key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+      /** Every key of `want` must be present in `got` and equal. */
+      const matches = (ctx, got, want) => {
+        if (want !== null && typeof want === 'object' && !Array.isArray(want)) {
+          assert.ok(got !== null && typeof got === 'object', `${ctx}: got ${JSON.stringify(got)}`);
+          for (const [key, w] of Object.entries(want)) {
+            assert.ok(Object.hasOwn(got, key), `${ctx}: no ${key} in ${JSON.stringify(got)}`);
+            matches(`${ctx}.${key}`, got[key], w);
+          }
+        } else {
+          assert.deepEqual(got, want, ctx);
+        }
+      };
+      for (const c of doc.primed) {
+        // No WebSocket under Node 20: `stream: false`; the answers come from the cache alone.
+        test(c.name, async () => {
+          const client = new Client({ apiKey: KEY, endpoint: DEAD_ENDPOINT, fetchSchemas: false, stream: false });
+          for (const name of c.prime) client.primeEntitlements(doc.primed_payloads[name]);
+          const want = Object.fromEntries(Object.entries(c.expect).map(([k, v]) => [camel(k), v]));
+          matches(c.name, client.cachedEntitlement(c.subject, c.feature), want);
+          matches(c.name, await client.entitlement(c.subject, c.feature), want);
+          assert.equal(client.stats().cacheMisses, 0);
+          await client.shutdown(0);
+        });
+      }
+      test('matches() refuses a missing key', () => {
+        assert.throws(() => matches('self-test', { source: 'cache' }, { source: 'cache', reason: null }), /no reason/);
       });
     });
 

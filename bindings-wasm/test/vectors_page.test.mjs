@@ -2,7 +2,8 @@
 // build as a page loads it (the same cases test/vectors.test.mjs runs under Node):
 // events.json through track() (`full_build_only` schema cases only in the full build, where
 // they must hold), options.json through new Client(), errors.json against the exported
-// classes. Each case is one subtest; the page runs them all in one go and says how each went.
+// classes, entitlements.json's `primed` answers through primeEntitlements() and
+// cachedEntitlement()/entitlement(). Each case is one subtest; the page runs them all in one go and says how each went.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -128,6 +129,55 @@ async function runVectors({ docs, build }) {
     check(JSON.stringify(meterline.optionTable()) === JSON.stringify(options.table), 'the tables differ');
   });
 
+  // entitlements.json `primed`: answers right after primeEntitlements(), through
+  // cachedEntitlement() and entitlement() (a cache hit: no request to the dead endpoint).
+  const camel = (key) => key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+  const matches = (ctx, got, want) => {
+    if (want !== null && typeof want === 'object' && !Array.isArray(want)) {
+      check(got !== null && typeof got === 'object', `${ctx}: got ${JSON.stringify(got)}`);
+      for (const [key, w] of Object.entries(want)) {
+        check(Object.hasOwn(got, key), `${ctx}: no ${key} in ${JSON.stringify(got)}`);
+        matches(`${ctx}.${key}`, got[key], w);
+      }
+    } else if (Array.isArray(want)) {
+      check(Array.isArray(got) && got.length === want.length, `${ctx}: got ${JSON.stringify(got)}`);
+      want.forEach((w, i) => matches(`${ctx}[${i}]`, got[i], w));
+    } else {
+      check(got === want, `${ctx}: got ${JSON.stringify(got)}, not ${JSON.stringify(want)}`);
+    }
+  };
+  const ents = docs.entitlements;
+  for (const c of ents.primed) {
+    await run(`entitlements.json primed: ${c.name}`, false, async () => {
+      const client = new Client({ apiKey: KEY, endpoint: DEAD_ENDPOINT, fetchSchemas: false, stream: false });
+      try {
+        for (const name of c.prime) client.primeEntitlements(ents.primed_payloads[name]);
+        const want = Object.fromEntries(Object.entries(c.expect).map(([k, v]) => [camel(k), v]));
+        matches('cachedEntitlement', client.cachedEntitlement(c.subject, c.feature), want);
+        matches('entitlement', await client.entitlement(c.subject, c.feature), want);
+        check(client.stats().cacheMisses === 0, `cacheMisses ${client.stats().cacheMisses}`);
+      } finally {
+        await client.shutdown(0);
+      }
+    });
+  }
+  await run('entitlements.json: matches() refuses a missing key', false, () => {
+    throwsLike(
+      () => matches('self-test', { source: 'cache' }, { source: 'cache', reason: null }),
+      (e) => check(/no reason/.test(e.message), e.message),
+    );
+  });
+  await run('entitlements.json: primeEntitlements() refuses what is not an answer', false, () => {
+    const client = new Client({ apiKey: KEY, endpoint: DEAD_ENDPOINT, fetchSchemas: false, stream: false });
+    throwsLike(
+      () => client.primeEntitlements({ subject: 'c1', version: 1 }),
+      (e) => {
+        check(e instanceof meterline.ArgumentError, `${e.name}: ${e.message}`);
+        check(e.code === 'invalid_argument' && e.argument === 'payload', `${e.code} ${e.argument}: ${e.message}`);
+      },
+    );
+  });
+
   await run('errors.json: the exported error classes are the core list, with its hierarchy and codes', false, () => {
     const exported = Object.keys(meterline)
       .filter((k) => k.endsWith('Error'))
@@ -146,12 +196,17 @@ async function runVectors({ docs, build }) {
 
 for (const build of ['default', 'full']) {
   describe(`${build} build in Chromium`, { skip: missing ?? false }, () => {
-    test('events, options and errors vectors through the page’s public API', async (t) => {
+    test('events, options, errors and entitlements vectors through the page’s public API', async (t) => {
       const stack = await startStack({ bundle: build });
       let results;
       try {
         const tab = await stack.open();
-        const docs = { events: vector('events.json'), options: vector('options.json'), errors: vector('errors.json') };
+        const docs = {
+          events: vector('events.json'),
+          options: vector('options.json'),
+          errors: vector('errors.json'),
+          entitlements: vector('entitlements.json'),
+        };
         results = await tab.evaluate(runVectors, { docs, build });
       } finally {
         await stack.stop();

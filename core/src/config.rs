@@ -197,6 +197,11 @@ pub struct Config {
     pub spool_dir: Option<PathBuf>,
     /// When the spool calls `fsync` (default [`SpoolFsync::Interval`], once a second).
     pub spool_fsync: SpoolFsync,
+    /// Keep undelivered events on the device (default `true`). The browser persists its
+    /// outbox in IndexedDB and takes over the events of closed tabs only while this is on;
+    /// `false` keeps no event on the device, and refuses a `spool_dir` (a native client
+    /// keeps events on the device only with one).
+    pub persist: bool,
     /// Which SDK this is, for the `User-Agent` of every request. Set by the language
     /// binding (`meterline-python`, `meterline-node` …), not an application option.
     pub sdk: Sdk,
@@ -234,6 +239,7 @@ impl Config {
             customer_token: None,
             spool_dir: None,
             spool_fsync: SpoolFsync::Interval,
+            persist: true,
             sdk: Sdk::default(),
         }
     }
@@ -271,6 +277,12 @@ impl Config {
             return Err(Error::config(
                 "spool_dir",
                 "must not be empty (leave it unset for no spool)",
+            ));
+        }
+        if self.spool_dir.is_some() && !self.persist {
+            return Err(Error::config(
+                "persist",
+                "is false (no event kept on the device), but spool_dir asks for a disk spool; drop one of them",
             ));
         }
         self.validate_entitlements(&key, has_token_provider)?;
@@ -420,6 +432,13 @@ mod tests {
             ),
             (Box::new(|c| c.customer_token = Some("a.b.c".into())), "customer_token"),
             (Box::new(|c| c.spool_dir = Some(PathBuf::new())), "spool_dir"),
+            (
+                Box::new(|c| {
+                    c.spool_dir = Some(PathBuf::from("/tmp/spool"));
+                    c.persist = false;
+                }),
+                "persist",
+            ),
             (
                 Box::new(|c| c.api_key = "ml_pk_abc123_s3cr3ts3cr3ts3cr3t".into()),
                 "customer_token",

@@ -697,6 +697,22 @@ pub static OPTIONS: &[OptionSpec] = &[
         },
         get: none,
     },
+    OptionSpec {
+        snake: "persist",
+        camel: "persist",
+        js: "persist",
+        kind: Kind::Bool,
+        default: DefaultValue::Bool(true),
+        doc: "Keep undelivered events on the device: in the browser, the IndexedDB outbox a later \
+              page load sends and other tabs take over (where IndexedDB and Web Locks exist). \
+              `false` keeps no event on the device (the browser still sends what is queued on \
+              `pagehide`); native clients write only with `spool_dir`, which `false` refuses.",
+        set: |c, v| {
+            c.persist = flag(&v);
+            Ok(())
+        },
+        get: none,
+    },
 ];
 
 /// Builds and checks a [`Config`] from the options the caller gave, named in `spelling`.

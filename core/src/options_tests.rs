@@ -115,6 +115,7 @@ fn held(config: &Config, snake: &str) -> Value {
         "stream_endpoint" => config.stream_endpoint.clone().into(),
         "customer_token" => config.customer_token.clone().into(),
         "spool_fsync" => config.spool_fsync.as_str().into(),
+        "persist" => config.persist.into(),
         other => panic!("options.json: no way to read {other:?} back"),
     }
 }

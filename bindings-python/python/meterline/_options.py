@@ -88,6 +88,11 @@ class ClientOptions(TypedDict, total=False):
     spool_fsync: Literal["always", "interval", "never"] | None
     """When the spool calls fsync. One of ``always``, ``interval``, ``never``. Default:
     "interval"."""
+    persist: bool | None
+    """Keep undelivered events on the device: in the browser, the IndexedDB outbox a later page
+    load sends and other tabs take over (where IndexedDB and Web Locks exist). ``false``
+    keeps no event on the device (the browser still sends what is queued on ``pagehide``);
+    native clients write only with ``spool_dir``, which ``false`` refuses. Default: True."""
     # END options
     # The options of this package (callables; the core's table has none):
     on_error: Callable[[MeterlineError], object] | None

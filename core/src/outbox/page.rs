@@ -47,6 +47,28 @@ impl Outbox {
         self.settings.rules = rules;
         taken
     }
+
+    /// The host's store failed (IndexedDB refused a write, or is gone): nothing is kept for a
+    /// later page load any more, so batches given up on from now on are counted as dropped.
+    /// `unstored` are the events the store never took that have not left it (not settled,
+    /// evicted or discarded since): those the outbox no longer holds were given up on as
+    /// kept, and are counted as dropped now. Returns how many were.
+    pub fn store_failed(&mut self, unstored: impl IntoIterator<Item = u64>) -> u64 {
+        self.settings.keep_undelivered = false;
+        let lost = unstored.into_iter().filter(|&seq| !self.holds(seq)).count() as u64;
+        self.counters.dropped += lost;
+        lost
+    }
+
+    /// Whether event `seq` is still queued or in a batch not yet answered for.
+    fn holds(&self, seq: u64) -> bool {
+        (self.head_seq..self.next_seq()).contains(&seq)
+            || self
+                .in_flight
+                .range(..=seq)
+                .next_back()
+                .is_some_and(|(&first, batch)| seq < first + batch.count as u64)
+    }
 }
 
 #[cfg(test)]
@@ -58,7 +80,7 @@ mod tests {
     use super::*;
     use crate::{
         config::OverflowPolicy,
-        outbox::{Answer, OutboxSettings},
+        outbox::{Answer, OutboxSettings, Settled},
         queue::BatchRules,
         retry::{Outcome, RetryPolicy},
     };
@@ -83,6 +105,61 @@ mod tests {
 
     fn event(n: usize) -> Vec<u8> {
         vec![b'x'; n]
+    }
+
+    #[test]
+    fn a_failed_store_counts_what_it_kept_and_keeps_nothing_more() {
+        let mut o = outbox(4);
+        for _ in 0..5 {
+            o.push(event(10), || 0);
+        }
+        o.request_flush(0);
+        assert!(matches!(&o.poll(0)[..], [Dispatch::Send { first_seq: 0, events }] if events.len() == 5));
+        // Given up on while the store still worked: kept, not counted.
+        assert_eq!(o.abort(), 0);
+        let settled = o.answer(0, Answer::Aborted, 0, SystemTime::UNIX_EPOCH, 0.5).unwrap();
+        assert!(
+            matches!(
+                settled,
+                Settled::GaveUp {
+                    count: 5,
+                    kept: true,
+                    ..
+                }
+            ),
+            "{settled:?}"
+        );
+        assert_eq!(o.stats().dropped, 0);
+        // The store never took events 3 and 4: they are lost, and counted.
+        assert_eq!(o.store_failed([3, 4]), 2);
+        assert_eq!(o.stats().dropped, 2);
+    }
+
+    #[test]
+    fn after_a_failed_store_a_batch_given_up_on_is_dropped_and_held_events_are_not_counted() {
+        let mut o = outbox(4);
+        o.push(event(10), || 0);
+        o.push(event(10), || 0);
+        o.request_flush(0);
+        assert_eq!(o.poll(0).len(), 1);
+        o.push(event(10), || 0);
+        // Events 0–1 in flight and 2 queued are still held: not counted.
+        assert_eq!(o.store_failed([0, 1, 2]), 0);
+        o.abort();
+        assert_eq!(o.stats().dropped, 1, "the queued event given up on is dropped");
+        let settled = o.answer(0, Answer::Aborted, 0, SystemTime::UNIX_EPOCH, 0.5).unwrap();
+        assert!(
+            matches!(
+                settled,
+                Settled::GaveUp {
+                    count: 2,
+                    kept: false,
+                    ..
+                }
+            ),
+            "{settled:?}"
+        );
+        assert_eq!(o.stats().dropped, 3);
     }
 
     #[test]

@@ -158,6 +158,36 @@ impl super::Client {
     }
 }
 
+impl super::Client {
+    /// Caches an entitlement answer obtained elsewhere (bootstrapped into the page by the
+    /// backend), as if just fetched; an answer older than the cached one is ignored. The
+    /// subject then gets stream updates like any cached subject.
+    ///
+    /// Errors: `invalid_argument` for a bad `subject`, `client_closed` after shutdown.
+    pub fn prime_entitlements(&self, answer: Entitlements) -> Result<(), Error> {
+        crate::customer_token::check_subject(&answer.subject)?;
+        let inner = &self.inner;
+        if inner.closed.get() {
+            return Err(Error::Closed);
+        }
+        let counted_through = inner.outbox.borrow().low_watermark();
+        let subject = answer.subject.clone();
+        let ents = &inner.entitlements;
+        let completion = ents
+            .cache
+            .borrow_mut()
+            .insert(answer, None, host::wall_ms(), counted_through);
+        if completion.added {
+            ents.any_cached.set(true);
+            super::stream::subscribe(inner, &subject, None);
+        }
+        if let Some(evicted) = &completion.evicted {
+            super::stream::unsubscribe(inner, evicted);
+        }
+        Ok(())
+    }
+}
+
 fn lookup(inner: &Rc<Inner>, subject: &str, feature: &str) -> Result<Next, Error> {
     check_lookup(subject, feature)?;
     if inner.closed.get() {

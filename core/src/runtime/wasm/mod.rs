@@ -100,6 +100,10 @@ pub(crate) struct Inner {
     opted_out_events: Cell<u64>,
     /// The outbox persisted in IndexedDB.
     persist: persist::Persist,
+    /// The schema refresh schedule, shared with the stream (`schema.updated`; the default
+    /// build has none).
+    #[cfg_attr(not(feature = "schema"), allow(dead_code))]
+    schema_refresh: schemas::Refresher,
 }
 
 impl Inner {
@@ -153,7 +157,7 @@ impl Client {
             credentials.push((CUSTOMER_TOKEN_HEADER, token.clone()));
         }
         credentials.push((SdkHeader::MeterlineSdk.name(), sdk_header_value(&config.sdk)));
-        let persist = persist::Persist::new(&key.id);
+        let persist = persist::Persist::new(&key.id, config.persist);
         let outbox = Outbox::new(
             OutboxSettings {
                 rules: BatchRules {
@@ -189,6 +193,7 @@ impl Client {
             closed: Cell::new(false),
             config,
             persist,
+            schema_refresh: schemas::Refresher::default(),
         });
         schemas::start(&inner);
         persist::start(&inner);

@@ -46,7 +46,7 @@ use crate::{error::Error, spool_record};
 /// Where a page's events are persisted, and what waits to be written.
 pub(crate) struct Persist {
     /// `indexedDB` and `navigator.locks`; `None` where the host has not both (Node, a
-    /// browser without them): nothing is persisted.
+    /// browser without them) or `persist` is off: nothing is persisted.
     host: Option<(IdbFactory, JsValue)>,
     /// This page load's session.
     session: String,
@@ -86,11 +86,13 @@ fn session_lock(session: &str) -> String {
 }
 
 impl Persist {
-    /// The persisted outbox of a client with API key id `key_id`.
-    pub fn new(key_id: &str) -> Persist {
+    /// The persisted outbox of a client with API key id `key_id`; with `enabled` false (the
+    /// `persist` option) nothing is written to IndexedDB and no other tab's events are taken
+    /// over, as where the host has no IndexedDB.
+    pub fn new(key_id: &str, enabled: bool) -> Persist {
         let random = (host::jitter() * 1e12) as u64;
         Persist {
-            host: idb::available(),
+            host: if enabled { idb::available() } else { None },
             session: format!("{:013}-{random:012}", host::wall_ms()),
             key_id: key_id.to_owned(),
             db: RefCell::new(None),
@@ -217,20 +219,48 @@ async fn write(inner: &Rc<Inner>) {
                 }
             }
         }
-        Err(why) => fail(inner, &format!("a write failed ({why})")),
+        Err(why) => fail_with(inner, &format!("a write failed ({why})"), pending.puts.keys().copied()),
     }
 }
 
 /// The store cannot be used: stop persisting, report it once.
 fn fail(inner: &Rc<Inner>, why: &str) {
-    if !inner.persist.failed.replace(true) {
-        *inner.persist.pending.borrow_mut() = Pending::default();
-        inner.persist.stored.borrow_mut().clear();
-        inner.report(Error::Spool(format!(
-            "IndexedDB {:?}: {why}; this page's events are no longer persisted (they are still sent)",
-            inner.persist.database()
-        )));
+    fail_with(inner, why, std::iter::empty());
+}
+
+/// [`fail`] after a write that did not store `unwritten`. The outbox stops keeping what it
+/// gives up on (it is dropped and counted from now on), and counts as dropped the events
+/// it already gave up on as kept that the store never took — the unwritten ones and those
+/// still waiting to be written, unless they left the store since. So every event is
+/// delivered, kept in the store, or counted as dropped.
+fn fail_with(inner: &Rc<Inner>, why: &str, unwritten: impl IntoIterator<Item = u64>) {
+    if inner.persist.failed.replace(true) {
+        return;
     }
+    let pending = std::mem::take(&mut *inner.persist.pending.borrow_mut());
+    let left = |seq: u64| {
+        pending
+            .forget
+            .iter()
+            .any(|&(first, count)| (first..first + count).contains(&seq))
+    };
+    let unstored: Vec<u64> = unwritten
+        .into_iter()
+        .chain(pending.puts.keys().copied())
+        .filter(|&seq| !left(seq))
+        .collect();
+    let lost = inner.outbox.borrow_mut().store_failed(unstored);
+    inner.persist.stored.borrow_mut().clear();
+    inner.report(Error::Spool(format!(
+        "IndexedDB {:?}: {why}; this page's events are no longer persisted: those queued are \
+         still sent, a batch given up on is dropped (counted in `dropped`){}",
+        inner.persist.database(),
+        if lost > 0 {
+            format!("; {lost} given up on before they were stored are dropped")
+        } else {
+            String::new()
+        }
+    )));
 }
 
 /// Opens the store, takes this page's session lock, writes what was tracked meanwhile, then

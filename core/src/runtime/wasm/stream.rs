@@ -196,9 +196,9 @@ fn execute(inner: &Rc<Inner>) {
                     wasm_bindgen_futures::spawn_local(async move { cb(&event) });
                 }
             }
-            // The full build refreshes its schemas on its own schedule; the default build
-            // has none to refresh.
-            Action::RefreshSchemas { .. } => {}
+            // The full build fetches the announced schemas at once; the default build has
+            // none to refresh.
+            Action::RefreshSchemas { etag } => super::schemas::announce(inner, &etag),
             Action::RefreshCredentials => super::credentials::stream_refused(inner, stream.token_generation.get()),
             Action::Report(err) => report(inner, err),
         }
