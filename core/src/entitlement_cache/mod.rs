@@ -55,6 +55,10 @@ use crate::{entitlement::Entitlements, retry::RetryPolicy};
 /// Longest feature key accepted (characters).
 pub const MAX_FEATURE_LEN: usize = 256;
 
+/// How many subjects a runtime refetches at once after a stream `resync` (the session's
+/// `Refetch` action): enough to refill a cache quickly, few enough not to flood the server.
+pub const REFETCH_CONCURRENCY: usize = 4;
+
 /// How the cache behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheSettings {

@@ -58,11 +58,11 @@ pub(crate) fn start(shared: &Arc<Shared>, subject: &str) -> Arc<Flight> {
     flight
 }
 
-/// Refetches `subjects` (after a stream `resync`), four at a time.
+/// Refetches `subjects` (after a stream `resync`), `REFETCH_CONCURRENCY` at a time.
 pub(crate) async fn refetch_all(shared: Arc<Shared>, subjects: Vec<String>) {
     use futures_util::StreamExt;
     futures_util::stream::iter(subjects)
-        .for_each_concurrent(4, |subject| {
+        .for_each_concurrent(crate::entitlement_cache::REFETCH_CONCURRENCY, |subject| {
             let shared = shared.clone();
             async move {
                 let (flight, created) = shared.entitlements.flights.join(&subject);

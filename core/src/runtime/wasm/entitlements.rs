@@ -353,14 +353,14 @@ async fn get(inner: &Rc<Inner>, subject: &str, etag: Option<&str>) -> (FetchResu
     }
 }
 
-/// Refetches `subjects` (the stream could not resume, or sent `resync`), four at a time,
+/// Refetches `subjects` (the stream could not resume, or sent `resync`), `REFETCH_CONCURRENCY` at a time,
 /// each through its subject's one flight.
 pub(crate) fn refetch_all(inner: &Rc<Inner>, subjects: Vec<String>) {
     use futures_util::StreamExt;
     let inner = inner.clone();
     wasm_bindgen_futures::spawn_local(async move {
         futures_util::stream::iter(subjects)
-            .for_each_concurrent(4, |subject| {
+            .for_each_concurrent(crate::entitlement_cache::REFETCH_CONCURRENCY, |subject| {
                 let flight = start(&inner, &subject);
                 async move {
                     if flight.landing.borrow().is_some() {
