@@ -50,6 +50,8 @@ fn start(dir: &Path, bind: &str) -> (Child, String, Option<String>) {
             return (child, base.to_owned(), secret);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("meterline-server on {bind} did not start (its error is above)");
 }
 
@@ -62,7 +64,7 @@ fn kill9(mut child: Child) {
 fn run_once(events: u64, outage: Duration, flush: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let (server, base, secret) = start(dir.path(), "127.0.0.1:0");
-    let mut c = Config::new(&secret.expect("a first start prints the secret key"), &base);
+    let mut c = Config::new(secret.expect("a first start prints the secret key"), &base);
     c.source = "recovery-bench".into();
     c.fetch_schemas = false;
     c.stream = false;
