@@ -17,10 +17,11 @@ the table of bench/RESULTS.md.
     scripts/results.py --dry-run KIND ...         parse and check, print instead of writing
 
 `record` stamps the file with today's date (UTC), the commit of the work tree (with
-`-dirty` when tracked files differ from it) and the 1-minute load average — the one in
-`RESULTS_LOAD` when set (scripts/bench.sh sets it to the load just before each bench
-started, so the column shows what else the machine was doing, not the bench itself), else
-now's. The format is described in the header of bench/RESULTS.md (HEADER below).
+`-dirty` when tracked files other than the results differ from it) and the 1-minute load
+average — the one in `RESULTS_LOAD` when set (scripts/bench.sh sets it to the load just
+before each bench started, so the column shows what else the machine was doing, not the
+bench itself), else now's. The format is described in the header of bench/RESULTS.md
+(HEADER below).
 """
 
 from __future__ import annotations
@@ -190,7 +191,9 @@ def git(*args: str) -> str:
 def stamp() -> dict:
     """Date, commit and load of now."""
     commit = git("rev-parse", "--short=7", "HEAD")
-    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=ROOT).returncode != 0:
+    # Result files written earlier in the same `make bench` run do not make the code dirty.
+    clean = ["git", "diff", "--quiet", "HEAD", "--", ".", ":!bench/results", ":!bench/RESULTS.md"]
+    if subprocess.run(clean, cwd=ROOT).returncode != 0:
         commit += "-dirty"
     try:
         load_avg = float(
