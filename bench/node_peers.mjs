@@ -332,7 +332,16 @@ async function main() {
   writeFileSync(
     join(OUT, 'node_peers.json'),
     JSON.stringify(
-      { events: n, rounds, node: process.version, summary, runs: results, perCallRatio, throughputRatio },
+      {
+        events: n,
+        rounds,
+        node: process.version,
+        versions: PEERS,
+        summary,
+        runs: results,
+        perCallRatio,
+        throughputRatio,
+      },
       null,
       2,
     ),

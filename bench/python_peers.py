@@ -2,13 +2,15 @@
 delivery throughput and peak RSS. A benchmark script, not a test.
 
     bindings-python/.venv/bin/python bench/python_peers.py [--events 200000]
+        [--server target/release/meterline-server] [--out bench/out/python_peers.json]
 
-(`scripts/test-python.sh` creates that venv with meterline installed.) The script installs
-``posthog`` and ``segment-analytics-python`` from PyPI into the running interpreter's venv,
-starts on 127.0.0.1
+(`scripts/bench-python.sh` builds the release wheel into that venv and runs this.) The script
+installs ``posthog`` and ``segment-analytics-python`` from PyPI (the versions pinned in
+``PEERS``; pip does nothing when they are there) into the running interpreter's venv, starts
+on 127.0.0.1
 
-* a real ``meterline-server`` (release build; built with cargo if missing) on a fresh SQLite
-  file, which meterline delivers to, and
+* a real ``meterline-server`` (``--server``; by default the release build, built with cargo
+  if missing) on a fresh SQLite file, which meterline delivers to, and
 * a small HTTP sink (a subprocess) that accepts everything PostHog (``POST /batch/``) and
   Segment (``POST /v1/batch``) send and counts the events,
 
@@ -23,7 +25,7 @@ then runs each SDK in its own subprocess, one after the other:
 
 Every SDK gets a queue large enough for ``N`` events (so nothing is dropped) and its
 default batching otherwise. It prints a table with the ratios to meterline and writes
-``bench/out/python_peers.json``.
+``--out`` (default ``bench/out/python_peers.json``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = ["posthog", "segment-analytics-python"]
+# Pinned: a figure names the version it was measured against (scripts/results.py records them).
+PEERS = ["posthog==7.91.1", "segment-analytics-python==2.4.0"]
 PROPS = {"model": "m-large", "tokens": 1234}
 
 
@@ -192,6 +195,8 @@ def _server_binary() -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--server", type=Path, help="the meterline-server binary to deliver to")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "python_peers.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -216,7 +221,7 @@ def main() -> None:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     server, server_info = _start(
         [
-            str(_server_binary()),
+            str(args.server or _server_binary()),
             "serve",
             "--bind",
             "127.0.0.1:0",
@@ -282,8 +287,9 @@ def main() -> None:
         "versions": versions,
         "results": results,
     }
-    (out / "python_peers.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nwritten to {out / 'python_peers.json'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nwritten to {args.out}")
 
 
 if __name__ == "__main__":

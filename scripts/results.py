@@ -10,6 +10,7 @@ the table of bench/RESULTS.md.
     scripts/results.py criterion GROUP/FUNCTION   the mean of a criterion bench, in ns
     scripts/results.py ingest LOG ...             result files from server-ref/benches/ingest.rs
     scripts/results.py propagation LOG ...        ... from server-ref/benches/propagation.rs
+    scripts/results.py recovery LOG ...           ... from server-ref/benches/recovery.rs
     scripts/results.py python-peers JSON ...      ... from bench/python_peers.py
     scripts/results.py node-peers JSON ...        ... from bench/node_peers.mjs
     scripts/results.py kotlin-peers JSON ...      ... from scripts/bench-kotlin.sh (TrackBench)
@@ -17,8 +18,11 @@ the table of bench/RESULTS.md.
     scripts/results.py --dry-run KIND ...         parse and check, print instead of writing
 
 `record` stamps the file with today's date (UTC), the commit of the work tree (with
-`-dirty` when tracked files differ from it) and the 1-minute load average. The format is
-described in the header of bench/RESULTS.md (HEADER below).
+`-dirty` when tracked files other than the results differ from it) and the 1-minute load
+average — the one in `RESULTS_LOAD` when set (scripts/bench.sh sets it to the load just
+before each bench started, so the column shows what else the machine was doing, not the
+bench itself), else now's. The format is described in the header of bench/RESULTS.md
+(HEADER below).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -53,6 +58,14 @@ Machine: the project's 2-core VM. Wall-clock figures move with the load of the m
 builds share the two cores; the load column says how busy it was); instruction counts
 (callgrind) do not.
 
+**Removed figures.** `server-store-write-postgres` (the storage write path alone on
+PostgreSQL, measured before the server served PostgreSQL) is superseded by
+`server-ingest-postgres-*` (the same workload through the server's HTTP ingest), and
+`server-propagation-between-nodes` (the database hop alone) by
+`server-propagation-postgres-2-nodes` (a change through node A to 1,000 connections on node
+B), both from `scripts/bench-postgres.sh`. `server-ref/benches/store_write.rs` still times the
+store alone for diagnosis; it writes no result file.
+
 **Adding a row.** A bench writes `bench/results/<id>.json` (the id: `area-what`, lower case;
 rows are sorted by it), either with `scripts/results.py record <id> --metric … --value …
 --conditions … --command …` (which stamps date, commit and load) or itself, as one JSON object:
@@ -66,7 +79,7 @@ rows are sorted by it), either with `scripts/results.py record <id> --metric …
 | `ratio` | no | against its peer or floor ("44× lower than posthog", "2.3× the kernel floor") |
 | `met` | no | `true` / `false` against `target`; absent where there is none |
 | `conditions` | yes | what it holds under: disk, subjects, schema or not, number of events |
-| `load` | no | 1-minute load average when it was measured |
+| `load` | no | 1-minute load average when measured (`make bench`: as the bench started) |
 | `command` | yes | the command that produces it |
 | `date` | yes | `YYYY-MM-DD` it was measured (UTC) |
 | `commit` | yes | the commit it was measured at (short hash; `-dirty` for uncommitted changes) |
@@ -179,11 +192,15 @@ def git(*args: str) -> str:
 def stamp() -> dict:
     """Date, commit and load of now."""
     commit = git("rev-parse", "--short=7", "HEAD")
-    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=ROOT).returncode != 0:
+    # Result files written earlier in the same `make bench` run do not make the code dirty.
+    clean = ["git", "diff", "--quiet", "HEAD", "--", ".", ":!bench/results", ":!bench/RESULTS.md"]
+    if subprocess.run(clean, cwd=ROOT).returncode != 0:
         commit += "-dirty"
     try:
-        load_avg = float(pathlib.Path("/proc/loadavg").read_text().split()[0])
-    except OSError:
+        load_avg = float(
+            os.environ.get("RESULTS_LOAD") or pathlib.Path("/proc/loadavg").read_text().split()[0]
+        )
+    except (OSError, ValueError):
         load_avg = None
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     return {"date": today, "commit": commit, "load": load_avg}
@@ -281,6 +298,42 @@ def from_propagation(log: str, command: str) -> None:
     if not observers:
         raise ResultError(f"{log}: no 'N raw stream connections + N real core Clients' line")
     raw, clients = (int(n) for n in observers.groups())
+
+    def single_customer(kind: str) -> tuple[int, int, float, float, float] | None:
+        found = re.search(
+            rf"single customer, {kind}: (\d+) of (\d+) sightings.*?"
+            r"p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms",
+            text,
+        )
+        if not found:
+            return None
+        a, e, p50_, p99_, top = found.groups()
+        return int(a), int(e), float(p50_), float(p99_), float(top)
+
+    single = single_customer("raw stream connections")
+    if single is None:
+        raise ResultError(f"{log}: no 'single customer, raw stream connections' line with figures")
+    arrived, expected, one50, one99, one_max = single
+    real = single_customer("real core Clients")
+    to_real = (
+        f"; to a real core Client ({real[1]} sightings, `cached_entitlement` answers it) "
+        f"{real[2]:.2f} / {real[3]:.2f} ms"
+        if real
+        else ""
+    )
+    record(
+        "server-propagation-one-customer",
+        metric="propagation of one customer's change to its observer (p50 / p99)",
+        target="p99 ≤ 10 ms",
+        value=f"{one50:.2f} / {one99:.2f} ms",
+        ratio=f"max {one_max:.2f} ms{to_real}",
+        met=one99 <= 10 if arrived == expected else False,
+        conditions=f"{raw:,} raw stream connections + {clients} core Clients on loopback; "
+        f"one customer's override `PUT`, timed to the raw connection holding that customer "
+        f"({arrived} of {expected} sightings), a 5 ms pause before each change; "
+        "SQLite synchronous=full",
+        command=command,
+    )
     record(
         "server-propagation-fanout",
         metric="propagation of one change to every subscribed connection (p50 / p99)",
@@ -295,14 +348,54 @@ def from_propagation(log: str, command: str) -> None:
     )
 
 
+def from_recovery(log: str, command: str) -> None:
+    """server-ref/benches/recovery.rs: return of the server → every queued event stored."""
+    text = pathlib.Path(log).read_text()
+    setup = re.search(r"^(\d+) events tracked during a (\d+)s outage.*?(\d+) runs", text, re.M)
+    if not setup:
+        raise ResultError(f"{log}: no 'N events tracked during a …s outage' line")
+    events, outage, runs = (int(n) for n in setup.groups())
+    conditions = (
+        f"release server on SQLite (this machine's disk), kill -9, {events:,} events tracked "
+        f"during a {outage} s outage, default client options, restarted on the same port; "
+        f"{runs} runs, each with a fresh server and client"
+    )
+    for case, result_id, limit_ms, target, label in (
+        ("with flush()", "core-recovery-flush", 1_000, "≤ 1 s", "with `flush()`"),
+        ("without flush()", "core-recovery-no-flush", 5_000, "≤ 5 s", "without `flush()`"),
+    ):
+        found = re.search(
+            rf"^recovery {re.escape(case)}: median (\d+) ms, max (\d+) ms", text, re.M
+        )
+        if not found:
+            raise ResultError(f"{log}: no 'recovery {case}:' line: did the recovery bench finish?")
+        median, largest = int(found.group(1)), int(found.group(2))
+        record(
+            result_id,
+            metric="recovery after a server outage: restart → last event stored, " + label,
+            target=target,
+            value=f"{median:,} ms (largest of {runs}: {largest:,} ms)",
+            met=largest <= limit_ms,
+            conditions=conditions,
+            command=command,
+        )
+
+
 def from_python_peers(path: str, command: str) -> None:
-    """bench/python_peers.py's bench/out/python_peers.json: ratios against posthog."""
+    """bench/python_peers.py's bench/out/python_peers.json: ratios against posthog (the
+    target's peer) and segment."""
     doc = json.loads(pathlib.Path(path).read_text())
     by = {r["sdk"]: r for r in doc["results"]}
-    ours, posthog = by["meterline"], by["posthog"]
+    missing = {"meterline", "posthog", "segment"} - by.keys()
+    if missing:
+        raise ResultError(f"{path}: no result for {sorted(missing)}: did python_peers.py finish?")
+    ours, posthog, segment = by["meterline"], by["posthog"], by["segment"]
+    v = doc["versions"]
     conditions = (
         f"{doc['events']:,} events per SDK, each in its own process, all on 127.0.0.1; "
-        "meterline to a release server on SQLite"
+        f"meterline {v['meterline']} (release wheel) to a release server on SQLite, "
+        f"posthog {v['posthog']} and segment-analytics-python {v['segment']} to a local sink; "
+        f"Python {doc['python']}; the server shares the 2 cores with the calls"
     )
     per_call = posthog["per_call_ns"] / ours["per_call_ns"]
     record(
@@ -311,7 +404,9 @@ def from_python_peers(path: str, command: str) -> None:
         target="≥ 10× lower than posthog",
         value=round(ours["per_call_ns"]),
         unit="ns",
-        ratio=f"{per_call:.1f}× lower than posthog ({posthog['per_call_ns']:,.0f} ns)",
+        ratio=f"{per_call:.1f}× lower than posthog ({posthog['per_call_ns']:,.0f} ns); "
+        f"{segment['per_call_ns'] / ours['per_call_ns']:.1f}× lower than segment "
+        f"({segment['per_call_ns']:,.0f} ns)",
         met=per_call >= 10,
         conditions=conditions,
         command=command,
@@ -323,9 +418,12 @@ def from_python_peers(path: str, command: str) -> None:
         target="≥ 10× posthog",
         value=round(ours["events_per_s"]),
         unit="events/s",
-        ratio=f"{end_to_end:.1f}× posthog ({posthog['events_per_s']:,.0f} events/s)",
+        ratio=f"{end_to_end:.1f}× posthog ({posthog['events_per_s']:,.0f} events/s); "
+        f"{ours['events_per_s'] / segment['events_per_s']:.1f}× segment "
+        f"({segment['events_per_s']:,.0f} events/s)",
         met=end_to_end >= 10,
-        conditions=conditions,
+        conditions=f"{conditions}; peak RSS {ours['peak_rss_mib']:.1f} MiB "
+        f"(posthog {posthog['peak_rss_mib']:.1f}, segment {segment['peak_rss_mib']:.1f})",
         command=command,
     )
 
@@ -333,32 +431,51 @@ def from_python_peers(path: str, command: str) -> None:
 def from_node_peers(path: str, command: str) -> None:
     """bench/node_peers.mjs's bench/out/node_peers.json: ratios against the best peer."""
     doc = json.loads(pathlib.Path(path).read_text())
-    me = doc["summary"]["meterline"]
+    summary = doc["summary"]
+    me = summary["meterline"]
+    peers = {k: v for k, v in summary.items() if k != "meterline"}
+    if not peers:
+        raise ResultError(f"{path}: no peer in the summary: did node_peers.mjs finish?")
+    versions = doc.get("versions", {})
+    named = "; ".join(f"{p} {versions.get(p, '?')}" for p in sorted(peers))
     conditions = (
         f"{doc['events']:,} events per SDK, median of {doc['rounds']} rounds, "
-        "each in its own process; "
+        f"each in its own process; meterline (release addon) to a release server on SQLite, "
+        f"{named} to a local Node sink; Node {doc.get('node', '?')}; "
         "the sender and the server share the 2 cores with the calls"
+    )
+    best_call = min(peers, key=lambda p: peers[p]["perCallNs"])
+    others_call = "; ".join(
+        f"{p} {peers[p]['perCallNs'] / me['perCallNs']:.1f}× ({peers[p]['perCallNs']:,.0f} ns)"
+        for p in sorted(peers)
     )
     record(
         "node-peers-per-call",
-        metric="Node `track()` per call vs the best peer (posthog-node)",
+        metric=f"Node `track()` per call vs the best peer ({best_call})",
         target="≥ 5× lower than the best peer",
         value=round(me["perCallNs"]),
         unit="ns",
-        ratio=f"{doc['perCallRatio']:.2f}× lower than the best peer",
+        ratio=f"{doc['perCallRatio']:.2f}× lower than the best peer; {others_call}",
         met=doc["perCallRatio"] >= 5,
         conditions=conditions,
         command=command,
     )
+    others_e2e = "; ".join(
+        f"{me['eventsPerSecond'] / peers[p]['eventsPerSecond']:.1f}× {p} "
+        f"({peers[p]['eventsPerSecond']:,.0f} events/s)"
+        for p in sorted(peers)
+        if peers[p]["eventsPerSecond"]
+    )
+    rss = ", ".join(f"{p} {peers[p]['maxRssMiB']:,.0f}" for p in sorted(peers))
     record(
         "node-peers-end-to-end",
         metric="Node end to end (track → stored) vs the best peer",
         target="≥ 5× the best peer",
         value=round(me["eventsPerSecond"]),
         unit="events/s",
-        ratio=f"{doc['throughputRatio']:.2f}× the best peer",
+        ratio=f"{doc['throughputRatio']:.2f}× the best peer; {others_e2e}",
         met=doc["throughputRatio"] >= 5,
-        conditions=conditions,
+        conditions=f"{conditions}; peak RSS {me['maxRssMiB']:,.0f} MiB ({rss})",
         command=command,
     )
 
@@ -408,13 +525,16 @@ def from_node_idle(log: str, command: str) -> None:
         ((k, v) for k, v in per_call.items() if k != "meterline"), key=lambda kv: kv[1]
     )
     ratio = peer_ns / per_call["meterline"]
+    others = "".join(
+        f"; {k} {v:,.0f} ns" for k, v in sorted(per_call.items()) if k not in ("meterline", peer)
+    )
     record(
         "node-peers-per-call-idle",
-        metric="Node `track()` per call vs posthog-node, delivery pipeline idle",
+        metric=f"Node `track()` per call vs {peer}, delivery pipeline idle",
         target="≥ 5× lower than the best peer",
         value=round(per_call["meterline"]),
         unit="ns",
-        ratio=f"{ratio:.2f}× lower than {peer} ({peer_ns:,.0f} ns)",
+        ratio=f"{ratio:.2f}× lower than {peer} ({peer_ns:,.0f} ns){others}",
         met=ratio >= 5,
         conditions="every SDK pointed at a closed port with batching above N "
         "(nothing compressed or sent during the calls)",
@@ -656,6 +776,9 @@ def main(argv: list[str]) -> int:
     prop = sub.add_parser("propagation", help="record from the propagation bench's output")
     prop.add_argument("log")
     prop.add_argument("command")
+    rec_bench = sub.add_parser("recovery", help="record from the recovery bench's output")
+    rec_bench.add_argument("log")
+    rec_bench.add_argument("command")
     flt = sub.add_parser("faults", help="record the fault run's summary")
     for key in ("json", "command", "conditions"):
         flt.add_argument(key)
@@ -712,6 +835,8 @@ def main(argv: list[str]) -> int:
             from_ingest(args.log, args.id, args.metric, args.conditions, args.command)
         elif args.what == "propagation":
             from_propagation(args.log, args.command)
+        elif args.what == "recovery":
+            from_recovery(args.log, args.command)
         elif args.what == "faults":
             from_faults(args.json, args.command, args.conditions)
         elif args.what == "outage":

@@ -4,8 +4,10 @@
 # a bench whose output no longer parses fails here, not at the next `make bench`. The server
 # benches run in debug against target/debug/meterline-server; the Node and Python benches run
 # when their bindings are built (`make test` builds them first) and are reported skipped
-# otherwise; the peer comparisons (posthog, segment) need the peers' packages and run only in
-# `make bench`. Appends "bench-output: N passed, N failed, N skipped" to the file named by $1.
+# otherwise. The Python peer comparison installs its pinned peers (posthog,
+# segment-analytics-python) into the project venv on its first run (pip does nothing after)
+# and runs 2,000 events per SDK against the debug server. Appends "bench-output: N passed,
+# N failed, N skipped" to the file named by $1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -48,6 +50,12 @@ propagation() {
     parse propagation "$logs/propagation.txt" "cargo bench --bench propagation"
 }
 check propagation propagation
+recovery() {
+  BENCH_EVENTS=200 BENCH_RUNS=1 RECOVERY_OUTAGE_SECS=2 \
+    cargo test --locked -p meterline-server --bench recovery 2>&1 | tee "$logs/recovery.txt" &&
+    parse recovery "$logs/recovery.txt" "cargo bench --bench recovery"
+}
+check recovery recovery
 
 if [ -f bindings-node/index.js ] && ls bindings-node/*.node >/dev/null 2>&1; then
   node_entitlement() {
@@ -65,8 +73,16 @@ if [ -x bindings-python/.venv/bin/python ] && bindings-python/.venv/bin/python -
       parse python-entitlement "$logs/python-entitlement.txt" "bench/python_entitlement.py"
   }
   check python-entitlement python_entitlement
+  python_peers() {
+    bindings-python/.venv/bin/python bench/python_peers.py --events 2000 \
+      --server "$(cargo_target_dir)/debug/meterline-server" --out "$logs/python_peers.json" |
+      tee "$logs/python-peers.txt" &&
+      parse python-peers "$logs/python_peers.json" "scripts/bench-python.sh"
+  }
+  check python-peers python_peers
 else
   skip python-entitlement "meterline is not installed in bindings-python/.venv (scripts/test-python.sh installs it)"
+  skip python-peers "meterline is not installed in bindings-python/.venv (scripts/test-python.sh installs it)"
 fi
 
 echo "bench-output: $passed passed, $failed failed, $skipped skipped" | tee -a "$summary"
