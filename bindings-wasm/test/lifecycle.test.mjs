@@ -62,6 +62,8 @@ describe('meterline-web page lifecycle in Chromium', { skip: missing ?? false },
         const stored = await storedEvents(stack.server, { type: 'page.view' });
         return stored.length > 0 && stored;
       }, 'the first piece stored through the beacon route');
+      // The request is counted when its answer is written, after the events are committed.
+      await eventually(async () => (await requestCount(stack.server, '/v1/beacon')) > 0, 'the beacon counted');
       assert.equal(await requestCount(stack.server, '/v1/beacon'), 1);
       assert.ok(first.length >= 40 && first.length < 64, `${first.length} events of ~1 KiB in the first piece`);
       assert.deepEqual(notOnce(ids.slice(0, first.length), first), [], 'the oldest ones, once');
