@@ -24,7 +24,7 @@ const EXIT_FLUSH_GRACE_MS = native.limits().exitFlushGraceMs;
 
 // meterline-web's client.js is built from what stands between these markers
 // (scripts/build-browser.sh), so both packages' `Client` make these calls one way; the heads
-// of both files give them `ArgumentError`, `describe` and `toError`.
+// of both files give them `ArgumentError`, `checkJsonObject`, `describe` and `toError`.
 // -- shared with meterline-web: begin
 /** A number argument (`timeoutMs`) may be left out; its range is the core's to check. */
 function checkNumber(argument, value) {
@@ -138,6 +138,31 @@ function withNativeCalls(Base) {
       checkName('subject', subject);
       checkName('feature', feature);
       return JSON.parse(callNative(this, 'cachedEntitlement', subject, feature));
+    }
+
+    /**
+     * Caches an entitlement answer obtained elsewhere (bootstrapped into the page by the
+     * backend, fetched by another service): the body of
+     * `GET /v1/customers/{subject}/entitlements`, i.e. `{ subject, version, ttl_ms,
+     * entitlements }`. An answer older than the cached one is ignored; the subject then gets
+     * stream updates like any cached one. Throws `ArgumentError` (`payload`) when it is not
+     * such an answer, `ClosedError` after shutdown.
+     */
+    primeEntitlements(payload) {
+      checkJsonObject(
+        payload,
+        'payload',
+        (path, detail) =>
+          new ArgumentError(`\`payload\`${path ? ` at ${path}` : ''}: ${detail}`, { argument: 'payload', path }),
+      );
+      try {
+        nativeClients.get(this).primeEntitlements(JSON.stringify(payload));
+      } catch (e) {
+        const error = toError(e);
+        // The core names the field inside the answer (`/subject`); the argument is `payload`.
+        if (error instanceof ArgumentError) error.argument = 'payload';
+        throw error;
+      }
     }
   };
 }
@@ -304,29 +329,6 @@ class Client extends withNativeCalls(EventEmitter) {
       return this.#native.customerToken(subject, ttlMs);
     } catch (e) {
       throw toError(e);
-    }
-  }
-
-  /**
-   * Caches an entitlement answer obtained elsewhere (bootstrapped into the page, fetched by
-   * another service): the body of `GET /v1/customers/{subject}/entitlements`, i.e.
-   * `{ subject, version, ttl_ms, entitlements }`. An answer older than the cached one is
-   * ignored. Throws `ArgumentError` (`payload`) when it is not such an answer.
-   */
-  primeEntitlements(payload) {
-    checkJsonObject(
-      payload,
-      'payload',
-      (path, detail) =>
-        new ArgumentError(`\`payload\`${path ? ` at ${path}` : ''}: ${detail}`, { argument: 'payload', path }),
-    );
-    try {
-      this.#native.primeEntitlements(JSON.stringify(payload));
-    } catch (e) {
-      const error = toError(e);
-      // The core names the field inside the answer (`/subject`); the argument is `payload`.
-      if (error instanceof ArgumentError) error.argument = 'payload';
-      throw error;
     }
   }
 

@@ -171,30 +171,6 @@ export class Client extends withNativeCalls(Object) {
     }
   }
 
-  /**
-   * Caches an entitlement answer obtained elsewhere (bootstrapped into the page by the
-   * backend): the body of `GET /v1/customers/{subject}/entitlements`, i.e.
-   * `{ subject, version, ttl_ms, entitlements }`. An answer older than the cached one is
-   * ignored; the subject then gets stream updates like any cached one. Throws
-   * `ArgumentError` (`payload`) when it is not such an answer, `ClosedError` after shutdown.
-   */
-  primeEntitlements(payload) {
-    checkJsonObject(
-      payload,
-      'payload',
-      (path, detail) =>
-        new ArgumentError(`\`payload\`${path ? ` at ${path}` : ''}: ${detail}`, { argument: 'payload', path }),
-    );
-    try {
-      this.#native.primeEntitlements(JSON.stringify(payload));
-    } catch (e) {
-      const error = toError(e);
-      // The core names the field inside the answer (`/subject`); the argument is `payload`.
-      if (error instanceof ArgumentError) error.argument = 'payload';
-      throw error;
-    }
-  }
-
   /** Whether the user opted out (in this page, or as recorded in `localStorage`). */
   get optedOut() {
     return this.#native.optedOut();
